@@ -1,0 +1,48 @@
+# GPT training in C. `make` builds the CPU trainer and its test, `make test` runs every test,
+# `make bench` runs the CPU benchmarks. See README.md.
+
+CC ?= gcc
+# -march=native: the binaries are built on the machine that runs them (CI included).
+# No -ffast-math: the NaN checks and bitwise reproducibility rely on IEEE semantics.
+CFLAGS ?= -O3 -march=native -fno-math-errno
+CFLAGS += -fopenmp -Wall -Wextra -Wno-unused-function -Wno-unused-parameter -std=gnu11 -I.
+LDLIBS = -lm
+PYTHON ?= $(shell test -x .venv/bin/python && echo .venv/bin/python || echo python3)
+
+# test programs and benchmarks register themselves here (also from dev/*/*.mk)
+TESTS :=
+TEST_BINS :=
+BENCH_BINS :=
+
+DATA_DIR = dev/data/tinyshakespeare
+DATA = $(DATA_DIR)/tiny_shakespeare_train.bin $(DATA_DIR)/tiny_shakespeare_val.bin dev/data/gpt2_tokenizer.bin
+
+LLMC_HEADERS = $(wildcard llmc/*.h)
+
+.PHONY: all test bench data clean
+
+all: train_gpt test_gpt
+
+train_gpt: train_gpt.c $(LLMC_HEADERS)
+	$(CC) $(CFLAGS) -o $@ train_gpt.c $(LDLIBS)
+
+test_gpt: test_gpt.c train_gpt.c $(LLMC_HEADERS)
+	$(CC) $(CFLAGS) -o $@ test_gpt.c $(LDLIBS)
+
+data: $(DATA)
+
+$(DATA) &: dev/data/tinyshakespeare.py
+	$(PYTHON) dev/data/tinyshakespeare.py
+
+-include $(wildcard dev/*/*.mk)
+
+test: all data $(TEST_BINS)
+	@bash dev/test/run_tests.sh $(TESTS)
+
+bench: all data $(BENCH_BINS)
+	@bash dev/bench/run_bench.sh
+
+clean:
+	rm -rf build train_gpt test_gpt train_gpt_cu test_gpt_cu $(TEST_BINS) $(BENCH_BINS)
+
+TESTS += dev/test/test_reference.sh

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs each test given on the command line and counts results.
+# A test prints "PASS: name" / "FAIL: name: why" lines; a test that exits non-zero
+# without printing FAIL counts as one failure, so a crash is never silent.
+set -u
+pass=0
+fail=0
+for t in "$@"; do
+    echo "=== $t"
+    out=$(mktemp)
+    bash -c "$t" 2>&1 | tee "$out"
+    rc=${PIPESTATUS[0]}
+    p=$(grep -c '^PASS: ' "$out")
+    f=$(grep -c '^FAIL: ' "$out")
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "FAIL: $t exited with status $rc"
+        f=1
+    fi
+    if [ "$rc" -eq 0 ] && [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+        echo "FAIL: $t checked nothing"
+        f=1
+    fi
+    pass=$((pass + p))
+    fail=$((fail + f))
+    rm -f "$out"
+done
+echo
+echo "tests: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

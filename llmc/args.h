@@ -1,0 +1,239 @@
+// Command-line flags: a small table-driven parser, and the training programs' flags.
+//
+// llm.c's short flags keep their meaning (-i -j -e -o -b -t -d -l ...), each with a long alias;
+// `-b 4`, `--batch-size 4` and `--batch-size=4` are the same. Every number is checked against
+// its range, and a bad value is refused with a message that names the flag.
+#ifndef LLMC_ARGS_H
+#define LLMC_ARGS_H
+
+#include <math.h>
+#include "utils.h"
+#include "schedule.h"
+
+typedef enum { ARG_INT, ARG_FLOAT, ARG_STRING, ARG_FLAG } ArgType;
+
+typedef struct {
+    const char* short_name;  // e.g. "-b", or NULL
+    const char* long_name;   // e.g. "--batch-size"
+    ArgType type;
+    void* value;             // int*, float*, const char**, or int* (ARG_FLAG: set to 1)
+    double min, max;         // inclusive range for ARG_INT and ARG_FLOAT
+    const char* help;
+} ArgSpec;
+
+static int arg_matches(const ArgSpec* s, const char* name) {
+    return (s->short_name != NULL && strcmp(name, s->short_name) == 0) ||
+           (s->long_name != NULL && strcmp(name, s->long_name) == 0);
+}
+
+static const char* arg_display_name(const ArgSpec* s) {
+    return s->short_name != NULL ? s->short_name : s->long_name;
+}
+
+static int arg_set_value(const ArgSpec* s, const char* name, const char* text, char* err) {
+    char* end = NULL;
+    errno = 0;
+    if (s->type == ARG_INT) {
+        long v = strtol(text, &end, 10);
+        if (end == text || *end != '\0' || errno != 0) {
+            return set_err(err, "%s: expected an integer, got '%s'", name, text);
+        }
+        if (v < s->min || v > s->max) {
+            return set_err(err, "%s: %ld is out of range [%.0f, %.0f]", name, v, s->min, s->max);
+        }
+        *(int*)s->value = (int)v;
+    } else if (s->type == ARG_FLOAT) {
+        float v = strtof(text, &end);
+        if (end == text || *end != '\0' || errno != 0 || !isfinite(v)) {
+            return set_err(err, "%s: expected a number, got '%s'", name, text);
+        }
+        if (v < s->min || v > s->max) {
+            return set_err(err, "%s: %g is out of range [%g, %g]", name, v, s->min, s->max);
+        }
+        *(float*)s->value = v;
+    } else if (s->type == ARG_STRING) {
+        if (text[0] == '\0') { return set_err(err, "%s: expected a value, got an empty string", name); }
+        *(const char**)s->value = text;
+    }
+    return 0;
+}
+
+// Returns 0, 1 if --help / -help was asked for, or -1 with err set.
+static int args_parse(int argc, char** argv, const ArgSpec* specs, int nspecs, char* err) {
+    for (int i = 1; i < argc; i++) {
+        const char* arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-help") == 0) { return 1; }
+        // split "--name=value"
+        char name[128];
+        const char* inline_value = NULL;
+        const char* eq = (arg[0] == '-' && arg[1] == '-') ? strchr(arg, '=') : NULL;
+        size_t name_len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+        if (name_len >= sizeof(name)) { return set_err(err, "unknown flag '%s' (see --help)", arg); }
+        memcpy(name, arg, name_len);
+        name[name_len] = '\0';
+        if (eq != NULL) { inline_value = eq + 1; }
+        const ArgSpec* spec = NULL;
+        for (int k = 0; k < nspecs; k++) {
+            if (arg_matches(&specs[k], name)) { spec = &specs[k]; break; }
+        }
+        if (spec == NULL) { return set_err(err, "unknown flag '%s' (see --help)", name); }
+        if (spec->type == ARG_FLAG) {
+            if (inline_value != NULL) { return set_err(err, "%s takes no value", name); }
+            *(int*)spec->value = 1;
+            continue;
+        }
+        const char* text = inline_value;
+        if (text == NULL) {
+            if (i + 1 >= argc) { return set_err(err, "%s: missing value", name); }
+            text = argv[++i];
+        }
+        if (arg_set_value(spec, name, text, err) != 0) { return -1; }
+    }
+    return 0;
+}
+
+static void args_print_help(FILE* out, const char* usage, const ArgSpec* specs, int nspecs) {
+    fprintf(out, "%s\n\nFlags:\n", usage);
+    for (int k = 0; k < nspecs; k++) {
+        const ArgSpec* s = &specs[k];
+        char names[96];
+        snprintf(names, sizeof(names), "%s%s%s", s->short_name ? s->short_name : "",
+                 s->short_name ? ", " : "    ", s->long_name ? s->long_name : "");
+        char deflt[96] = "";
+        if (s->type == ARG_INT) { snprintf(deflt, sizeof(deflt), " (default %d)", *(int*)s->value); }
+        else if (s->type == ARG_FLOAT) { snprintf(deflt, sizeof(deflt), " (default %g)", *(float*)s->value); }
+        else if (s->type == ARG_STRING && *(const char**)s->value != NULL) {
+            snprintf(deflt, sizeof(deflt), " (default %s)", *(const char**)s->value);
+        }
+        fprintf(out, "  %-28s %s%s\n", names, s->help, deflt);
+    }
+    fprintf(out, "  %-28s %s\n", "    --help", "print this help and exit");
+}
+
+// ----------------------------------------------------------------------------
+// The training programs' configuration, shared by train_gpt.c and train_gpt.cu.
+
+typedef struct {
+    const char* train_data;   // -i  glob pattern of train shards
+    const char* val_data;     // -j  glob pattern of val shards
+    const char* init_model;   // -e  checkpoint file, or a preset dN for a fresh random init
+    const char* output_dir;   // -o  log and checkpoints; none if NULL
+    const char* tokenizer;    //     llm.c tokenizer file, to decode samples
+    int B;                    // -b  micro-batch size, sequences
+    int T;                    // -t  sequence length
+    int total_batch_size;     // -d  tokens per optimizer step; -1 = B*T (no accumulation)
+    float learning_rate;      // -l
+    const char* lr_schedule;  // -k  cosine | linear | constant | wsd
+    int warmup_steps;         // -u
+    float final_lr_frac;      // -q
+    float wsd_decay_frac;     //     WSD: fraction of steps spent decaying
+    float weight_decay;       // -c
+    float grad_clip;          //     max global gradient norm, 0 = off
+    float beta1, beta2, eps;  //     AdamW
+    int max_steps;            // -x  -1 = one epoch of the train data
+    int val_every;            // -v  steps between validation evaluations, 0 = never
+    int val_max_steps;        // -m  validation batches per evaluation
+    int sample_every;         // -s  steps between samples, 0 = never
+    int gen_tokens;           // -g  tokens per sample
+    float temperature;        //     sampling temperature, 0 = greedy
+    int checkpoint_every;     // -n  steps between checkpoints, 0 = only at the end
+    int overfit_batch;        // -a  1 = train on the first batch over and over (debugging)
+    int seed;                 //     model init, shuffling and sampling
+    int no_shuffle;           //     1 = train data in file order
+} TrainConfig;
+
+static void train_config_defaults(TrainConfig* c) {
+    c->train_data = "dev/data/tinyshakespeare/tiny_shakespeare_train.bin";
+    c->val_data = "dev/data/tinyshakespeare/tiny_shakespeare_val.bin";
+    c->init_model = "d6";
+    c->output_dir = NULL;
+    c->tokenizer = "dev/data/gpt2_tokenizer.bin";
+    c->B = 8;
+    c->T = 256;
+    c->total_batch_size = -1;
+    c->learning_rate = 1e-3f;
+    c->lr_schedule = "cosine";
+    c->warmup_steps = 0;
+    c->final_lr_frac = 0.1f;
+    c->wsd_decay_frac = 0.2f;
+    c->weight_decay = 0.0f;
+    c->grad_clip = 1.0f;
+    c->beta1 = 0.9f;
+    c->beta2 = 0.95f;
+    c->eps = 1e-8f;
+    c->max_steps = -1;
+    c->val_every = 20;
+    c->val_max_steps = 20;
+    c->sample_every = 20;
+    c->gen_tokens = 64;
+    c->temperature = 1.0f;
+    c->checkpoint_every = 0;
+    c->overfit_batch = 0;
+    c->seed = 1337;
+    c->no_shuffle = 0;
+}
+
+#define TRAIN_NUM_ARGS 28
+
+static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
+    const double big = 2147483647.0;
+    ArgSpec s[TRAIN_NUM_ARGS] = {
+        {"-i", "--train-data", ARG_STRING, &c->train_data, 0, 0, "train token shards, a glob pattern"},
+        {"-j", "--val-data", ARG_STRING, &c->val_data, 0, 0, "val token shards, a glob pattern"},
+        {"-e", "--init-model", ARG_STRING, &c->init_model, 0, 0, "model checkpoint file, or dN (d12 = GPT-2 124M) for a random init"},
+        {"-o", "--output-dir", ARG_STRING, &c->output_dir, 0, 0, "directory for main.log and checkpoints (none: no log, no checkpoints)"},
+        {NULL, "--tokenizer", ARG_STRING, &c->tokenizer, 0, 0, "llm.c tokenizer file, to decode samples"},
+        {"-b", "--batch-size", ARG_INT, &c->B, 1, 65536, "micro-batch size B, sequences"},
+        {"-t", "--seq-len", ARG_INT, &c->T, 1, 1 << 20, "sequence length T, at most the model's maxT"},
+        {"-d", "--total-batch-size", ARG_INT, &c->total_batch_size, -1, big, "tokens per step, a multiple of B*T (-1: B*T)"},
+        {"-l", "--learning-rate", ARG_FLOAT, &c->learning_rate, 0, 10, "peak learning rate"},
+        {"-k", "--lr-schedule", ARG_STRING, &c->lr_schedule, 0, 0, "cosine | linear | constant | wsd"},
+        {"-u", "--warmup-steps", ARG_INT, &c->warmup_steps, 0, big, "linear warmup steps"},
+        {"-q", "--final-lr-frac", ARG_FLOAT, &c->final_lr_frac, 0, 1, "final learning rate as a fraction of the peak"},
+        {NULL, "--wsd-decay-frac", ARG_FLOAT, &c->wsd_decay_frac, 0, 1, "wsd: fraction of the steps spent decaying"},
+        {"-c", "--weight-decay", ARG_FLOAT, &c->weight_decay, 0, 10, "AdamW weight decay (weight matrices only)"},
+        {NULL, "--grad-clip", ARG_FLOAT, &c->grad_clip, 0, 1e9, "clip the global gradient norm to this (0: off)"},
+        {NULL, "--beta1", ARG_FLOAT, &c->beta1, 0, 0.999999, "AdamW beta1"},
+        {NULL, "--beta2", ARG_FLOAT, &c->beta2, 0, 0.999999, "AdamW beta2"},
+        {NULL, "--eps", ARG_FLOAT, &c->eps, 1e-30, 1, "AdamW epsilon"},
+        {"-x", "--max-steps", ARG_INT, &c->max_steps, -1, big, "optimizer steps (-1: one epoch of the train data)"},
+        {"-v", "--val-every", ARG_INT, &c->val_every, 0, big, "evaluate val loss every this many steps (0: never)"},
+        {"-m", "--val-max-steps", ARG_INT, &c->val_max_steps, 1, big, "val batches per evaluation"},
+        {"-s", "--sample-every", ARG_INT, &c->sample_every, 0, big, "print a sample every this many steps (0: never)"},
+        {"-g", "--gen-tokens", ARG_INT, &c->gen_tokens, 1, 1 << 20, "tokens per sample"},
+        {NULL, "--temperature", ARG_FLOAT, &c->temperature, 0, 100, "sampling temperature (0: greedy)"},
+        {"-n", "--checkpoint-every", ARG_INT, &c->checkpoint_every, 0, big, "write a checkpoint every this many steps (0: only at the end)"},
+        {"-a", "--overfit-batch", ARG_INT, &c->overfit_batch, 0, 1, "1: train on the first batch only (debugging)"},
+        {NULL, "--seed", ARG_INT, &c->seed, 0, big, "seed for init, shuffling and sampling"},
+        {NULL, "--no-shuffle", ARG_FLAG, &c->no_shuffle, 0, 0, "read the train data in order"},
+    };
+    memcpy(specs, s, sizeof(s));
+}
+
+// Parses argv into c (defaults first). Returns 0, or exits: 0 after --help, 1 on a bad flag.
+static void train_config_parse(TrainConfig* c, int argc, char** argv, const char* usage) {
+    train_config_defaults(c);
+    ArgSpec specs[TRAIN_NUM_ARGS];
+    train_config_specs(c, specs);
+    char err[LLMC_ERRLEN];
+    int rc = args_parse(argc, argv, specs, TRAIN_NUM_ARGS, err);
+    if (rc == 1) {
+        // print the defaults, not values half-parsed from argv
+        TrainConfig d;
+        train_config_defaults(&d);
+        ArgSpec dspecs[TRAIN_NUM_ARGS];
+        train_config_specs(&d, dspecs);
+        args_print_help(stdout, usage, dspecs, TRAIN_NUM_ARGS);
+        exit(EXIT_SUCCESS);
+    }
+    if (rc != 0) { die("%s", err); }
+    LRScheduleType type;
+    if (lr_schedule_parse(c->lr_schedule, &type) != 0) {
+        die("-k: unknown learning-rate schedule '%s' (cosine, linear, constant, wsd)", c->lr_schedule);
+    }
+    if (c->total_batch_size != -1 && c->total_batch_size <= 0) {
+        die("-d: total batch size must be positive or -1, got %d", c->total_batch_size);
+    }
+}
+
+#endif // LLMC_ARGS_H

@@ -1,0 +1,181 @@
+// The model's shape and the llm.c model checkpoint file.
+//
+// File: 256 x int32 header, then every parameter tensor in llm.c's order.
+//   header[0] = 20240326 (magic)   header[1] = version: 3 = fp32 params, 5 = bf16 params
+//   header[2] = maxT  header[3] = V  header[4] = L  header[5] = NH  header[6] = C  header[7] = Vp
+// A GPT-2 checkpoint written by llm.c loads here, and what we write loads in llm.c.
+#ifndef LLMC_CHECKPOINT_H
+#define LLMC_CHECKPOINT_H
+
+#include <ctype.h>
+#include "utils.h"
+
+#define CHECKPOINT_MAGIC 20240326
+#define NUM_PARAMETER_TENSORS 16
+
+typedef struct {
+    int max_seq_len;       // maxT
+    int vocab_size;        // V
+    int padded_vocab_size; // Vp, V rounded up to a multiple of 128
+    int num_layers;        // L
+    int num_heads;         // NH
+    int channels;          // C
+} GPT2Config;
+
+static const char* const PARAMETER_NAMES[NUM_PARAMETER_TENSORS] = {
+    "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
+    "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"
+};
+
+// Weight decay applies to these matrices only, never to biases or LayerNorm parameters.
+static const int PARAMETER_DECAYS[NUM_PARAMETER_TENSORS] = {
+    1, 1, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0
+};
+
+static void gpt2_parameter_sizes(size_t sizes[NUM_PARAMETER_TENSORS], const GPT2Config* cfg) {
+    size_t Vp = cfg->padded_vocab_size;
+    size_t C = cfg->channels;
+    size_t maxT = cfg->max_seq_len;
+    size_t L = cfg->num_layers;
+    sizes[0] = Vp * C;           // wte
+    sizes[1] = maxT * C;         // wpe
+    sizes[2] = L * C;            // ln1w
+    sizes[3] = L * C;            // ln1b
+    sizes[4] = L * (3 * C) * C;  // qkvw
+    sizes[5] = L * (3 * C);      // qkvb
+    sizes[6] = L * C * C;        // attprojw
+    sizes[7] = L * C;            // attprojb
+    sizes[8] = L * C;            // ln2w
+    sizes[9] = L * C;            // ln2b
+    sizes[10] = L * (4 * C) * C; // fcw
+    sizes[11] = L * (4 * C);     // fcb
+    sizes[12] = L * C * (4 * C); // fcprojw
+    sizes[13] = L * C;           // fcprojb
+    sizes[14] = C;               // lnfw
+    sizes[15] = C;               // lnfb
+}
+
+static size_t gpt2_num_parameters(const GPT2Config* cfg) {
+    size_t sizes[NUM_PARAMETER_TENSORS];
+    gpt2_parameter_sizes(sizes, cfg);
+    size_t n = 0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { n += sizes[i]; }
+    return n;
+}
+
+static int gpt2_config_validate(const GPT2Config* c, const char* where, char* err) {
+    if (c->max_seq_len <= 0 || c->max_seq_len > (1 << 20)) { return set_err(err, "%s: bad maxT %d", where, c->max_seq_len); }
+    if (c->vocab_size <= 0 || c->vocab_size > (1 << 24)) { return set_err(err, "%s: bad vocabulary size V=%d", where, c->vocab_size); }
+    if (c->padded_vocab_size < c->vocab_size || c->padded_vocab_size > (1 << 24)) {
+        return set_err(err, "%s: padded vocabulary Vp=%d is smaller than V=%d or too large", where, c->padded_vocab_size, c->vocab_size);
+    }
+    if (c->num_layers <= 0 || c->num_layers > 1024) { return set_err(err, "%s: bad number of layers L=%d", where, c->num_layers); }
+    if (c->num_heads <= 0 || c->channels <= 0 || c->channels > (1 << 16)) {
+        return set_err(err, "%s: bad heads NH=%d or channels C=%d", where, c->num_heads, c->channels);
+    }
+    if (c->channels % c->num_heads != 0) {
+        return set_err(err, "%s: channels C=%d are not divisible by heads NH=%d", where, c->channels, c->num_heads);
+    }
+    return 0;
+}
+
+// "d12" etc: d12/d24/d36/d48 are GPT-2 124M/350M/774M/1558M; any other dN is L=N, C=64N,
+// NH=N (head size 64), a smooth family for scaling sweeps. GPT-2 vocabulary, maxT 1024.
+static int gpt2_config_from_preset(const char* name, GPT2Config* cfg, char* err) {
+    if (name[0] != 'd' || name[1] == '\0') { return set_err(err, "unknown model preset '%s' (expected dN, e.g. d12)", name); }
+    for (const char* p = name + 1; *p; p++) {
+        if (!isdigit((unsigned char)*p)) { return set_err(err, "unknown model preset '%s' (expected dN, e.g. d12)", name); }
+    }
+    int depth = atoi(name + 1);
+    if (depth <= 0 || depth > 256) { return set_err(err, "model preset '%s': depth must be 1..256", name); }
+    cfg->max_seq_len = 1024;
+    cfg->vocab_size = 50257;
+    cfg->padded_vocab_size = 50304;
+    cfg->num_layers = depth;
+    if (depth == 12) { cfg->channels = 768; cfg->num_heads = 12; }
+    else if (depth == 24) { cfg->channels = 1024; cfg->num_heads = 16; }
+    else if (depth == 36) { cfg->channels = 1280; cfg->num_heads = 20; }
+    else if (depth == 48) { cfg->channels = 1600; cfg->num_heads = 25; }
+    else { cfg->channels = 64 * depth; cfg->num_heads = depth; }
+    return 0;
+}
+
+static float bf16_to_float(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+
+// Reads a checkpoint into a newly allocated fp32 array (*params, gpt2_num_parameters(cfg)
+// floats; bf16 files are widened). Returns 0, or -1 with err naming the file and the problem.
+static int checkpoint_read(const char* path, GPT2Config* cfg, float** params, char* err) {
+    *params = NULL;
+    FILE* f = fopen(path, "rb");
+    if (f == NULL) { return set_err(err, "%s: cannot open model checkpoint: %s", path, strerror(errno)); }
+    int32_t header[256];
+    long fsize = file_size_of(f);
+    if (fread_exact(header, sizeof(int32_t), 256, f, path, err) != 0) { fclose(f); return -1; }
+    if (header[0] != CHECKPOINT_MAGIC) {
+        fclose(f);
+        return set_err(err, "%s: bad magic %d in model checkpoint header (expected %d): not a model checkpoint", path, header[0], CHECKPOINT_MAGIC);
+    }
+    int version = header[1];
+    if (version != 3 && version != 5) {
+        fclose(f);
+        return set_err(err, "%s: unsupported model checkpoint version %d (supported: 3 = fp32, 5 = bf16)", path, version);
+    }
+    cfg->max_seq_len = header[2];
+    cfg->vocab_size = header[3];
+    cfg->num_layers = header[4];
+    cfg->num_heads = header[5];
+    cfg->channels = header[6];
+    cfg->padded_vocab_size = header[7];
+    if (gpt2_config_validate(cfg, path, err) != 0) { fclose(f); return -1; }
+    size_t n = gpt2_num_parameters(cfg);
+    size_t elem = (version == 3) ? 4 : 2;
+    long expected = 256 * 4 + (long)(n * elem);
+    if (fsize != expected) {
+        fclose(f);
+        return set_err(err, "%s: file is %s: %ld bytes, but the header's shape (L=%d C=%d NH=%d Vp=%d maxT=%d) needs %ld",
+                       path, fsize < expected ? "truncated" : "too long", fsize, cfg->num_layers, cfg->channels,
+                       cfg->num_heads, cfg->padded_vocab_size, cfg->max_seq_len, expected);
+    }
+    float* p = float_alloc_check(n, "model parameters");
+    if (version == 3) {
+        if (fread_exact(p, 4, n, f, path, err) != 0) { free(p); fclose(f); return -1; }
+    } else {
+        // widen in chunks through the tail of the same buffer: no second full-size allocation
+        const size_t chunk = 1 << 20;
+        for (size_t done = 0; done < n; done += chunk) {
+            size_t k = n - done < chunk ? n - done : chunk;
+            uint16_t* tmp = (uint16_t*)(p + done) + k;  // second half of this chunk's floats
+            if (fread_exact(tmp, 2, k, f, path, err) != 0) { free(p); fclose(f); return -1; }
+            for (size_t i = 0; i < k; i++) { p[done + i] = bf16_to_float(tmp[i]); }
+        }
+    }
+    fclose(f);
+    *params = p;
+    return 0;
+}
+
+// Writes a version-3 (fp32) checkpoint atomically.
+static void checkpoint_write(const char* path, const GPT2Config* cfg, const float* params) {
+    int32_t header[256];
+    memset(header, 0, sizeof(header));
+    header[0] = CHECKPOINT_MAGIC;
+    header[1] = 3;
+    header[2] = cfg->max_seq_len;
+    header[3] = cfg->vocab_size;
+    header[4] = cfg->num_layers;
+    header[5] = cfg->num_heads;
+    header[6] = cfg->channels;
+    header[7] = cfg->padded_vocab_size;
+    AtomicFile af;
+    atomic_open(&af, path);
+    atomic_write(&af, header, sizeof(int32_t), 256);
+    atomic_write(&af, params, sizeof(float), gpt2_num_parameters(cfg));
+    atomic_commit(&af);
+}
+
+#endif // LLMC_CHECKPOINT_H

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what building, training and testing need, on a fresh Debian machine (as root),
+# and prepares the default dataset. Safe to run again: it skips what is already there.
+#   Debian packages: a C compiler with OpenMP, OpenBLAS (the benchmark's baseline),
+#                    PyTorch and NumPy (the reference model), python3-venv
+#   .venv:           a virtual environment that sees Debian's torch, plus tiktoken from PyPI
+#   dev/data:        tiny shakespeare as GPT-2 token shards, and GPT-2's tokenizer file
+set -eu
+cd "$(dirname "$0")/.."
+PKGS="build-essential libopenblas-dev python3 python3-venv python3-numpy python3-torch"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "installing:$missing"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends $missing
+fi
+if [ ! -x .venv/bin/python ]; then
+    /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+if ! .venv/bin/python -c "import tiktoken" 2>/dev/null; then
+    .venv/bin/python -m pip install -q tiktoken
+fi
+.venv/bin/python -c "import torch, numpy, tiktoken" || { echo "error: the python environment is incomplete"; exit 1; }
+make -s data

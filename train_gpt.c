@@ -1,0 +1,617 @@
+/*
+GPT-2 training, the CPU reference: fp32, OpenMP, one file.
+
+The model is GPT-2: token + learned position embeddings, L pre-LayerNorm blocks (causal
+multi-head self-attention, then a 4x MLP with tanh-GELU), a final LayerNorm and an LM head
+tied to the token embedding. The kernels live in llmc/, one operation per header, with the
+plain-C version that this file uses first; the CUDA twin sits beside it in the same header.
+The host code (checkpoints, data loader, tokenizer, schedule, logger, flags) is shared with
+train_gpt.cu, so both programs take the same flags and read and write the same files.
+
+Given the same seed and thread count, two runs produce bitwise the same losses: every
+reduction in the kernels runs in a fixed order, whatever OpenMP's scheduling.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "llmc/utils.h"
+#include "llmc/rand.h"
+#include "llmc/args.h"
+#include "llmc/checkpoint.h"
+#include "llmc/dataloader.h"
+#include "llmc/tokenizer.h"
+#include "llmc/sampler.h"
+#include "llmc/schedule.h"
+#include "llmc/logger.h"
+#include "llmc/encoder.h"
+#include "llmc/layernorm.h"
+#include "llmc/matmul.h"
+#include "llmc/attention.h"
+#include "llmc/gelu.h"
+#include "llmc/residual.h"
+#include "llmc/crossentropy.h"
+#include "llmc/adamw.h"
+
+// ----------------------------------------------------------------------------
+// The model
+
+// Pointers into one contiguous allocation, in the checkpoint's order (llmc/checkpoint.h).
+typedef struct {
+    float* wte;      // (Vp, C)
+    float* wpe;      // (maxT, C)
+    float* ln1w;     // (L, C)
+    float* ln1b;     // (L, C)
+    float* qkvw;     // (L, 3C, C)
+    float* qkvb;     // (L, 3C)
+    float* attprojw; // (L, C, C)
+    float* attprojb; // (L, C)
+    float* ln2w;     // (L, C)
+    float* ln2b;     // (L, C)
+    float* fcw;      // (L, 4C, C)
+    float* fcb;      // (L, 4C)
+    float* fcprojw;  // (L, C, 4C)
+    float* fcprojb;  // (L, C)
+    float* lnfw;     // (C)
+    float* lnfb;     // (C)
+} ParameterTensors;
+
+static void point_parameters(ParameterTensors* p, float* memory, const size_t sizes[NUM_PARAMETER_TENSORS]) {
+    float** ptrs[NUM_PARAMETER_TENSORS] = {
+        &p->wte, &p->wpe, &p->ln1w, &p->ln1b, &p->qkvw, &p->qkvb, &p->attprojw, &p->attprojb,
+        &p->ln2w, &p->ln2b, &p->fcw, &p->fcb, &p->fcprojw, &p->fcprojb, &p->lnfw, &p->lnfb
+    };
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        *ptrs[i] = memory;
+        memory += sizes[i];
+    }
+}
+
+// Activations kept from the forward pass for the backward pass. Per-layer tensors are
+// (L, B, T, ...) with the B and T given to gpt2_allocate; a smaller B or T (sampling) uses
+// the front of each layer's slice.
+typedef struct {
+    float* encoded;   // (B, T, C) embeddings, the input of layer 0
+    float* ln1;       // (L, B, T, C)
+    float* ln1_mean;  // (L, B, T)
+    float* ln1_rstd;  // (L, B, T)
+    float* qkv;       // (L, B, T, 3C)
+    float* atty;      // (L, B, T, C)
+    float* att;       // (L, B, NH, T, T)
+    float* residual2; // (L, B, T, C)
+    float* ln2;       // (L, B, T, C)
+    float* ln2_mean;  // (L, B, T)
+    float* ln2_rstd;  // (L, B, T)
+    float* fch;       // (L, B, T, 4C)
+    float* fch_gelu;  // (L, B, T, 4C)
+    float* residual3; // (L, B, T, C) the output of each layer
+    float* lnf;       // (B, T, C)
+    float* lnf_mean;  // (B, T)
+    float* lnf_rstd;  // (B, T)
+    float* logits;    // (B, T, Vp); the backward pass overwrites them with their gradient
+    float* probs;     // (B, T, Vp)
+    float* losses;    // (B, T)
+    float* proj;      // (B, T, C) scratch: a projection's output before it joins the residual
+} ActivationTensors;
+
+// Gradients of activations: the backward pass walks the layers from the top and only ever
+// needs one layer's worth, so these are reused by every layer. dresidual carries the
+// gradient of the residual stream down through all of them.
+typedef struct {
+    float* dresidual; // (B, T, C)
+    float* dln;       // (B, T, C) gradient of a LayerNorm's output
+    float* datty;     // (B, T, C)
+    float* dqkv;      // (B, T, 3C)
+    float* dfch;      // (B, T, 4C)
+    float* dfch_gelu; // (B, T, 4C)
+} GradientScratch;
+
+typedef struct {
+    GPT2Config config;
+    size_t param_sizes[NUM_PARAMETER_TENSORS];
+    size_t num_parameters;
+    float* params_memory;
+    ParameterTensors params;
+    float* grads_memory;
+    ParameterTensors grads;
+    float* m_memory;          // AdamW first moments
+    float* v_memory;          // AdamW second moments
+    int B, T;                 // the batch shape the buffers below were allocated for (0: none yet)
+    float* acts_memory;
+    ActivationTensors acts;
+    float* scratch_memory;
+    GradientScratch scratch;
+    int* inputs;              // (B, T) copies of the last forward's inputs and targets
+    int* targets;
+    int batch_B, batch_T;     // the shape of the last forward
+    int has_targets;
+    float mean_loss;          // of the last forward with targets
+} GPT2;
+
+static void gpt2_init_common(GPT2* model) {
+    gpt2_parameter_sizes(model->param_sizes, &model->config);
+    model->num_parameters = gpt2_num_parameters(&model->config);
+    model->grads_memory = NULL;
+    model->m_memory = NULL;
+    model->v_memory = NULL;
+    model->acts_memory = NULL;
+    model->scratch_memory = NULL;
+    model->inputs = NULL;
+    model->targets = NULL;
+    model->B = 0;
+    model->T = 0;
+    model->has_targets = 0;
+    model->mean_loss = -1.0f;
+}
+
+// Loads a checkpoint; dies with the loader's message on a bad file.
+static void gpt2_build_from_checkpoint(GPT2* model, const char* path) {
+    char err[LLMC_ERRLEN];
+    if (checkpoint_read(path, &model->config, &model->params_memory, err) != 0) { die("%s", err); }
+    gpt2_init_common(model);
+    point_parameters(&model->params, model->params_memory, model->param_sizes);
+}
+
+// A fresh GPT-2 init: normal(0, 0.02) weights, with the projections that write into the
+// residual stream (attprojw, fcprojw) scaled by 1/sqrt(2L); zero biases; LayerNorm weights 1.
+// The padded rows of wte (V..Vp) stay zero.
+static void gpt2_build_random(GPT2* model, const GPT2Config* config, uint64_t seed) {
+    model->config = *config;
+    gpt2_init_common(model);
+    model->params_memory = float_alloc_check(model->num_parameters, "model parameters");
+    point_parameters(&model->params, model->params_memory, model->param_sizes);
+    Rng rng;
+    rng_init(&rng, seed);
+    int C = config->channels;
+    int L = config->num_layers;
+    float std = 0.02f;
+    float proj_std = 0.02f / sqrtf(2.0f * L);
+    ParameterTensors* p = &model->params;
+    rng_normal(&rng, p->wte, (size_t)config->vocab_size * C, 0.0f, std);
+    rng_normal(&rng, p->wpe, model->param_sizes[1], 0.0f, std);
+    rng_normal(&rng, p->qkvw, model->param_sizes[4], 0.0f, std);
+    rng_normal(&rng, p->attprojw, model->param_sizes[6], 0.0f, proj_std);
+    rng_normal(&rng, p->fcw, model->param_sizes[10], 0.0f, std);
+    rng_normal(&rng, p->fcprojw, model->param_sizes[12], 0.0f, proj_std);
+    for (size_t i = 0; i < model->param_sizes[2]; i++) { p->ln1w[i] = 1.0f; }
+    for (size_t i = 0; i < model->param_sizes[8]; i++) { p->ln2w[i] = 1.0f; }
+    for (size_t i = 0; i < model->param_sizes[14]; i++) { p->lnfw[i] = 1.0f; }
+}
+
+// Allocates, once and up front, everything a training step at (B, T) needs.
+static void gpt2_allocate(GPT2* model, int B, int T) {
+    if (model->acts_memory != NULL) { die("gpt2_allocate called twice"); }
+    GPT2Config* c = &model->config;
+    if (T > c->max_seq_len) { die("-t: sequence length %d exceeds the model's maxT %d", T, c->max_seq_len); }
+    size_t L = c->num_layers, C = c->channels, NH = c->num_heads, Vp = c->padded_vocab_size;
+    size_t BT = (size_t)B * T;
+    size_t sizes[21] = {
+        BT * C, L * BT * C, L * BT, L * BT, L * BT * 3 * C, L * BT * C, L * B * NH * T * T,
+        L * BT * C, L * BT * C, L * BT, L * BT, L * BT * 4 * C, L * BT * 4 * C, L * BT * C,
+        BT * C, BT, BT, BT * Vp, BT * Vp, BT, BT * C
+    };
+    float** ptrs[21] = {
+        &model->acts.encoded, &model->acts.ln1, &model->acts.ln1_mean, &model->acts.ln1_rstd,
+        &model->acts.qkv, &model->acts.atty, &model->acts.att, &model->acts.residual2,
+        &model->acts.ln2, &model->acts.ln2_mean, &model->acts.ln2_rstd, &model->acts.fch,
+        &model->acts.fch_gelu, &model->acts.residual3, &model->acts.lnf, &model->acts.lnf_mean,
+        &model->acts.lnf_rstd, &model->acts.logits, &model->acts.probs, &model->acts.losses,
+        &model->acts.proj
+    };
+    size_t total = 0;
+    for (int i = 0; i < 21; i++) { total += (sizes[i] + 15) & ~(size_t)15; }  // 64-byte aligned starts
+    model->acts_memory = float_alloc_check(total, "activations");
+    float* m = model->acts_memory;
+    for (int i = 0; i < 21; i++) { *ptrs[i] = m; m += (sizes[i] + 15) & ~(size_t)15; }
+
+    size_t ssizes[6] = { BT * C, BT * C, BT * C, BT * 3 * C, BT * 4 * C, BT * 4 * C };
+    float** sptrs[6] = {
+        &model->scratch.dresidual, &model->scratch.dln, &model->scratch.datty,
+        &model->scratch.dqkv, &model->scratch.dfch, &model->scratch.dfch_gelu
+    };
+    total = 0;
+    for (int i = 0; i < 6; i++) { total += (ssizes[i] + 15) & ~(size_t)15; }
+    model->scratch_memory = float_alloc_check(total, "gradient scratch");
+    m = model->scratch_memory;
+    for (int i = 0; i < 6; i++) { *sptrs[i] = m; m += (ssizes[i] + 15) & ~(size_t)15; }
+
+    model->grads_memory = float_alloc_check(model->num_parameters, "gradients");
+    point_parameters(&model->grads, model->grads_memory, model->param_sizes);
+    model->m_memory = float_alloc_check(model->num_parameters, "AdamW m");
+    model->v_memory = float_alloc_check(model->num_parameters, "AdamW v");
+    model->inputs = (int*)calloc_check(BT, sizeof(int), "inputs");
+    model->targets = (int*)calloc_check(BT, sizeof(int), "targets");
+    model->B = B;
+    model->T = T;
+}
+
+// Forward pass on inputs (B, T); with targets (B, T) it also computes the mean loss.
+// B and T may be smaller than the allocated shape (sampling runs with B = 1).
+static void gpt2_forward(GPT2* model, const int* inputs, const int* targets, int B, int T) {
+    if (model->acts_memory == NULL) { die("gpt2_forward before gpt2_allocate"); }
+    if (B > model->B || T > model->T) { die("batch %dx%d exceeds the allocated %dx%d", B, T, model->B, model->T); }
+    GPT2Config* cfg = &model->config;
+    int V = cfg->vocab_size, Vp = cfg->padded_vocab_size, L = cfg->num_layers;
+    int NH = cfg->num_heads, C = cfg->channels;
+    for (int i = 0; i < B * T; i++) {
+        if (inputs[i] < 0 || inputs[i] >= V) { die("input token %d at position %d is outside the vocabulary (V=%d)", inputs[i], i, V); }
+        if (targets != NULL && (targets[i] < 0 || targets[i] >= V)) { die("target token %d at position %d is outside the vocabulary (V=%d)", targets[i], i, V); }
+    }
+    memcpy(model->inputs, inputs, (size_t)B * T * sizeof(int));
+    if (targets != NULL) { memcpy(model->targets, targets, (size_t)B * T * sizeof(int)); }
+    model->batch_B = B;
+    model->batch_T = T;
+    model->has_targets = targets != NULL;
+
+    ParameterTensors* p = &model->params;
+    ActivationTensors* a = &model->acts;
+    size_t layer_btc = (size_t)model->B * model->T * C;  // per-layer strides use the allocated shape
+    size_t layer_bt = (size_t)model->B * model->T;
+    size_t layer_att = (size_t)model->B * NH * model->T * model->T;
+    size_t N = (size_t)B * T * C;
+
+    encoder_forward(a->encoded, inputs, p->wte, p->wpe, B, T, C);
+    for (int l = 0; l < L; l++) {
+        const float* residual = l == 0 ? a->encoded : a->residual3 + (l - 1) * layer_btc;
+        float* ln1 = a->ln1 + l * layer_btc;
+        float* qkv = a->qkv + l * 3 * layer_btc;
+        float* atty = a->atty + l * layer_btc;
+        float* att = a->att + l * layer_att;
+        float* residual2 = a->residual2 + l * layer_btc;
+        float* ln2 = a->ln2 + l * layer_btc;
+        float* fch = a->fch + l * 4 * layer_btc;
+        float* fch_gelu = a->fch_gelu + l * 4 * layer_btc;
+        float* residual3 = a->residual3 + l * layer_btc;
+
+        layernorm_forward(ln1, a->ln1_mean + l * layer_bt, a->ln1_rstd + l * layer_bt, residual,
+                          p->ln1w + l * C, p->ln1b + l * C, B, T, C);
+        matmul_forward(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C, B, T, C, 3 * C);
+        attention_forward(atty, att, qkv, B, T, C, NH);
+        matmul_forward(a->proj, atty, p->attprojw + (size_t)l * C * C, p->attprojb + l * C, B, T, C, C);
+        residual_forward(residual2, residual, a->proj, N);
+        layernorm_forward(ln2, a->ln2_mean + l * layer_bt, a->ln2_rstd + l * layer_bt, residual2,
+                          p->ln2w + l * C, p->ln2b + l * C, B, T, C);
+        matmul_forward(fch, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, B, T, C, 4 * C);
+        gelu_forward(fch_gelu, fch, 4 * N);
+        matmul_forward(a->proj, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, p->fcprojb + l * C, B, T, 4 * C, C);
+        residual_forward(residual3, residual2, a->proj, N);
+    }
+    const float* top = a->residual3 + (L - 1) * layer_btc;
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, top, p->lnfw, p->lnfb, B, T, C);
+    matmul_forward(a->logits, a->lnf, p->wte, NULL, B, T, C, Vp);
+    if (targets != NULL) {
+        softmax_forward(a->probs, a->logits, B, T, V, Vp);
+        crossentropy_forward(a->losses, a->probs, targets, B, T, Vp);
+        double sum = 0.0;
+        for (int i = 0; i < B * T; i++) { sum += a->losses[i]; }
+        model->mean_loss = (float)(sum / (B * T));
+    } else {
+        model->mean_loss = -1.0f;
+    }
+}
+
+static void gpt2_zero_grad(GPT2* model) {
+    memset(model->grads_memory, 0, model->num_parameters * sizeof(float));
+}
+
+// Backward pass of the last forward (which must have had targets). Adds into the parameter
+// gradients; loss_scale is the weight of this micro-batch in the step's loss (1 / accumulation
+// steps), so accumulated gradients are those of the mean loss over the whole step.
+static void gpt2_backward(GPT2* model, float loss_scale) {
+    if (!model->has_targets) { die("gpt2_backward needs a forward pass with targets"); }
+    GPT2Config* cfg = &model->config;
+    int B = model->batch_B, T = model->batch_T;
+    int V = cfg->vocab_size, Vp = cfg->padded_vocab_size, L = cfg->num_layers;
+    int NH = cfg->num_heads, C = cfg->channels;
+    ParameterTensors* p = &model->params;
+    ParameterTensors* g = &model->grads;
+    ActivationTensors* a = &model->acts;
+    GradientScratch* s = &model->scratch;
+    size_t layer_btc = (size_t)model->B * model->T * C;
+    size_t layer_bt = (size_t)model->B * model->T;
+    size_t layer_att = (size_t)model->B * NH * model->T * model->T;
+    size_t N = (size_t)B * T * C;
+
+    float dloss = loss_scale / (B * T);  // d(mean loss) / d(loss at one position)
+    float* dlogits = a->logits;
+    crossentropy_softmax_backward(dlogits, a->probs, model->targets, dloss, B, T, V, Vp);
+    memset(s->dln, 0, N * sizeof(float));
+    matmul_backward(s->dln, g->wte, NULL, dlogits, a->lnf, p->wte, B, T, C, Vp);
+    memset(s->dresidual, 0, N * sizeof(float));
+    const float* top = a->residual3 + (L - 1) * layer_btc;
+    layernorm_backward(s->dresidual, g->lnfw, g->lnfb, s->dln, top, p->lnfw, a->lnf_mean, a->lnf_rstd, B, T, C);
+
+    for (int l = L - 1; l >= 0; l--) {
+        const float* residual = l == 0 ? a->encoded : a->residual3 + (l - 1) * layer_btc;
+        const float* ln1 = a->ln1 + l * layer_btc;
+        const float* qkv = a->qkv + l * 3 * layer_btc;
+        const float* atty = a->atty + l * layer_btc;
+        const float* att = a->att + l * layer_att;
+        const float* residual2 = a->residual2 + l * layer_btc;
+        const float* ln2 = a->ln2 + l * layer_btc;
+        const float* fch = a->fch + l * 4 * layer_btc;
+        const float* fch_gelu = a->fch_gelu + l * 4 * layer_btc;
+
+        // MLP: dresidual holds d(residual3), which flows on unchanged as part of d(residual2)
+        memset(s->dfch_gelu, 0, 4 * N * sizeof(float));
+        matmul_backward(s->dfch_gelu, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, s->dresidual,
+                        fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, B, T, 4 * C, C);
+        memset(s->dfch, 0, 4 * N * sizeof(float));
+        gelu_backward(s->dfch, fch, s->dfch_gelu, 4 * N);
+        memset(s->dln, 0, N * sizeof(float));
+        matmul_backward(s->dln, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, s->dfch,
+                        ln2, p->fcw + (size_t)l * 4 * C * C, B, T, C, 4 * C);
+        layernorm_backward(s->dresidual, g->ln2w + l * C, g->ln2b + l * C, s->dln, residual2,
+                           p->ln2w + l * C, a->ln2_mean + l * layer_bt, a->ln2_rstd + l * layer_bt, B, T, C);
+        // attention: dresidual now holds d(residual2)
+        memset(s->datty, 0, N * sizeof(float));
+        matmul_backward(s->datty, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, s->dresidual,
+                        atty, p->attprojw + (size_t)l * C * C, B, T, C, C);
+        memset(s->dqkv, 0, 3 * N * sizeof(float));
+        attention_backward(s->dqkv, s->datty, qkv, att, B, T, C, NH);
+        memset(s->dln, 0, N * sizeof(float));
+        matmul_backward(s->dln, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, s->dqkv,
+                        ln1, p->qkvw + (size_t)l * 3 * C * C, B, T, C, 3 * C);
+        layernorm_backward(s->dresidual, g->ln1w + l * C, g->ln1b + l * C, s->dln, residual,
+                           p->ln1w + l * C, a->ln1_mean + l * layer_bt, a->ln1_rstd + l * layer_bt, B, T, C);
+    }
+    encoder_backward(g->wte, g->wpe, s->dresidual, model->inputs, B, T, C);
+}
+
+// The global L2 norm of all gradients.
+static float gpt2_grad_norm(GPT2* model) {
+    return (float)sqrt(sum_of_squares(model->grads_memory, model->num_parameters));
+}
+
+// One AdamW step over every tensor; weight decay on the weight matrices only.
+// grad_scale multiplies the gradients first (clipping). step is 1-based.
+static void gpt2_update(GPT2* model, float lr, float beta1, float beta2, float eps,
+                        float weight_decay, float grad_scale, int step) {
+    size_t offset = 0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        size_t n = model->param_sizes[i];
+        float wd = PARAMETER_DECAYS[i] ? weight_decay : 0.0f;
+        adamw_update(model->params_memory + offset, model->grads_memory + offset,
+                     model->m_memory + offset, model->v_memory + offset, n,
+                     lr, beta1, beta2, eps, wd, grad_scale, step);
+        offset += n;
+    }
+}
+
+static void gpt2_free(GPT2* model) {
+    free(model->params_memory);
+    free(model->grads_memory);
+    free(model->m_memory);
+    free(model->v_memory);
+    free(model->acts_memory);
+    free(model->scratch_memory);
+    free(model->inputs);
+    free(model->targets);
+}
+
+// FLOPs of one training step per token: 6 per parameter that multiplies an activation (all but
+// wpe; wte counts once, as the LM head), plus attention's QK^T and att @ V: 2 matmuls of
+// 2 * T * C FLOPs per token each, forward and backward (x3), halved by the causal mask.
+static double gpt2_flops_per_token(const GPT2Config* cfg, int T) {
+    double n = (double)gpt2_num_parameters(cfg) - (double)cfg->max_seq_len * cfg->channels;
+    return 6.0 * n + 6.0 * cfg->num_layers * (double)cfg->channels * T;
+}
+
+// ----------------------------------------------------------------------------
+// Training program
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void format_duration(char* buf, size_t n, double seconds) {
+    long s = (long)(seconds + 0.5);
+    if (s >= 3600) { snprintf(buf, n, "%ldh%02ldm", s / 3600, (s % 3600) / 60); }
+    else if (s >= 60) { snprintf(buf, n, "%ldm%02lds", s / 60, s % 60); }
+    else { snprintf(buf, n, "%lds", s); }
+}
+
+// Mean loss over num_batches batches of the val loader, from its start.
+static float evaluate(GPT2* model, DataLoader* val, int num_batches, uint64_t seed) {
+    char err[LLMC_ERRLEN];
+    dataloader_reset(val, seed);
+    double sum = 0.0;
+    for (int i = 0; i < num_batches; i++) {
+        if (dataloader_next(val, err) != 0) { die("%s", err); }
+        gpt2_forward(model, val->inputs, val->targets, val->B, val->T);
+        sum += model->mean_loss;
+    }
+    return (float)(sum / num_batches);
+}
+
+// Generates gen_tokens tokens after an end-of-text token and prints them. Runs the model at
+// B = 1 over the growing context (the last T tokens once it is longer than T).
+static void sample_and_print(GPT2* model, const Tokenizer* tok, int have_tokenizer, int gen_tokens,
+                             float temperature, Rng* rng, int* buf) {
+    int T = model->T;
+    int V = model->config.vocab_size;
+    int Vp = model->config.padded_vocab_size;
+    int eot = have_tokenizer ? tok->eot_token : V - 1;
+    buf[0] = eot;
+    int len = 1;
+    printf("---\n");
+    for (int i = 0; i < gen_tokens; i++) {
+        int start = len > T ? len - T : 0;
+        int t = len - start;
+        gpt2_forward(model, buf + start, NULL, 1, t);
+        const float* logits = model->acts.logits + (size_t)(t - 1) * Vp;
+        int next = sample_from_logits(logits, V, temperature, rng_f32(rng));
+        buf[len++] = next;
+        if (have_tokenizer) { tokenizer_print(tok, next, stdout); } else { printf("%d ", next); }
+        fflush(stdout);
+    }
+    printf("\n---\n");
+}
+
+#ifndef TESTING
+int main(int argc, char** argv) {
+    TrainConfig cfg;
+    train_config_parse(&cfg, argc, argv,
+        "usage: train_gpt [flags]\n"
+        "Trains a GPT-2 on token shards, on the CPU (fp32, OpenMP; threads from OMP_NUM_THREADS).\n"
+        "Example: ./train_gpt -e d6 -b 8 -t 256 -x 200 -o log_d6");
+    char err[LLMC_ERRLEN];
+
+    // the model: a checkpoint file, or a preset for a fresh random init
+    GPT2 model;
+    GPT2Config preset;
+    if (access(cfg.init_model, F_OK) == 0) {
+        gpt2_build_from_checkpoint(&model, cfg.init_model);
+    } else if (gpt2_config_from_preset(cfg.init_model, &preset, err) == 0) {
+        gpt2_build_random(&model, &preset, (uint64_t)cfg.seed);
+    } else {
+        die("-e: '%s' is neither an existing checkpoint file nor a model preset like d12", cfg.init_model);
+    }
+    GPT2Config* mc = &model.config;
+    if (cfg.T > mc->max_seq_len) { die("-t: sequence length %d exceeds the model's maxT %d", cfg.T, mc->max_seq_len); }
+
+    // data
+    int B = cfg.B, T = cfg.T;
+    int tokens_per_micro = B * T;
+    int total_batch = cfg.total_batch_size == -1 ? tokens_per_micro : cfg.total_batch_size;
+    if (total_batch % tokens_per_micro != 0) {
+        die("-d: total batch size %d is not a multiple of B*T = %d*%d = %d", total_batch, B, T, tokens_per_micro);
+    }
+    int grad_accum_steps = total_batch / tokens_per_micro;
+    DataLoader train_loader, val_loader;
+    if (dataloader_init(&train_loader, cfg.train_data, B, T, mc->vocab_size, 0, 1, !cfg.no_shuffle,
+                        (uint64_t)cfg.seed, err) != 0) {
+        die("-i: %s", err);
+    }
+    int have_val = 0;
+    int val_batches = 0;
+    if (cfg.val_every > 0) {
+        if (dataloader_init(&val_loader, cfg.val_data, B, T, mc->vocab_size, 0, 1, 0, 0, err) != 0) {
+            die("-j: %s", err);
+        }
+        have_val = 1;
+        long available = val_loader.total_seqs / B;
+        val_batches = cfg.val_max_steps < available ? cfg.val_max_steps : (int)available;
+    }
+    long steps_per_epoch = train_loader.total_seqs / ((long)B * grad_accum_steps);
+    if (steps_per_epoch <= 0) { die("-d: one step needs %d sequences, the train data has %ld", B * grad_accum_steps, train_loader.total_seqs); }
+    int max_steps = cfg.max_steps >= 0 ? cfg.max_steps : (int)steps_per_epoch;
+
+    Tokenizer tokenizer;
+    int have_tokenizer = 0;
+    if (cfg.sample_every > 0) {
+        if (tokenizer_init(&tokenizer, cfg.tokenizer, err) == 0) {
+            have_tokenizer = 1;
+            if (tokenizer.vocab_size != mc->vocab_size) {
+                die("--tokenizer: %s has %d tokens but the model's vocabulary has %d", cfg.tokenizer, tokenizer.vocab_size, mc->vocab_size);
+            }
+        } else {
+            printf("warning: %s\nwarning: samples will be printed as token ids\n", err);
+        }
+    }
+
+    LRSchedule schedule;
+    lr_schedule_parse(cfg.lr_schedule, &schedule.type);
+    schedule.max_lr = cfg.learning_rate;
+    schedule.warmup_steps = cfg.warmup_steps;
+    schedule.total_steps = max_steps;
+    schedule.final_frac = cfg.final_lr_frac;
+    schedule.decay_frac = cfg.wsd_decay_frac;
+
+    Logger logger;
+    if (cfg.output_dir != NULL) { ensure_dir(cfg.output_dir); }
+    logger_init(&logger, cfg.output_dir, 0);
+
+    gpt2_allocate(&model, B, T);
+    int* gen_buf = (int*)calloc_check(cfg.gen_tokens + 1, sizeof(int), "sample buffer");
+    Rng sample_rng;
+    rng_init(&sample_rng, (uint64_t)cfg.seed + 1);
+
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    double flops_per_step = gpt2_flops_per_token(mc, T) * total_batch;
+    printf("model: L=%d C=%d NH=%d V=%d Vp=%d maxT=%d, %.2fM parameters (%s)\n", mc->num_layers, mc->channels,
+           mc->num_heads, mc->vocab_size, mc->padded_vocab_size, mc->max_seq_len, model.num_parameters / 1e6, cfg.init_model);
+    printf("train: %s, %ld sequences of T=%d, %s\n", cfg.train_data, train_loader.total_seqs, T,
+           cfg.no_shuffle ? "in order" : "shuffled");
+    if (have_val) { printf("val: %s, %d batches per evaluation\n", cfg.val_data, val_batches); }
+    printf("batch: B=%d T=%d, %d tokens per step (%d accumulation steps), %d steps (%.2f epochs)\n",
+           B, T, total_batch, grad_accum_steps, max_steps, (double)max_steps / steps_per_epoch);
+    printf("optimizer: AdamW lr=%g (%s, warmup %d, final x%g) betas=(%g, %g) eps=%g wd=%g clip=%g\n",
+           cfg.learning_rate, cfg.lr_schedule, cfg.warmup_steps, cfg.final_lr_frac, cfg.beta1, cfg.beta2,
+           cfg.eps, cfg.weight_decay, cfg.grad_clip);
+    printf("threads: %d, seed: %d, output: %s\n", threads, cfg.seed, cfg.output_dir ? cfg.output_dir : "(none)");
+
+    char path[1200];
+    double train_seconds = 0.0;
+    int timed_steps = 0;
+    for (int step = 0; step <= max_steps; step++) {
+        int last = step == max_steps;
+        if (have_val && (step % cfg.val_every == 0 || last)) {
+            float val_loss = evaluate(&model, &val_loader, val_batches, 0);
+            printf("step %d: val loss %.6f\n", step, val_loss);
+            logger_log_val(&logger, step, val_loss);
+        }
+        if (cfg.sample_every > 0 && step > 0 && (step % cfg.sample_every == 0 || last)) {
+            sample_and_print(&model, &tokenizer, have_tokenizer, cfg.gen_tokens, cfg.temperature, &sample_rng, gen_buf);
+        }
+        if (cfg.output_dir != NULL && step > 0 && (last || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0))) {
+            snprintf(path, sizeof(path), "%s/model_%08d.bin", cfg.output_dir, step);
+            checkpoint_write(path, mc, model.params_memory);
+            printf("wrote %s\n", path);
+        }
+        if (last) { break; }
+
+        double t0 = now_seconds();
+        gpt2_zero_grad(&model);
+        double loss_sum = 0.0;
+        for (int micro = 0; micro < grad_accum_steps; micro++) {
+            if (!(cfg.overfit_batch && step > 0)) {
+                if (dataloader_next(&train_loader, err) != 0) { die("%s", err); }
+            }
+            gpt2_forward(&model, train_loader.inputs, train_loader.targets, B, T);
+            gpt2_backward(&model, 1.0f / grad_accum_steps);
+            loss_sum += model.mean_loss;
+        }
+        float loss = (float)(loss_sum / grad_accum_steps);
+        float norm = gpt2_grad_norm(&model);
+        float lr = lr_at(&schedule, step);
+        if (!isfinite(loss) || !isfinite(norm)) {
+            die("step %d: loss %f, gradient norm %f: training diverged (try a lower -l)", step + 1, loss, norm);
+        }
+        gpt2_update(&model, lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay,
+                    grad_clip_scale(norm, cfg.grad_clip), step + 1);
+        double dt = now_seconds() - t0;
+        if (step > 0) { train_seconds += dt; timed_steps++; }  // step 0 warms caches
+        double avg = timed_steps > 0 ? train_seconds / timed_steps : dt;
+        char eta[32];
+        format_duration(eta, sizeof(eta), avg * (max_steps - step - 1));
+        printf("step %4d/%d | loss %.6f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | %.1f GFLOP/s | ETA %s\n",
+               step + 1, max_steps, loss, lr, norm, dt * 1e3, total_batch / dt, flops_per_step / dt / 1e9, eta);
+        fflush(stdout);
+        logger_log_train(&logger, step + 1, loss, lr, norm);
+    }
+    if (timed_steps > 0) {
+        double avg = train_seconds / timed_steps;
+        printf("average step: %.1f ms, %.0f tok/s, %.1f GFLOP/s (steps 2..%d)\n", avg * 1e3, total_batch / avg,
+               flops_per_step / avg / 1e9, max_steps);
+    }
+
+    logger_free(&logger);
+    free(gen_buf);
+    if (have_tokenizer) { tokenizer_free(&tokenizer); }
+    if (have_val) { dataloader_free(&val_loader); }
+    dataloader_free(&train_loader);
+    gpt2_free(&model);
+    return 0;
+}
+#endif
