@@ -9,15 +9,17 @@ CFLAGS += -fopenmp -Wall -Wextra -Wno-unused-function -Wno-unused-parameter -std
 LDLIBS = -lm
 PYTHON ?= $(shell test -x .venv/bin/python && echo .venv/bin/python || echo python3)
 
-# test programs and benchmarks register themselves here (also from dev/*/*.mk)
-TESTS :=
-TEST_BINS :=
-BENCH_BINS :=
-
 DATA_DIR = dev/data/tinyshakespeare
 DATA = $(DATA_DIR)/tiny_shakespeare_train.bin $(DATA_DIR)/tiny_shakespeare_val.bin dev/data/gpt2_tokenizer.bin
-
 LLMC_HEADERS = $(wildcard llmc/*.h)
+
+# Tests and benchmarks register here; dev/*/*.mk add their own.
+# TESTS are commands run by dev/test/run_tests.sh, each printing PASS:/FAIL: lines.
+TEST_BINS := dev/test/test_llmc
+TESTS := "dev/test/test_llmc $(DATA_DIR)/tiny_shakespeare_val.bin dev/data/gpt2_tokenizer.bin" \
+         dev/test/test_reference.sh \
+         dev/test/test_train.sh
+BENCH_BINS :=
 
 .PHONY: all test bench data clean
 
@@ -28,6 +30,9 @@ train_gpt: train_gpt.c $(LLMC_HEADERS)
 
 test_gpt: test_gpt.c train_gpt.c $(LLMC_HEADERS)
 	$(CC) $(CFLAGS) -o $@ test_gpt.c $(LDLIBS)
+
+dev/test/test_llmc: dev/test/test_llmc.c $(LLMC_HEADERS)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 data: $(DATA)
 
@@ -44,5 +49,3 @@ bench: all data $(BENCH_BINS)
 
 clean:
 	rm -rf build train_gpt test_gpt train_gpt_cu test_gpt_cu $(TEST_BINS) $(BENCH_BINS)
-
-TESTS += dev/test/test_reference.sh

@@ -1,0 +1,488 @@
+/*
+Tests of the shared host code in llmc/: file readers on good and bad files, the data loader's
+epoch coverage (shuffled or not, several shards, several ranks), flag parsing and the
+learning-rate schedules. Token data comes from the real tiny shakespeare val shard.
+
+usage: test_llmc VAL_SHARD TOKENIZER_FILE
+Prints PASS:/FAIL: lines; exits 1 if anything failed.
+*/
+#include <math.h>
+#include <time.h>
+#include "llmc/utils.h"
+#include "llmc/rand.h"
+#include "llmc/args.h"
+#include "llmc/checkpoint.h"
+#include "llmc/shard.h"
+#include "llmc/dataloader.h"
+#include "llmc/tokenizer.h"
+#include "llmc/schedule.h"
+
+static int failures = 0;
+static char tmpdir[256];
+
+static void check(int ok, const char* name, const char* fmt, ...) {
+    char detail[LLMC_ERRLEN + 128];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, args);
+    va_end(args);
+    if (ok) { printf("PASS: %s (%s)\n", name, detail); }
+    else { printf("FAIL: %s: %s\n", name, detail); failures++; }
+}
+
+static void tmp_path(char* out, size_t n, const char* name) {
+    snprintf(out, n, "%s/%s", tmpdir, name);
+}
+
+static void write_bytes(const char* path, const void* data, size_t n) {
+    FILE* f = fopen_check(path, "wb");
+    fwrite_check(data, 1, n, f, path);
+    fclose(f);
+}
+
+static unsigned char* read_all(const char* path, size_t* n) {
+    FILE* f = fopen_check(path, "rb");
+    long size = file_size_of(f);
+    unsigned char* buf = (unsigned char*)malloc_check(size, path);
+    char err[LLMC_ERRLEN];
+    if (fread_exact(buf, 1, size, f, path, err) != 0) { die("%s", err); }
+    fclose(f);
+    *n = (size_t)size;
+    return buf;
+}
+
+// expects rc == -1 and an error message containing both the file name and `what`
+static void check_rejects(int rc, const char* err, const char* path, const char* what, const char* name) {
+    int ok = rc == -1 && strstr(err, path) != NULL && strstr(err, what) != NULL;
+    check(ok, name, "rc=%d, message: %s", rc, rc == -1 ? err : "(none)");
+}
+
+// ----------------------------------------------------------------------------
+
+static void test_checkpoint(void) {
+    GPT2Config cfg = { .max_seq_len = 7, .vocab_size = 131, .padded_vocab_size = 256,
+                       .num_layers = 2, .num_heads = 3, .channels = 12 };
+    size_t n = gpt2_num_parameters(&cfg);
+    float* params = float_alloc_check(n, "params");
+    Rng rng;
+    rng_init(&rng, (uint64_t)time(NULL));
+    rng_normal(&rng, params, n, 0.0f, 1.0f);
+    char path[512], bad[512], err[LLMC_ERRLEN];
+    tmp_path(path, sizeof(path), "model.bin");
+    checkpoint_write(path, &cfg, params);
+
+    GPT2Config got;
+    float* loaded = NULL;
+    int rc = checkpoint_read(path, &got, &loaded, err);
+    check(rc == 0 && memcmp(&got, &cfg, sizeof(cfg)) == 0 && memcmp(loaded, params, n * sizeof(float)) == 0,
+          "checkpoint round trip", "%zu parameters, rc=%d", n, rc);
+    free(loaded);
+
+    size_t size;
+    unsigned char* bytes = read_all(path, &size);
+    int32_t* header = (int32_t*)bytes;
+
+    tmp_path(bad, sizeof(bad), "model_badmagic.bin");
+    header[0] = 12345;
+    write_bytes(bad, bytes, size);
+    header[0] = CHECKPOINT_MAGIC;
+    rc = checkpoint_read(bad, &got, &loaded, err);
+    check_rejects(rc, err, bad, "bad magic", "checkpoint: wrong magic rejected");
+
+    tmp_path(bad, sizeof(bad), "model_badversion.bin");
+    header[1] = 4;
+    write_bytes(bad, bytes, size);
+    header[1] = 3;
+    rc = checkpoint_read(bad, &got, &loaded, err);
+    check_rejects(rc, err, bad, "version 4", "checkpoint: wrong version rejected");
+
+    tmp_path(bad, sizeof(bad), "model_truncated.bin");
+    write_bytes(bad, bytes, size - 10);
+    rc = checkpoint_read(bad, &got, &loaded, err);
+    check_rejects(rc, err, bad, "truncated", "checkpoint: truncated file rejected");
+
+    tmp_path(bad, sizeof(bad), "model_header_only.bin");
+    write_bytes(bad, bytes, 100);
+    rc = checkpoint_read(bad, &got, &loaded, err);
+    check_rejects(rc, err, bad, "truncated", "checkpoint: truncated header rejected");
+
+    tmp_path(bad, sizeof(bad), "model_badshape.bin");
+    header[6] = 13;  // C not divisible by NH
+    write_bytes(bad, bytes, size);
+    header[6] = 12;
+    rc = checkpoint_read(bad, &got, &loaded, err);
+    check_rejects(rc, err, bad, "not divisible", "checkpoint: inconsistent shape rejected");
+
+    // version 5: bf16 parameters, widened to fp32 on load
+    tmp_path(bad, sizeof(bad), "model_bf16.bin");
+    uint16_t* half = (uint16_t*)malloc_check(n * 2, "bf16");
+    for (size_t i = 0; i < n; i++) { uint32_t b; memcpy(&b, &params[i], 4); half[i] = (uint16_t)(b >> 16); }
+    header[1] = 5;
+    FILE* f = fopen_check(bad, "wb");
+    fwrite_check(header, 4, 256, f, bad);
+    fwrite_check(half, 2, n, f, bad);
+    fclose(f);
+    header[1] = 3;
+    rc = checkpoint_read(bad, &got, &loaded, err);
+    int same = rc == 0;
+    for (size_t i = 0; same && i < n; i++) {
+        // truncation to bf16 keeps 8 bits of mantissa
+        if (fabsf(loaded[i] - params[i]) > fabsf(params[i]) / 128.0f) { same = 0; }
+    }
+    check(same, "checkpoint: bf16 (version 5) loads", "rc=%d", rc);
+    free(loaded);
+    free(half);
+    free(bytes);
+    free(params);
+}
+
+// ----------------------------------------------------------------------------
+
+static int* load_real_tokens(const char* shard, long* ntok) {
+    char err[LLMC_ERRLEN];
+    FILE* f = fopen_check(shard, "rb");
+    ShardInfo info;
+    if (shard_read_header(f, shard, &info, err) != 0) { die("%s", err); }
+    int* tokens = (int*)malloc_check(info.ntok * sizeof(int), "tokens");
+    if (shard_read_tokens(f, shard, &info, 0, info.ntok, tokens, NULL, 50257, err) != 0) { die("%s", err); }
+    fclose(f);
+    *ntok = info.ntok;
+    return tokens;
+}
+
+static void write_u16_shard(const char* path, const int* tokens, long n) {
+    uint16_t* t = (uint16_t*)malloc_check(n * 2, "u16");
+    for (long i = 0; i < n; i++) { t[i] = (uint16_t)tokens[i]; }
+    shard_write(path, t, n, 2, NULL);
+    free(t);
+}
+
+static void test_shards(const int* tokens, long ntok) {
+    char path[512], bad[512], err[LLMC_ERRLEN];
+    long n = 1000;
+    tmp_path(path, sizeof(path), "shard_ok.bin");
+    write_u16_shard(path, tokens, n);
+    size_t size;
+    unsigned char* bytes = read_all(path, &size);
+    int32_t* header = (int32_t*)bytes;
+    check(header[1] == 1 && size == 1024 + 2 * (size_t)n, "shard writer emits llm.c version 1", "%zu bytes", size);
+
+    FILE* f = fopen_check(path, "rb");
+    ShardInfo info;
+    int rc = shard_read_header(f, path, &info, err);
+    int* got = (int*)malloc_check(n * sizeof(int), "got");
+    if (rc == 0) { rc = shard_read_tokens(f, path, &info, 0, n, got, NULL, 50257, err); }
+    fclose(f);
+    check(rc == 0 && memcmp(got, tokens, n * sizeof(int)) == 0, "shard round trip", "%ld real tokens", n);
+
+    tmp_path(bad, sizeof(bad), "shard_badmagic.bin");
+    header[0] = 20240326;  // a checkpoint's magic
+    write_bytes(bad, bytes, size);
+    header[0] = SHARD_MAGIC;
+    f = fopen_check(bad, "rb");
+    rc = shard_read_header(f, bad, &info, err);
+    fclose(f);
+    check_rejects(rc, err, bad, "bad magic", "shard: wrong magic rejected");
+
+    tmp_path(bad, sizeof(bad), "shard_badversion.bin");
+    header[1] = 7;
+    write_bytes(bad, bytes, size);
+    header[1] = 1;
+    f = fopen_check(bad, "rb");
+    rc = shard_read_header(f, bad, &info, err);
+    fclose(f);
+    check_rejects(rc, err, bad, "version 7", "shard: wrong version rejected");
+
+    tmp_path(bad, sizeof(bad), "shard_truncated.bin");
+    write_bytes(bad, bytes, size - 3);
+    f = fopen_check(bad, "rb");
+    rc = shard_read_header(f, bad, &info, err);
+    fclose(f);
+    check_rejects(rc, err, bad, "truncated", "shard: truncated file rejected");
+
+    // token ids >= V: real GPT-2 tokens read with a vocabulary of 100
+    f = fopen_check(path, "rb");
+    rc = shard_read_header(f, path, &info, err);
+    if (rc == 0) { rc = shard_read_tokens(f, path, &info, 0, n, got, NULL, 100, err); }
+    fclose(f);
+    check_rejects(rc, err, path, "out of range", "shard: token id >= V rejected");
+
+    // and through the data loader, which names the file
+    DataLoader dl;
+    rc = dataloader_init(&dl, path, 2, 16, 100, 0, 1, 0, 1, err);
+    if (rc == 0) { rc = dataloader_next(&dl, err); dataloader_free(&dl); }
+    check_rejects(rc, err, path, "out of range", "loader: token id >= V rejected");
+
+    rc = dataloader_init(&dl, "/nonexistent/dir/*.bin", 2, 16, 100, 0, 1, 0, 1, err);
+    check_rejects(rc, err, "/nonexistent/dir/*.bin", "no files match", "loader: empty glob rejected");
+
+    rc = dataloader_init(&dl, path, 64, 16, 50257, 0, 1, 0, 1, err);
+    check_rejects(rc, err, path, "fewer than one batch", "loader: data smaller than one batch rejected");
+
+    // version 2: 4-byte tokens and a loss mask
+    tmp_path(bad, sizeof(bad), "shard_v2.bin");
+    uint32_t* wide = (uint32_t*)malloc_check(n * 4, "wide");
+    uint8_t* mask = (uint8_t*)malloc_check(n, "mask");
+    for (long i = 0; i < n; i++) { wide[i] = (uint32_t)tokens[i] + 70000u; mask[i] = (uint8_t)(i % 3 != 0); }
+    shard_write(bad, wide, n, 4, mask);
+    uint8_t* got_mask = (uint8_t*)malloc_check(n, "got mask");
+    f = fopen_check(bad, "rb");
+    rc = shard_read_header(f, bad, &info, err);
+    if (rc == 0) { rc = shard_read_tokens(f, bad, &info, 0, n, got, got_mask, 200000, err); }
+    fclose(f);
+    int same = rc == 0 && info.version == 2 && memcmp(got_mask, mask, n) == 0;
+    for (long i = 0; same && i < n; i++) { same = got[i] == (int)wide[i]; }
+    check(same, "shard version 2 (uint32 tokens + mask) round trip", "rc=%d", rc);
+    free(wide); free(mask); free(got_mask); free(got); free(bytes);
+    (void)ntok;
+}
+
+// ----------------------------------------------------------------------------
+
+// Consumes batches until `count` sequences have been drawn; records them as shard*1e6+seq and
+// checks each against the file contents.
+static int draw_sequences(DataLoader* dl, long count, long* out, int* const* shard_tokens, char* err) {
+    long drawn = 0;
+    int content_ok = 1;
+    while (drawn < count) {
+        if (dataloader_next(dl, err) != 0) { return -1; }
+        for (int b = 0; b < dl->B && drawn < count; b++) {
+            int s = dl->batch_shard[b];
+            long q = dl->batch_seq[b];
+            const int* src = shard_tokens[s] + q * dl->T;
+            if (memcmp(dl->inputs + (size_t)b * dl->T, src, dl->T * sizeof(int)) != 0 ||
+                memcmp(dl->targets + (size_t)b * dl->T, src + 1, dl->T * sizeof(int)) != 0) {
+                content_ok = 0;
+            }
+            out[drawn++] = (long)s * 1000000 + q;
+        }
+    }
+    return content_ok ? 0 : 1;
+}
+
+static int cmp_long(const void* a, const void* b) {
+    long x = *(const long*)a, y = *(const long*)b;
+    return (x > y) - (x < y);
+}
+
+// every (shard, seq) of the epoch exactly once
+static int is_exact_cover(const long* drawn, long n, const DataLoader* dl) {
+    long* sorted = (long*)malloc_check(n * sizeof(long), "sorted");
+    memcpy(sorted, drawn, n * sizeof(long));
+    qsort(sorted, n, sizeof(long), cmp_long);
+    long k = 0;
+    int ok = n == dl->total_seqs;
+    for (int s = 0; ok && s < dl->num_shards; s++) {
+        for (long q = 0; ok && q < dl->shard_num_seqs[s]; q++) {
+            if (sorted[k++] != (long)s * 1000000 + q) { ok = 0; }
+        }
+    }
+    free(sorted);
+    return ok;
+}
+
+static void test_dataloader(const int* tokens, long ntok) {
+    // three shards of unequal, awkward sizes cut from the real tokens
+    long cuts[4] = { 0, 4001, 4001 + 7777, 4001 + 7777 + 9123 };
+    if (cuts[3] > ntok) { die("val shard too small for the loader test"); }
+    int* shard_tokens[3];
+    for (int s = 0; s < 3; s++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/loader_%d.bin", tmpdir, s);
+        write_u16_shard(path, tokens + cuts[s], cuts[s + 1] - cuts[s]);
+        shard_tokens[s] = (int*)tokens + cuts[s];
+    }
+    char pattern[512], err[LLMC_ERRLEN];
+    snprintf(pattern, sizeof(pattern), "%s/loader_*.bin", tmpdir);
+    int B = 5, T = 17;
+    uint64_t seed = (uint64_t)time(NULL);
+
+    for (int shuffle = 0; shuffle <= 1; shuffle++) {
+        DataLoader dl;
+        if (dataloader_init(&dl, pattern, B, T, 50257, 0, 1, shuffle, seed, err) != 0) { die("%s", err); }
+        long n = dl.total_seqs;
+        long* epoch0 = (long*)malloc_check(n * sizeof(long), "epoch0");
+        long* epoch1 = (long*)malloc_check(n * sizeof(long), "epoch1");
+        // two epochs drawn back to back: the batch that straddles the boundary is split correctly
+        long* both = (long*)malloc_check(2 * n * sizeof(long), "both");
+        int rc = draw_sequences(&dl, 2 * n, both, shard_tokens, err);
+        memcpy(epoch0, both, n * sizeof(long));
+        memcpy(epoch1, both + n, n * sizeof(long));
+        const char* mode = shuffle ? "shuffled" : "in order";
+        char name[128];
+        snprintf(name, sizeof(name), "loader %s: batches hold the right tokens", mode);
+        check(rc == 0, name, "%ld sequences of T=%d from 3 shards", 2 * n, T);
+        snprintf(name, sizeof(name), "loader %s: epoch 1 covers every sequence once", mode);
+        check(is_exact_cover(epoch0, n, &dl), name, "%ld sequences", n);
+        snprintf(name, sizeof(name), "loader %s: epoch 2 covers every sequence once", mode);
+        check(is_exact_cover(epoch1, n, &dl), name, "%ld sequences", n);
+        int in_order = 1, same_epochs = 1;
+        for (long i = 0; i < n; i++) {
+            if (i > 0 && epoch0[i] < epoch0[i - 1]) { in_order = 0; }
+            if (epoch0[i] != epoch1[i]) { same_epochs = 0; }
+        }
+        if (shuffle) {
+            check(!in_order && !same_epochs, "loader shuffled: order is shuffled and differs by epoch",
+                  "in_order=%d same_epochs=%d", in_order, same_epochs);
+        } else {
+            check(in_order && same_epochs, "loader in order: file order every epoch",
+                  "in_order=%d same_epochs=%d", in_order, same_epochs);
+        }
+        // reset: the same stream again
+        dataloader_reset(&dl, seed);
+        long* again = (long*)malloc_check(n * sizeof(long), "again");
+        draw_sequences(&dl, n, again, shard_tokens, err);
+        snprintf(name, sizeof(name), "loader %s: reset replays the stream", mode);
+        check(memcmp(again, epoch0, n * sizeof(long)) == 0, name, "%ld sequences", n);
+        free(again);
+
+        // two ranks of B together see what one process with 2B sees, disjointly
+        DataLoader r0, r1, one;
+        if (dataloader_init(&r0, pattern, B, T, 50257, 0, 2, shuffle, seed, err) != 0 ||
+            dataloader_init(&r1, pattern, B, T, 50257, 1, 2, shuffle, seed, err) != 0 ||
+            dataloader_init(&one, pattern, 2 * B, T, 50257, 0, 1, shuffle, seed, err) != 0) { die("%s", err); }
+        int ranks_ok = 1;
+        for (int step = 0; step < 40 && ranks_ok; step++) {
+            if (dataloader_next(&r0, err) || dataloader_next(&r1, err) || dataloader_next(&one, err)) { die("%s", err); }
+            for (int b = 0; b < B; b++) {
+                if (r0.batch_shard[b] != one.batch_shard[b] || r0.batch_seq[b] != one.batch_seq[b] ||
+                    r1.batch_shard[b] != one.batch_shard[B + b] || r1.batch_seq[b] != one.batch_seq[B + b]) {
+                    ranks_ok = 0;
+                }
+            }
+            if (memcmp(r1.inputs, one.inputs + (size_t)B * T, (size_t)B * T * sizeof(int)) != 0) { ranks_ok = 0; }
+        }
+        snprintf(name, sizeof(name), "loader %s: 2 ranks x B == 1 process x 2B", mode);
+        check(ranks_ok, name, "40 batches");
+        dataloader_free(&r0); dataloader_free(&r1); dataloader_free(&one);
+        free(epoch0); free(epoch1); free(both);
+        dataloader_free(&dl);
+    }
+}
+
+// ----------------------------------------------------------------------------
+
+static void test_tokenizer(const char* path) {
+    Tokenizer tok;
+    char err[LLMC_ERRLEN], bad[512];
+    int rc = tokenizer_init(&tok, path, err);
+    int ok = rc == 0 && tok.vocab_size == 50257 && tok.eot_token == 50256 &&
+             strcmp(tokenizer_decode(&tok, 15496), "Hello") == 0 &&     // GPT-2's ids
+             strcmp(tokenizer_decode(&tok, 995), " world") == 0 &&
+             strcmp(tokenizer_decode(&tok, 50256), "<|endoftext|>") == 0 &&
+             tokenizer_decode(&tok, 50257) == NULL;
+    check(ok, "tokenizer decodes GPT-2 ids", "rc=%d %s", rc, rc ? err : "");
+    if (rc == 0) { tokenizer_free(&tok); }
+    size_t size;
+    unsigned char* bytes = read_all(path, &size);
+    tmp_path(bad, sizeof(bad), "tok_badmagic.bin");
+    ((int32_t*)bytes)[0] = 1;
+    write_bytes(bad, bytes, size);
+    ((int32_t*)bytes)[0] = TOKENIZER_MAGIC;
+    rc = tokenizer_init(&tok, bad, err);
+    check_rejects(rc, err, bad, "bad magic", "tokenizer: wrong magic rejected");
+    tmp_path(bad, sizeof(bad), "tok_truncated.bin");
+    write_bytes(bad, bytes, size / 2);
+    rc = tokenizer_init(&tok, bad, err);
+    check_rejects(rc, err, bad, "truncated", "tokenizer: truncated file rejected");
+    free(bytes);
+}
+
+// ----------------------------------------------------------------------------
+
+static int parse_argv(TrainConfig* c, const char* line, char* err) {
+    char buf[512];
+    snprintf(buf, sizeof(buf), "prog %s", line);
+    char* argv[32];
+    int argc = 0;
+    for (char* tokp = strtok(buf, " "); tokp != NULL && argc < 32; tokp = strtok(NULL, " ")) { argv[argc++] = tokp; }
+    train_config_defaults(c);
+    ArgSpec specs[TRAIN_NUM_ARGS];
+    train_config_specs(c, specs);
+    return args_parse(argc, argv, specs, TRAIN_NUM_ARGS, err);
+}
+
+static void test_args(void) {
+    TrainConfig c;
+    char err[LLMC_ERRLEN];
+    int rc = parse_argv(&c, "-b 3 --seq-len 17 -l 0.002 --lr-schedule=wsd -x 5 --no-shuffle -i a.bin", err);
+    check(rc == 0 && c.B == 3 && c.T == 17 && fabsf(c.learning_rate - 0.002f) < 1e-9f && strcmp(c.lr_schedule, "wsd") == 0 &&
+          c.max_steps == 5 && c.no_shuffle == 1 && strcmp(c.train_data, "a.bin") == 0,
+          "flags: short, long and --name=value forms", "rc=%d", rc);
+    struct { const char* line; const char* flag; const char* what; } bad[] = {
+        { "-b 0", "-b", "out of range" },
+        { "-b 2x", "-b", "expected an integer" },
+        { "--batch-size -4", "--batch-size", "out of range" },
+        { "-l abc", "-l", "expected a number" },
+        { "-l nan", "-l", "expected a number" },
+        { "-q 1.5", "-q", "out of range" },
+        { "-t", "-t", "missing value" },
+        { "--bogus 3", "--bogus", "unknown flag" },
+        { "--no-shuffle=1", "--no-shuffle", "takes no value" },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        rc = parse_argv(&c, bad[i].line, err);
+        char name[128];
+        snprintf(name, sizeof(name), "flags: '%s' refused, naming the flag", bad[i].line);
+        check(rc == -1 && strstr(err, bad[i].flag) != NULL && strstr(err, bad[i].what) != NULL, name,
+              "%s", rc == -1 ? err : "accepted");
+    }
+    rc = parse_argv(&c, "--help", err);
+    check(rc == 1, "flags: --help recognised", "rc=%d", rc);
+}
+
+static void test_schedule(void) {
+    LRSchedule s = { LR_COSINE, 1e-3f, 10, 110, 0.1f, 0.2f };
+    int ok = fabsf(lr_at(&s, 0) - 1e-4f) < 1e-9f && fabsf(lr_at(&s, 9) - 1e-3f) < 1e-9f &&
+             fabsf(lr_at(&s, 10) - 1e-3f) < 1e-9f && fabsf(lr_at(&s, 109) - 1e-4f) < 1e-9f &&
+             fabsf(lr_at(&s, 59) - 5.5e-4f) < 1e-5f;
+    for (int i = 11; i < 110; i++) { if (lr_at(&s, i) > lr_at(&s, i - 1)) { ok = 0; } }
+    check(ok, "schedule: cosine warmup, peak, monotone decay to the final fraction", "lr(0)=%g lr(109)=%g", lr_at(&s, 0), lr_at(&s, 109));
+    s.type = LR_LINEAR;
+    ok = fabsf(lr_at(&s, 109) - 1e-4f) < 1e-9f && fabsf(lr_at(&s, 10 + 99 / 2) - (1e-3f - 0.5f * 9e-4f)) < 1e-5f;
+    check(ok, "schedule: linear", "lr(109)=%g", lr_at(&s, 109));
+    s.type = LR_CONSTANT;
+    check(lr_at(&s, 109) == 1e-3f && lr_at(&s, 50) == 1e-3f, "schedule: constant", "lr(109)=%g", lr_at(&s, 109));
+    s.type = LR_WSD;  // decay over the last 22 steps: 88..109
+    ok = lr_at(&s, 87) == 1e-3f && lr_at(&s, 88) == 1e-3f && lr_at(&s, 89) < 1e-3f && fabsf(lr_at(&s, 109) - 1e-4f) < 1e-9f;
+    check(ok, "schedule: wsd stable then linear decay", "lr(87)=%g lr(89)=%g lr(109)=%g", lr_at(&s, 87), lr_at(&s, 89), lr_at(&s, 109));
+}
+
+static void test_atomic_file(void) {
+    char path[512];
+    tmp_path(path, sizeof(path), "atomic.bin");
+    write_bytes(path, "old", 3);
+    AtomicFile af;
+    atomic_open(&af, path);
+    atomic_write(&af, "new contents", 1, 12);
+    size_t n;
+    unsigned char* before = read_all(path, &n);
+    int old_intact = n == 3 && memcmp(before, "old", 3) == 0;  // not replaced until commit
+    free(before);
+    atomic_commit(&af);
+    unsigned char* after = read_all(path, &n);
+    int replaced = n == 12 && memcmp(after, "new contents", 12) == 0;
+    free(after);
+    check(old_intact && replaced && access(af.tmp_path, F_OK) != 0, "atomic file: old file intact until rename, no temp left",
+          "old_intact=%d replaced=%d", old_intact, replaced);
+}
+
+int main(int argc, char** argv) {
+    if (argc != 3) { die("usage: test_llmc VAL_SHARD TOKENIZER_FILE"); }
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_llmc.XXXXXX");
+    if (mkdtemp(tmpdir) == NULL) { die("mkdtemp failed"); }
+    long ntok;
+    int* tokens = load_real_tokens(argv[1], &ntok);
+    test_checkpoint();
+    test_shards(tokens, ntok);
+    test_dataloader(tokens, ntok);
+    test_tokenizer(argv[2]);
+    test_args();
+    test_schedule();
+    test_atomic_file();
+    free(tokens);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) { printf("warning: could not remove %s\n", tmpdir); }
+    return failures == 0 ? 0 : 1;
+}
