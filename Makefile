@@ -20,6 +20,7 @@ TESTS := "dev/test/test_llmc $(DATA_DIR)/tiny_shakespeare_val.bin dev/data/gpt2_
          dev/test/test_reference.sh \
          dev/test/test_train.sh
 BENCH_BINS :=
+BENCH_SCRIPTS :=
 
 .PHONY: all test bench data clean
 
@@ -45,7 +46,7 @@ test: all data $(TEST_BINS)
 	@bash dev/test/run_tests.sh $(TESTS)
 
 bench: all data $(BENCH_BINS)
-	@bash dev/bench/run_bench.sh
+	@BENCH_SCRIPTS="$(BENCH_SCRIPTS)" bash dev/bench/run_bench.sh
 
 clean:
 	rm -rf build train_gpt test_gpt train_gpt_cu test_gpt_cu $(TEST_BINS) $(BENCH_BINS)
