@@ -11,14 +11,17 @@ PYTHON ?= $(shell test -x .venv/bin/python && echo .venv/bin/python || echo pyth
 
 DATA_DIR = dev/data/tinyshakespeare
 DATA = $(DATA_DIR)/tiny_shakespeare_train.bin $(DATA_DIR)/tiny_shakespeare_val.bin dev/data/gpt2_tokenizer.bin
+HELLASWAG = dev/data/hellaswag/hellaswag_val.bin
 LLMC_HEADERS = $(wildcard llmc/*.h)
 
 # Tests and benchmarks register here; dev/*/*.mk add their own.
 # TESTS are commands run by dev/test/run_tests.sh, each printing PASS:/FAIL: lines.
 TEST_BINS := dev/test/test_llmc
-TESTS := "dev/test/test_llmc $(DATA_DIR)/tiny_shakespeare_val.bin dev/data/gpt2_tokenizer.bin" \
+TESTS := "dev/test/test_llmc $(DATA_DIR)/tiny_shakespeare_val.bin dev/data/gpt2_tokenizer.bin $(HELLASWAG)" \
          dev/test/test_reference.sh \
-         dev/test/test_train.sh
+         dev/test/test_train.sh \
+         dev/test/test_resume.sh \
+         dev/test/test_eval.sh
 BENCH_BINS :=
 BENCH_SCRIPTS :=
 
@@ -35,10 +38,13 @@ test_gpt: test_gpt.c train_gpt.c $(LLMC_HEADERS)
 dev/test/test_llmc: dev/test/test_llmc.c $(LLMC_HEADERS)
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
-data: $(DATA)
+data: $(DATA) $(HELLASWAG)
 
 $(DATA) &: dev/data/tinyshakespeare.py
 	$(PYTHON) dev/data/tinyshakespeare.py
+
+$(HELLASWAG): dev/data/hellaswag.py dev/data/tinyshakespeare.py
+	$(PYTHON) dev/data/hellaswag.py
 
 -include $(wildcard dev/*/*.mk)
 

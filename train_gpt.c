@@ -29,6 +29,10 @@ reduction in the kernels runs in a fixed order, whatever OpenMP's scheduling.
 #include "llmc/sampler.h"
 #include "llmc/schedule.h"
 #include "llmc/logger.h"
+#include "llmc/guard.h"
+#include "llmc/train_state.h"
+#include "llmc/hellaswag.h"
+#include "llmc/signals.h"
 #include "llmc/encoder.h"
 #include "llmc/layernorm.h"
 #include "llmc/matmul.h"
@@ -419,9 +423,9 @@ static void format_duration(char* buf, size_t n, double seconds) {
 }
 
 // Mean loss over num_batches batches of the val loader, from its start.
-static float evaluate(GPT2* model, DataLoader* val, int num_batches, uint64_t seed) {
+static float evaluate(GPT2* model, DataLoader* val, int num_batches) {
     char err[LLMC_ERRLEN];
-    dataloader_reset(val, seed);
+    dataloader_reset(val, 0);
     double sum = 0.0;
     for (int i = 0; i < num_batches; i++) {
         if (dataloader_next(val, err) != 0) { die("%s", err); }
@@ -429,6 +433,28 @@ static float evaluate(GPT2* model, DataLoader* val, int num_batches, uint64_t se
         sum += model->mean_loss;
     }
     return (float)(sum / num_batches);
+}
+
+// HellaSwag accuracy over the first n examples (llmc/hellaswag.h): each ending is scored by
+// its mean loss given the context, at B = 1 over that sequence's own length.
+static float evaluate_hellaswag(GPT2* model, const HellaSwag* hs, int n, int* seq) {
+    int correct = 0;
+    for (int i = 0; i < n; i++) {
+        const HellaSwagExample* ex = &hs->examples[i];
+        int best = 0;
+        double best_loss = INFINITY;
+        for (int j = 0; j < 4; j++) {
+            int first;
+            int len = hellaswag_sequence(ex, j, seq, model->T + 1, &first);
+            gpt2_forward(model, seq, seq + 1, 1, len - 1);
+            double sum = 0.0;
+            for (int p = first; p < len - 1; p++) { sum += model->acts.losses[p]; }
+            double mean = sum / (len - 1 - first);
+            if (mean < best_loss) { best_loss = mean; best = j; }
+        }
+        correct += best == ex->label;
+    }
+    return (float)correct / n;
 }
 
 // Generates gen_tokens tokens after an end-of-text token and prints them. Runs the model at
@@ -455,6 +481,42 @@ static void sample_and_print(GPT2* model, const Tokenizer* tok, int have_tokeniz
     printf("\n---\n");
 }
 
+// Everything a training-state file holds, gathered from the running program.
+static TrainStateHeader make_state_header(const GPT2* model, const TrainConfig* cfg, int total_batch,
+                                          int step, const DataLoader* loader, const Rng* sample_rng,
+                                          const SpikeGuard* guard, long long skipped) {
+    TrainStateHeader h;
+    memset(&h, 0, sizeof(h));
+    h.magic = STATE_MAGIC;
+    h.version = STATE_VERSION;
+    h.step = step;
+    h.num_parameters = (int64_t)model->num_parameters;
+    h.shard_offset = 0;                       // one process: the whole of m and v
+    h.shard_count = (int64_t)model->num_parameters;
+    h.process_rank = 0;
+    h.num_processes = 1;
+    h.B = cfg->B;
+    h.T = cfg->T;
+    h.total_batch_size = total_batch;
+    if (loader != NULL) {
+        h.loader_epoch = loader->epoch;
+        h.loader_shard_pos = loader->shard_pos;
+        h.loader_seq_pos = loader->seq_pos;
+        h.loader_epoch_rng = loader->epoch_rng_state;
+    }
+    if (sample_rng != NULL) { h.sample_rng = sample_rng->state; }
+    h.skipped_steps = skipped;
+    if (guard != NULL) {
+        h.guard_count = guard->count;
+        h.guard_head = guard->head;
+        h.guard_bad_in_row = guard->bad_in_row;
+        h.guard_window = guard->window;
+        memcpy(h.guard_losses, guard->losses, sizeof(h.guard_losses));
+        memcpy(h.guard_norms, guard->norms, sizeof(h.guard_norms));
+    }
+    return h;
+}
+
 #ifndef TESTING
 int main(int argc, char** argv) {
     TrainConfig cfg;
@@ -463,11 +525,30 @@ int main(int argc, char** argv) {
         "Trains a GPT-2 on token shards, on the CPU (fp32, OpenMP; threads from OMP_NUM_THREADS).\n"
         "Example: ./train_gpt -e d6 -b 8 -t 256 -x 200 -o log_d6");
     char err[LLMC_ERRLEN];
+    if (cfg.resume && cfg.output_dir == NULL) { die("-y: resuming needs the output directory -o"); }
+
+    // resume: the latest complete checkpoint in the output directory, if there is one
+    int start_step = 0;
+    char model_path[1100], state_path[1100];
+    if (cfg.resume) {
+        ensure_dir(cfg.output_dir);
+        remove_stale_temp_files(cfg.output_dir);
+        start_step = latest_checkpoint(cfg.output_dir);
+        if (start_step < 0) {
+            printf("resume: no complete checkpoint in %s, starting from -e %s\n", cfg.output_dir, cfg.init_model);
+            start_step = 0;
+        } else {
+            checkpoint_paths(cfg.output_dir, start_step, 0, model_path, state_path, NULL, sizeof(model_path));
+            printf("resume: from step %d (%s)\n", start_step, model_path);
+        }
+    }
 
     // the model: a checkpoint file, or a preset for a fresh random init
     GPT2 model;
     GPT2Config preset;
-    if (access(cfg.init_model, F_OK) == 0) {
+    if (start_step > 0) {
+        gpt2_build_from_checkpoint(&model, model_path);
+    } else if (access(cfg.init_model, F_OK) == 0) {
         gpt2_build_from_checkpoint(&model, cfg.init_model);
     } else if (gpt2_config_from_preset(cfg.init_model, &preset, err) == 0) {
         gpt2_build_random(&model, &preset, (uint64_t)cfg.seed);
@@ -486,13 +567,14 @@ int main(int argc, char** argv) {
     }
     int grad_accum_steps = total_batch / tokens_per_micro;
     DataLoader train_loader, val_loader;
-    if (dataloader_init(&train_loader, cfg.train_data, B, T, mc->vocab_size, 0, 1, !cfg.no_shuffle,
-                        (uint64_t)cfg.seed, err) != 0) {
+    int have_train = !cfg.eval_only;
+    if (have_train && dataloader_init(&train_loader, cfg.train_data, B, T, mc->vocab_size, 0, 1, !cfg.no_shuffle,
+                                      (uint64_t)cfg.seed, err) != 0) {
         die("-i: %s", err);
     }
     int have_val = 0;
     int val_batches = 0;
-    if (cfg.val_every > 0) {
+    if (cfg.val_every > 0 || cfg.eval_only) {
         if (dataloader_init(&val_loader, cfg.val_data, B, T, mc->vocab_size, 0, 1, 0, 0, err) != 0) {
             die("-j: %s", err);
         }
@@ -500,13 +582,26 @@ int main(int argc, char** argv) {
         long available = val_loader.total_seqs / B;
         val_batches = cfg.val_max_steps < available ? cfg.val_max_steps : (int)available;
     }
-    long steps_per_epoch = train_loader.total_seqs / ((long)B * grad_accum_steps);
-    if (steps_per_epoch <= 0) { die("-d: one step needs %d sequences, the train data has %ld", B * grad_accum_steps, train_loader.total_seqs); }
-    int max_steps = cfg.max_steps >= 0 ? cfg.max_steps : (int)steps_per_epoch;
+    HellaSwag hellaswag;
+    int hellaswag_n = 0;
+    if (cfg.hellaswag_every > 0) {
+        if (hellaswag_load(&hellaswag, cfg.hellaswag, mc->vocab_size, err) != 0) { die("--hellaswag: %s", err); }
+        hellaswag_n = cfg.hellaswag_examples < 0 || cfg.hellaswag_examples > hellaswag.num_examples
+                      ? hellaswag.num_examples : cfg.hellaswag_examples;
+    }
+    long steps_per_epoch = 1;
+    if (have_train) {
+        steps_per_epoch = train_loader.total_seqs / ((long)B * grad_accum_steps);
+        if (steps_per_epoch <= 0) {
+            die("-d: one step needs %d sequences, the train data has %ld", B * grad_accum_steps, train_loader.total_seqs);
+        }
+    }
+    int max_steps = cfg.eval_only ? 0 : (cfg.max_steps >= 0 ? cfg.max_steps : (int)steps_per_epoch);
+    if (start_step > max_steps) { die("-x: the run is already at step %d, past -x %d", start_step, max_steps); }
 
     Tokenizer tokenizer;
     int have_tokenizer = 0;
-    if (cfg.sample_every > 0) {
+    if (cfg.sample_every > 0 && !cfg.eval_only) {
         if (tokenizer_init(&tokenizer, cfg.tokenizer, err) == 0) {
             have_tokenizer = 1;
             if (tokenizer.vocab_size != mc->vocab_size) {
@@ -525,25 +620,55 @@ int main(int argc, char** argv) {
     schedule.final_frac = cfg.final_lr_frac;
     schedule.decay_frac = cfg.wsd_decay_frac;
 
-    Logger logger;
-    if (cfg.output_dir != NULL) { ensure_dir(cfg.output_dir); }
-    logger_init(&logger, cfg.output_dir, 0);
-
+    // everything is allocated here, before the first step
     gpt2_allocate(&model, B, T);
     int* gen_buf = (int*)calloc_check(cfg.gen_tokens + 1, sizeof(int), "sample buffer");
+    int* eval_buf = (int*)calloc_check(T + 1, sizeof(int), "eval buffer");
     Rng sample_rng;
     rng_init(&sample_rng, (uint64_t)cfg.seed + 1);
+    SpikeGuard guard;
+    guard_init(&guard, cfg.guard_window, cfg.guard_loss_z, cfg.guard_norm_z, cfg.guard_max_bad);
+    long long skipped_total = 0;
+
+    if (start_step > 0) {
+        TrainStateHeader expected = make_state_header(&model, &cfg, total_batch, start_step, NULL, NULL, NULL, 0);
+        TrainStateHeader h;
+        if (train_state_read(state_path, &expected, &h, model.m_memory, model.v_memory, err) != 0) { die("-y: %s", err); }
+        if (h.step != start_step) { die("-y: %s holds step %lld, expected %d", state_path, (long long)h.step, start_step); }
+        if (dataloader_restore(&train_loader, (int)h.loader_epoch, h.loader_epoch_rng, (int)h.loader_shard_pos,
+                               (long)h.loader_seq_pos, err) != 0) {
+            die("-y: %s: %s (is -i the same data?)", state_path, err);
+        }
+        sample_rng.state = h.sample_rng;
+        skipped_total = h.skipped_steps;
+        guard.window = (int)h.guard_window;
+        guard.count = (int)h.guard_count;
+        guard.head = (int)h.guard_head;
+        guard.bad_in_row = (int)h.guard_bad_in_row;
+        memcpy(guard.losses, h.guard_losses, sizeof(guard.losses));
+        memcpy(guard.norms, h.guard_norms, sizeof(guard.norms));
+    }
+
+    Logger logger;
+    if (cfg.output_dir != NULL) { ensure_dir(cfg.output_dir); }
+    logger_init(&logger, cfg.output_dir, cfg.resume ? start_step : -1);
+    install_stop_handlers();
 
     int threads = 1;
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    double flops_per_step = gpt2_flops_per_token(mc, T) * total_batch;
+    double flops_per_token = gpt2_flops_per_token(mc, T);
+    double flops_per_step = flops_per_token * total_batch;
     printf("model: L=%d C=%d NH=%d V=%d Vp=%d maxT=%d, %.2fM parameters (%s)\n", mc->num_layers, mc->channels,
-           mc->num_heads, mc->vocab_size, mc->padded_vocab_size, mc->max_seq_len, model.num_parameters / 1e6, cfg.init_model);
-    printf("train: %s, %ld sequences of T=%d, %s\n", cfg.train_data, train_loader.total_seqs, T,
-           cfg.no_shuffle ? "in order" : "shuffled");
+           mc->num_heads, mc->vocab_size, mc->padded_vocab_size, mc->max_seq_len, model.num_parameters / 1e6,
+           start_step > 0 ? model_path : cfg.init_model);
+    if (have_train) {
+        printf("train: %s, %ld sequences of T=%d, %s\n", cfg.train_data, train_loader.total_seqs, T,
+               cfg.no_shuffle ? "in order" : "shuffled");
+    }
     if (have_val) { printf("val: %s, %d batches per evaluation\n", cfg.val_data, val_batches); }
+    if (hellaswag_n > 0) { printf("hellaswag: %s, %d examples every %d steps\n", cfg.hellaswag, hellaswag_n, cfg.hellaswag_every); }
     printf("batch: B=%d T=%d, %d tokens per step (%d accumulation steps), %d steps (%.2f epochs)\n",
            B, T, total_batch, grad_accum_steps, max_steps, (double)max_steps / steps_per_epoch);
     printf("optimizer: AdamW lr=%g (%s, warmup %d, final x%g) betas=(%g, %g) eps=%g wd=%g clip=%g\n",
@@ -551,25 +676,45 @@ int main(int argc, char** argv) {
            cfg.eps, cfg.weight_decay, cfg.grad_clip);
     printf("threads: %d, seed: %d, output: %s\n", threads, cfg.seed, cfg.output_dir ? cfg.output_dir : "(none)");
 
-    char path[1200];
     double train_seconds = 0.0;
     int timed_steps = 0;
-    for (int step = 0; step <= max_steps; step++) {
+    int exit_code = 0;
+    for (int step = start_step; step <= max_steps; step++) {
         int last = step == max_steps;
-        if (have_val && (step % cfg.val_every == 0 || last)) {
-            float val_loss = evaluate(&model, &val_loader, val_batches, 0);
-            printf("step %d: val loss %.6f\n", step, val_loss);
-            logger_log_val(&logger, step, val_loss);
+        double tokens_so_far = (double)step * total_batch;
+        // a resumed run has already done the evaluations and checkpoint of its first step
+        int resumed_here = step == start_step && start_step > 0;
+        if (!resumed_here) {
+            if (have_val && (cfg.eval_only || step % cfg.val_every == 0 || last)) {
+                float val_loss = evaluate(&model, &val_loader, val_batches);
+                printf("step %d: val loss %.6f\n", step, val_loss);
+                logger_log_eval(&logger, step, "val_loss", val_loss, tokens_so_far, tokens_so_far * flops_per_token);
+            }
+            if (hellaswag_n > 0 && (cfg.eval_only || step % cfg.hellaswag_every == 0 || last)) {
+                float acc = evaluate_hellaswag(&model, &hellaswag, hellaswag_n, eval_buf);
+                printf("step %d: HellaSwag accuracy %.4f (%d examples)\n", step, acc, hellaswag_n);
+                logger_log_eval(&logger, step, "hellaswag", acc, tokens_so_far, tokens_so_far * flops_per_token);
+            }
+            if (cfg.sample_every > 0 && step > 0 && (step % cfg.sample_every == 0 || last)) {
+                sample_and_print(&model, &tokenizer, have_tokenizer, cfg.gen_tokens, cfg.temperature, &sample_rng, gen_buf);
+            }
         }
-        if (cfg.sample_every > 0 && step > 0 && (step % cfg.sample_every == 0 || last)) {
-            sample_and_print(&model, &tokenizer, have_tokenizer, cfg.gen_tokens, cfg.temperature, &sample_rng, gen_buf);
-        }
-        if (cfg.output_dir != NULL && step > 0 && (last || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0))) {
-            snprintf(path, sizeof(path), "%s/model_%08d.bin", cfg.output_dir, step);
-            checkpoint_write(path, mc, model.params_memory);
-            printf("wrote %s\n", path);
+        int checkpoint_due = cfg.output_dir != NULL && step > 0 && !resumed_here && !cfg.eval_only &&
+                             (last || stop_signal || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0));
+        if (checkpoint_due) {
+            TrainStateHeader h = make_state_header(&model, &cfg, total_batch, step, &train_loader, &sample_rng, &guard, skipped_total);
+            checkpoint_save(cfg.output_dir, step, mc, model.params_memory, &h, model.m_memory, model.v_memory,
+                            cfg.keep_last, cfg.keep_every);
+            printf("wrote checkpoint %s/model_%08d.bin\n", cfg.output_dir, step);
         }
         if (last) { break; }
+        if (stop_signal) {
+            printf("stopped by signal %d at step %d%s\n", (int)stop_signal, step,
+                   cfg.output_dir ? "; resume with -y 1" : " (no -o: nothing saved)");
+            break;
+        }
+        const char* crash_at = getenv("LLMC_TEST_KILL_AT_STEP");  // crash tests only: kill -9 ourselves
+        if (crash_at != NULL && atoi(crash_at) == step) { kill(getpid(), SIGKILL); }
 
         double t0 = now_seconds();
         gpt2_zero_grad(&model);
@@ -585,33 +730,58 @@ int main(int argc, char** argv) {
         float loss = (float)(loss_sum / grad_accum_steps);
         float norm = gpt2_grad_norm(&model);
         float lr = lr_at(&schedule, step);
-        if (!isfinite(loss) || !isfinite(norm)) {
-            die("step %d: loss %f, gradient norm %f: training diverged (try a lower -l)", step + 1, loss, norm);
+        char why[256];
+        int skip = guard_check(&guard, loss, norm, why, sizeof(why));
+        if (skip) {
+            skipped_total++;
+            printf("step %d: update skipped: %s (%d in a row)\n", step + 1, why, guard.bad_in_row);
+        } else {
+            gpt2_update(&model, lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay,
+                        grad_clip_scale(norm, cfg.grad_clip), step + 1 - (int)skipped_total);
         }
-        gpt2_update(&model, lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay,
-                    grad_clip_scale(norm, cfg.grad_clip), step + 1);
         double dt = now_seconds() - t0;
-        if (step > 0) { train_seconds += dt; timed_steps++; }  // step 0 warms caches
+        if (step > start_step) { train_seconds += dt; timed_steps++; }  // the first step warms caches
         double avg = timed_steps > 0 ? train_seconds / timed_steps : dt;
         char eta[32];
         format_duration(eta, sizeof(eta), avg * (max_steps - step - 1));
-        printf("step %4d/%d | loss %.6f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | %.1f GFLOP/s | ETA %s\n",
-               step + 1, max_steps, loss, lr, norm, dt * 1e3, total_batch / dt, flops_per_step / dt / 1e9, eta);
+        printf("step %4d/%d | loss %.6f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | %.1f GFLOP/s | ETA %s%s\n",
+               step + 1, max_steps, loss, lr, norm, dt * 1e3, total_batch / dt, flops_per_step / dt / 1e9, eta,
+               skip ? " | SKIPPED" : "");
         fflush(stdout);
-        logger_log_train(&logger, step + 1, loss, lr, norm);
+        StepMetrics sm = {
+            .step = step + 1, .loss = loss, .lr = lr, .grad_norm = norm, .skipped = skip,
+            .skipped_total = skipped_total, .ms = dt * 1e3, .tokens_per_second = total_batch / dt,
+            .mfu = cfg.peak_tflops > 0 ? flops_per_step / dt / (cfg.peak_tflops * 1e12) : NAN,
+            .tokens = (double)(step + 1) * total_batch, .flops = (double)(step + 1) * flops_per_step,
+        };
+        logger_log_step(&logger, &sm);
+        if (guard.bad_in_row >= guard.max_bad) {
+            // the parameters and moments are still those of the last good step
+            if (cfg.output_dir != NULL) {
+                TrainStateHeader h = make_state_header(&model, &cfg, total_batch, step + 1, &train_loader, &sample_rng, &guard, skipped_total);
+                checkpoint_save(cfg.output_dir, step + 1, mc, model.params_memory, &h, model.m_memory, model.v_memory,
+                                cfg.keep_last, cfg.keep_every);
+            }
+            fprintf(stderr, "error: %d bad steps in a row (last: %s); stopping at step %d%s\n", guard.bad_in_row, why,
+                    step + 1, cfg.output_dir ? ", checkpoint of the last good state written" : "");
+            exit_code = 2;
+            break;
+        }
     }
     if (timed_steps > 0) {
         double avg = train_seconds / timed_steps;
-        printf("average step: %.1f ms, %.0f tok/s, %.1f GFLOP/s (steps 2..%d)\n", avg * 1e3, total_batch / avg,
-               flops_per_step / avg / 1e9, max_steps);
+        printf("average step: %.1f ms, %.0f tok/s, %.1f GFLOP/s (%d steps after the first)\n", avg * 1e3, total_batch / avg,
+               flops_per_step / avg / 1e9, timed_steps);
     }
 
     logger_free(&logger);
     free(gen_buf);
+    free(eval_buf);
+    if (hellaswag_n > 0) { hellaswag_free(&hellaswag); }
     if (have_tokenizer) { tokenizer_free(&tokenizer); }
     if (have_val) { dataloader_free(&val_loader); }
-    dataloader_free(&train_loader);
+    if (have_train) { dataloader_free(&train_loader); }
     gpt2_free(&model);
-    return 0;
+    return exit_code;
 }
 #endif

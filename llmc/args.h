@@ -140,6 +140,18 @@ typedef struct {
     int overfit_batch;        // -a  1 = train on the first batch over and over (debugging)
     int seed;                 //     model init, shuffling and sampling
     int no_shuffle;           //     1 = train data in file order
+    int resume;               // -y  1 = resume from the latest checkpoint in -o
+    int keep_last;            // -nk keep the newest this many checkpoints, 0 = keep all
+    int keep_every;           // -nm and every checkpoint whose step is a multiple of this
+    float guard_loss_z;       // -sl skip the update when the loss is this many std above recent steps, 0 = off
+    float guard_norm_z;       // -sg same for the gradient norm
+    int guard_window;         //     recent steps the guard's statistics use
+    int guard_max_bad;        //     bad steps in a row that stop the run
+    int hellaswag_every;      // -h  HellaSwag accuracy every this many steps, 0 = never
+    const char* hellaswag;    //     tokenized HellaSwag file
+    int hellaswag_examples;   //     examples per evaluation, -1 = all
+    int eval_only;            //     evaluate the model (val loss, HellaSwag) and exit
+    float peak_tflops;        //     peak FLOP/s of the hardware for MFU, 0 = unknown
 } TrainConfig;
 
 static void train_config_defaults(TrainConfig* c) {
@@ -171,9 +183,21 @@ static void train_config_defaults(TrainConfig* c) {
     c->overfit_batch = 0;
     c->seed = 1337;
     c->no_shuffle = 0;
+    c->resume = 0;
+    c->keep_last = 0;
+    c->keep_every = 0;
+    c->guard_loss_z = 0.0f;
+    c->guard_norm_z = 0.0f;
+    c->guard_window = 100;
+    c->guard_max_bad = 10;
+    c->hellaswag_every = 0;
+    c->hellaswag = "dev/data/hellaswag/hellaswag_val.bin";
+    c->hellaswag_examples = -1;
+    c->eval_only = 0;
+    c->peak_tflops = 0.0f;
 }
 
-#define TRAIN_NUM_ARGS 28
+#define TRAIN_NUM_ARGS 40
 
 static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
     const double big = 2147483647.0;
@@ -206,6 +230,18 @@ static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
         {"-a", "--overfit-batch", ARG_INT, &c->overfit_batch, 0, 1, "1: train on the first batch only (debugging)"},
         {NULL, "--seed", ARG_INT, &c->seed, 0, big, "seed for init, shuffling and sampling"},
         {NULL, "--no-shuffle", ARG_FLAG, &c->no_shuffle, 0, 0, "read the train data in order"},
+        {"-y", "--resume", ARG_INT, &c->resume, 0, 1, "1: resume from the latest checkpoint in -o, exactly"},
+        {"-nk", "--keep-last", ARG_INT, &c->keep_last, 0, big, "keep only the newest this many checkpoints (0: all)"},
+        {"-nm", "--keep-every", ARG_INT, &c->keep_every, 0, big, "also keep checkpoints at multiples of this step (0: none)"},
+        {"-sl", "--skip-loss-z", ARG_FLOAT, &c->guard_loss_z, 0, 1e6, "skip updates whose loss is this many std above recent steps (0: off)"},
+        {"-sg", "--skip-norm-z", ARG_FLOAT, &c->guard_norm_z, 0, 1e6, "skip updates whose gradient norm is this many std above recent steps (0: off)"},
+        {NULL, "--guard-window", ARG_INT, &c->guard_window, 2, 1024, "recent steps the spike guard compares against"},
+        {NULL, "--guard-max-bad", ARG_INT, &c->guard_max_bad, 1, big, "stop after this many skipped steps in a row"},
+        {"-h", "--hellaswag-every", ARG_INT, &c->hellaswag_every, 0, big, "HellaSwag accuracy every this many steps (0: never)"},
+        {NULL, "--hellaswag", ARG_STRING, &c->hellaswag, 0, 0, "tokenized HellaSwag file (dev/data/hellaswag.py)"},
+        {NULL, "--hellaswag-examples", ARG_INT, &c->hellaswag_examples, -1, big, "HellaSwag examples per evaluation (-1: all)"},
+        {NULL, "--eval", ARG_FLAG, &c->eval_only, 0, 0, "evaluate -e (val loss over -m batches, HellaSwag if -h > 0) and exit"},
+        {NULL, "--peak-tflops", ARG_FLOAT, &c->peak_tflops, 0, 1e6, "the hardware's peak TFLOP/s, for MFU (0: unknown)"},
     };
     memcpy(specs, s, sizeof(s));
 }

@@ -33,6 +33,7 @@ typedef struct {
     long total_seqs;    // sequences in one epoch, all shards
     // position in the stream
     Rng rng;
+    uint64_t epoch_rng_state; // the RNG as this epoch began: replaying from it restores the orders
     int epoch;
     int* shard_order;   // this epoch's order of shards
     int shard_pos;      // index into shard_order of the current shard
@@ -76,6 +77,7 @@ static void dataloader_enter_shard(DataLoader* dl) {
 }
 
 static void dataloader_start_epoch(DataLoader* dl) {
+    dl->epoch_rng_state = dl->rng.state;
     for (int i = 0; i < dl->num_shards; i++) { dl->shard_order[i] = i; }
     if (dl->shuffle) { rng_shuffle(&dl->rng, dl->shard_order, dl->num_shards); }
     dl->shard_pos = 0;
@@ -169,6 +171,30 @@ static void dataloader_advance(DataLoader* dl, int* shard, long* seq) {
     *shard = s;
     *seq = dl->seq_order[dl->seq_pos];
     dl->seq_pos++;
+}
+
+// Puts the loader where a saved one stood (epoch, epoch_rng_state, shard_pos, seq_pos): the
+// shuffles of this epoch are drawn again from the saved RNG state, so the orders come back
+// exactly. 0, or -1 if the position does not fit these shards (other data than before).
+static int dataloader_restore(DataLoader* dl, int epoch, uint64_t epoch_rng_state, int shard_pos,
+                              long seq_pos, char* err) {
+    if (epoch < 0 || shard_pos < 0 || shard_pos >= dl->num_shards || seq_pos < 0) {
+        return set_err(err, "data loader position (epoch %d, shard %d, sequence %ld) is invalid for %d shards",
+                       epoch, shard_pos, seq_pos, dl->num_shards);
+    }
+    dl->rng.state = epoch_rng_state;
+    dl->epoch = epoch;
+    dataloader_start_epoch(dl);
+    for (int i = 1; i <= shard_pos; i++) {
+        dl->shard_pos = i;
+        dataloader_enter_shard(dl);
+    }
+    if (seq_pos > dl->shard_num_seqs[dl->shard_order[shard_pos]]) {
+        return set_err(err, "data loader position: sequence %ld is past the end of shard %d (%ld sequences)",
+                       seq_pos, shard_pos, dl->shard_num_seqs[dl->shard_order[shard_pos]]);
+    }
+    dl->seq_pos = seq_pos;
+    return 0;
 }
 
 // Fills inputs and targets with the next batch. 0, or -1 with err (bad token id, I/O error).

@@ -1,39 +1,109 @@
-// The training log: llm.c's line format, one line per event, flushed at once so a crashed
-// run still has its log.
-//   s:STEP trl:LOSS lr:LR norm:NORM     a training step
-//   s:STEP tel:LOSS                     a validation evaluation
+// The training logs, flushed line by line so a crashed run keeps its log:
+//   main.log    llm.c's format:  s:STEP trl:LOSS lr:LR norm:NORM  (a training step)
+//                                s:STEP tel:LOSS                  (a validation evaluation)
+//                                s:STEP eval:ACC                  (HellaSwag accuracy)
+//   main.jsonl  one JSON object per event with every metric (see logger_log_step)
+// On resume, lines after the resumed step are dropped, so the logs read as one clean run.
 #ifndef LLMC_LOGGER_H
 #define LLMC_LOGGER_H
 
+#include <math.h>
 #include "utils.h"
 
 typedef struct {
-    FILE* f;  // NULL when there is no output directory: logging is off
+    FILE* f;      // main.log, NULL when there is no output directory
+    FILE* json;   // main.jsonl
 } Logger;
 
-// resume != 0 appends to an existing log instead of starting a new one
-static void logger_init(Logger* lg, const char* output_dir, int resume) {
+// Everything known about one optimizer step.
+typedef struct {
+    int step;
+    float loss;
+    float lr;
+    float grad_norm;
+    int skipped;            // 1 if the spike guard skipped the update
+    long long skipped_total;
+    double ms;
+    double tokens_per_second;
+    double mfu;             // fraction of peak FLOP/s, or NAN when no peak is known
+    double tokens;          // cumulative, this step included
+    double flops;           // cumulative
+} StepMetrics;
+
+// Keeps the lines of path whose step is <= last_step (step parsed with the scanf format fmt,
+// e.g. "s:%d" or "{\"step\":%d"), rewriting the file atomically.
+static void truncate_log_after(const char* path, const char* fmt, int last_step) {
+    FILE* in = fopen(path, "r");
+    if (in == NULL) { return; }
+    AtomicFile af;
+    atomic_open(&af, path);
+    char line[4096];
+    while (fgets(line, sizeof(line), in) != NULL) {
+        int step;
+        if (sscanf(line, fmt, &step) == 1 && step > last_step) { continue; }
+        atomic_write(&af, line, 1, strlen(line));
+    }
+    fclose(in);
+    atomic_commit(&af);
+}
+
+// resume_step >= 0: append to the existing logs, after dropping what came after that step
+static void logger_init(Logger* lg, const char* output_dir, int resume_step) {
     lg->f = NULL;
+    lg->json = NULL;
     if (output_dir == NULL || output_dir[0] == '\0') { return; }
-    char path[1024];
+    char path[1024], jpath[1024];
     snprintf(path, sizeof(path), "%s/main.log", output_dir);
-    lg->f = fopen_check(path, resume ? "a" : "w");
+    snprintf(jpath, sizeof(jpath), "%s/main.jsonl", output_dir);
+    if (resume_step >= 0) {
+        truncate_log_after(path, "s:%d", resume_step);
+        truncate_log_after(jpath, "{\"step\":%d", resume_step);
+    }
+    lg->f = fopen_check(path, resume_step >= 0 ? "a" : "w");
+    lg->json = fopen_check(jpath, resume_step >= 0 ? "a" : "w");
 }
 
-static void logger_log_train(Logger* lg, int step, float loss, float lr, float norm) {
-    if (lg->f == NULL) { return; }
-    fprintf(lg->f, "s:%d trl:%f lr:%f norm:%f\n", step, loss, lr, norm);
-    fflush(lg->f);
+// JSON has no NaN: unknown numbers are written as null
+static void json_number(FILE* f, const char* key, double x) {
+    if (isfinite(x)) { fprintf(f, ",\"%s\":%.9g", key, x); } else { fprintf(f, ",\"%s\":null", key); }
 }
 
-static void logger_log_val(Logger* lg, int step, float loss) {
+static void logger_log_step(Logger* lg, const StepMetrics* m) {
     if (lg->f == NULL) { return; }
-    fprintf(lg->f, "s:%d tel:%f\n", step, loss);
+    fprintf(lg->f, "s:%d trl:%f lr:%f norm:%f\n", m->step, m->loss, m->lr, m->grad_norm);
     fflush(lg->f);
+    fprintf(lg->json, "{\"step\":%d", m->step);
+    json_number(lg->json, "loss", m->loss);
+    json_number(lg->json, "lr", m->lr);
+    json_number(lg->json, "grad_norm", m->grad_norm);
+    fprintf(lg->json, ",\"skipped\":%d,\"skipped_total\":%lld", m->skipped, m->skipped_total);
+    json_number(lg->json, "ms", m->ms);
+    json_number(lg->json, "tokens_per_second", m->tokens_per_second);
+    json_number(lg->json, "mfu", m->mfu);
+    json_number(lg->json, "tokens", m->tokens);
+    json_number(lg->json, "flops", m->flops);
+    json_number(lg->json, "pf_days", m->flops / (1e15 * 86400.0));
+    fprintf(lg->json, "}\n");
+    fflush(lg->json);
+}
+
+// kind: "val_loss" (also written to main.log as tel) or "hellaswag" (as eval)
+static void logger_log_eval(Logger* lg, int step, const char* kind, float value, double tokens, double flops) {
+    if (lg->f == NULL) { return; }
+    int is_val = strcmp(kind, "val_loss") == 0;
+    fprintf(lg->f, "s:%d %s:%f\n", step, is_val ? "tel" : "eval", value);
+    fflush(lg->f);
+    fprintf(lg->json, "{\"step\":%d", step);
+    json_number(lg->json, kind, value);
+    json_number(lg->json, "tokens", tokens);
+    json_number(lg->json, "flops", flops);
+    fprintf(lg->json, "}\n");
+    fflush(lg->json);
 }
 
 static void logger_free(Logger* lg) {
     if (lg->f != NULL) { fclose(lg->f); lg->f = NULL; }
+    if (lg->json != NULL) { fclose(lg->json); lg->json = NULL; }
 }
 
 #endif // LLMC_LOGGER_H

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <libgen.h>
 #include <sys/stat.h>
+#include <signal.h>
 
 #define LLMC_ERRLEN 512
 
@@ -124,6 +125,13 @@ static inline void fsync_dir_of(const char* path) {
 }
 
 static inline void atomic_commit(AtomicFile* af) {
+    // For the crash tests only: LLMC_TEST_KILL_IN_WRITE=<text> kills the process (SIGKILL, as
+    // kill -9 would) when a file whose path contains <text> is written but not yet renamed.
+    const char* kill_on = getenv("LLMC_TEST_KILL_IN_WRITE");
+    if (kill_on != NULL && kill_on[0] != '\0' && strstr(af->path, kill_on) != NULL) {
+        fflush(af->f);
+        kill(getpid(), SIGKILL);
+    }
     if (fflush(af->f) != 0) { die("write to %s failed: %s", af->tmp_path, strerror(errno)); }
     if (fsync(fileno(af->f)) != 0) { die("fsync of %s failed: %s", af->tmp_path, strerror(errno)); }
     if (fclose(af->f) != 0) { die("close of %s failed: %s", af->tmp_path, strerror(errno)); }

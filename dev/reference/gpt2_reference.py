@@ -118,6 +118,36 @@ class GPT(nn.Module):
         return decay, no_decay
 
 
+def load_llmc_checkpoint(path):
+    """A version-3 (fp32) llm.c checkpoint as a GPT in float64."""
+    with open(path, "rb") as f:
+        header = np.frombuffer(f.read(1024), dtype=np.int32)
+        assert header[0] == 20240326 and header[1] == 3, f"{path}: not a version-3 model checkpoint"
+        maxT, V, L, NH, C, Vp = (int(x) for x in header[2:8])
+        params = np.frombuffer(f.read(), dtype=np.float32)
+    model = GPT(L, C, NH, V, maxT)
+    shapes = [(Vp, C), (maxT, C), (L, C), (L, C), (L, 3 * C, C), (L, 3 * C), (L, C, C), (L, C),
+              (L, C), (L, C), (L, 4 * C, C), (L, 4 * C), (L, C, 4 * C), (L, C), (C,), (C,)]
+    tensors, off = [], 0
+    for shape in shapes:
+        n = int(np.prod(shape))
+        tensors.append(torch.tensor(params[off:off + n].reshape(shape)))
+        off += n
+    assert off == len(params), f"{path}: size does not match its header"
+    with torch.no_grad():
+        model.wte.weight.copy_(tensors[0][:V])
+        model.wpe.weight.copy_(tensors[1])
+        names = ["ln_1.weight", "ln_1.bias", "c_attn.weight", "c_attn.bias", "attn_proj.weight", "attn_proj.bias",
+                 "ln_2.weight", "ln_2.bias", "c_fc.weight", "c_fc.bias", "mlp_proj.weight", "mlp_proj.bias"]
+        for l, block in enumerate(model.blocks):
+            sd = block.state_dict()
+            for name, t in zip(names, tensors[2:14]):
+                sd[name].copy_(t[l])
+        model.ln_f.weight.copy_(tensors[14])
+        model.ln_f.bias.copy_(tensors[15])
+    return model.double()
+
+
 def flatten(tensors, V, Vp):
     wte = np.zeros((Vp, tensors[0].shape[1]), dtype=np.float32)
     wte[:V] = tensors[0]

@@ -3,7 +3,7 @@ Tests of the shared host code in llmc/: file readers on good and bad files, the 
 epoch coverage (shuffled or not, several shards, several ranks), flag parsing and the
 learning-rate schedules. Token data comes from the real tiny shakespeare val shard.
 
-usage: test_llmc VAL_SHARD TOKENIZER_FILE
+usage: test_llmc VAL_SHARD TOKENIZER_FILE HELLASWAG_FILE
 Prints PASS:/FAIL: lines; exits 1 if anything failed.
 */
 #include <math.h>
@@ -16,6 +16,9 @@ Prints PASS:/FAIL: lines; exits 1 if anything failed.
 #include "llmc/dataloader.h"
 #include "llmc/tokenizer.h"
 #include "llmc/schedule.h"
+#include "llmc/guard.h"
+#include "llmc/train_state.h"
+#include "llmc/hellaswag.h"
 
 static int failures = 0;
 static char tmpdir[256];
@@ -467,8 +470,113 @@ static void test_atomic_file(void) {
           "old_intact=%d replaced=%d", old_intact, replaced);
 }
 
+static void test_guard(void) {
+    SpikeGuard g;
+    guard_init(&g, 20, 4.0f, 4.0f, 3);
+    char why[256];
+    Rng rng;
+    rng_init(&rng, (uint64_t)time(NULL));
+    int bad = 0;
+    for (int i = 0; i < 40; i++) {  // a noisy, slowly falling loss: never flagged
+        bad += guard_check(&g, 5.0f - 0.01f * i + 0.05f * (rng_f32(&rng) - 0.5f), 1.0f + 0.1f * rng_f32(&rng), why, sizeof(why));
+    }
+    check(bad == 0 && g.count == 20, "guard: ordinary steps pass", "%d flagged, window %d", bad, g.count);
+    int spike = guard_check(&g, 9.0f, 1.0f, why, sizeof(why));
+    check(spike == 1 && strstr(why, "loss") != NULL && g.bad_in_row == 1, "guard: a loss spike is flagged", "%s", why);
+    int normspike = guard_check(&g, 4.6f, 50.0f, why, sizeof(why));
+    check(normspike == 1 && strstr(why, "gradient norm") != NULL && g.bad_in_row == 2, "guard: a gradient-norm spike is flagged", "%s", why);
+    int nan = guard_check(&g, NAN, 1.0f, why, sizeof(why));
+    check(nan == 1 && strstr(why, "non-finite") != NULL && g.bad_in_row == 3, "guard: NaN is flagged", "%s", why);
+    int ok = guard_check(&g, 4.6f, 1.05f, why, sizeof(why));
+    check(ok == 0 && g.bad_in_row == 0, "guard: a good step resets the bad count", "bad_in_row %d", g.bad_in_row);
+    guard_init(&g, 20, 0.0f, 0.0f, 3);
+    for (int i = 0; i < 20; i++) { guard_check(&g, 5.0f, 1.0f, why, sizeof(why)); }
+    check(guard_check(&g, 50.0f, 100.0f, why, sizeof(why)) == 0, "guard: z tests off with -sl 0 -sg 0", "spike accepted");
+    check(guard_check(&g, INFINITY, 1.0f, why, sizeof(why)) == 1, "guard: inf still flagged with z tests off", "%s", why);
+}
+
+static void test_train_state(void) {
+    TrainStateHeader h;
+    memset(&h, 0, sizeof(h));
+    h.magic = STATE_MAGIC; h.version = STATE_VERSION; h.step = 7; h.num_parameters = 1000;
+    h.shard_offset = 0; h.shard_count = 1000; h.process_rank = 0; h.num_processes = 1;
+    h.B = 4; h.T = 64; h.total_batch_size = 512; h.guard_window = 10; h.sample_rng = 42;
+    float* m = float_alloc_check(1000, "m");
+    float* v = float_alloc_check(1000, "v");
+    for (int i = 0; i < 1000; i++) { m[i] = i * 0.5f; v[i] = i * 0.25f; }
+    char path[512], bad[512], err[LLMC_ERRLEN];
+    tmp_path(path, sizeof(path), "state.bin");
+    train_state_write(path, &h, m, v);
+    TrainStateHeader got;
+    float* m2 = float_alloc_check(1000, "m2");
+    float* v2 = float_alloc_check(1000, "v2");
+    int rc = train_state_read(path, &h, &got, m2, v2, err);
+    check(rc == 0 && got.step == 7 && got.sample_rng == 42 && memcmp(m, m2, 4000) == 0 && memcmp(v, v2, 4000) == 0,
+          "state file round trip", "rc=%d %s", rc, rc ? err : "");
+    TrainStateHeader other = h;
+    other.num_parameters = 999; other.shard_count = 999;
+    rc = train_state_read(path, &other, &got, m2, v2, err);
+    check_rejects(rc, err, path, "this model has 999", "state: another model rejected");
+    other = h;
+    other.B = 8;
+    rc = train_state_read(path, &other, &got, m2, v2, err);
+    check_rejects(rc, err, path, "same batch flags", "state: other batch flags rejected");
+    size_t n;
+    unsigned char* bytes = read_all(path, &n);
+    tmp_path(bad, sizeof(bad), "state_truncated.bin");
+    write_bytes(bad, bytes, n - 4);
+    rc = train_state_read(bad, &h, &got, m2, v2, err);
+    check_rejects(rc, err, bad, "truncated", "state: truncated file rejected");
+    tmp_path(bad, sizeof(bad), "state_badmagic.bin");
+    ((int64_t*)bytes)[0] = 5;
+    write_bytes(bad, bytes, n);
+    rc = train_state_read(bad, &h, &got, m2, v2, err);
+    check_rejects(rc, err, bad, "bad magic", "state: wrong magic rejected");
+    free(bytes); free(m); free(v); free(m2); free(v2);
+}
+
+static void test_hellaswag(const char* path) {
+    HellaSwag hs;
+    char err[LLMC_ERRLEN], bad[512];
+    if (access(path, F_OK) != 0) { check(0, "hellaswag file", "%s missing: run make data", path); return; }
+    int rc = hellaswag_load(&hs, path, 50257, err);
+    int labels[4] = {0};
+    if (rc == 0) { for (int i = 0; i < hs.num_examples; i++) { labels[hs.examples[i].label]++; } }
+    // the counts in ../shared/data/README.md
+    check(rc == 0 && hs.num_examples == 10042 && labels[0] == 2515 && labels[1] == 2485 && labels[2] == 2584 && labels[3] == 2458,
+          "hellaswag: 10042 examples with the documented label counts", "rc=%d %s", rc, rc ? err : "");
+    if (rc == 0) {
+        int seq[64], first;
+        const HellaSwagExample* ex = &hs.examples[0];
+        int len = hellaswag_sequence(ex, 1, seq, 64, &first);
+        int ok = len == ex->ctx_len + ex->end_len[1] && first == ex->ctx_len - 1 && seq[0] == ex->ctx[0] &&
+                 seq[first + 1] == ex->ending[1][0] && seq[len - 1] == ex->ending[1][ex->end_len[1] - 1];
+        // too long for the model: the context is cut from the left, the ending kept whole
+        int short_max = ex->end_len[1] + 3;
+        int len2, first2;
+        len2 = hellaswag_sequence(ex, 1, seq, short_max, &first2);
+        ok = ok && len2 == short_max && first2 == 2 && seq[0] == ex->ctx[ex->ctx_len - 3] &&
+             seq[len2 - 1] == ex->ending[1][ex->end_len[1] - 1];
+        check(ok, "hellaswag: sequences keep the whole ending, targets aligned", "len %d first %d; cut: len %d first %d",
+              len, first, len2, first2);
+        hellaswag_free(&hs);
+    }
+    size_t n;
+    unsigned char* bytes = read_all(path, &n);
+    tmp_path(bad, sizeof(bad), "hs_truncated.bin");
+    write_bytes(bad, bytes, n - 2);
+    rc = hellaswag_load(&hs, bad, 50257, err);
+    check_rejects(rc, err, bad, "truncated", "hellaswag: truncated file rejected");
+    tmp_path(bad, sizeof(bad), "hs_badlabel.bin");
+    ((int32_t*)(bytes + 1024))[0] = 7;
+    write_bytes(bad, bytes, n);
+    rc = hellaswag_load(&hs, bad, 50257, err);
+    check_rejects(rc, err, bad, "bad label", "hellaswag: bad label rejected");
+    free(bytes);
+}
+
 int main(int argc, char** argv) {
-    if (argc != 3) { die("usage: test_llmc VAL_SHARD TOKENIZER_FILE"); }
+    if (argc != 4) { die("usage: test_llmc VAL_SHARD TOKENIZER_FILE HELLASWAG_FILE"); }
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_llmc.XXXXXX");
     if (mkdtemp(tmpdir) == NULL) { die("mkdtemp failed"); }
     long ntok;
@@ -480,6 +588,9 @@ int main(int argc, char** argv) {
     test_args();
     test_schedule();
     test_atomic_file();
+    test_guard();
+    test_train_state();
+    test_hellaswag(argv[3]);
     free(tokens);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
