@@ -100,18 +100,18 @@ static int hellaswag_load(HellaSwag* hs, const char* path, int V, char* err) {
     return 0;
 }
 
-// Builds the sequence context + ending j into seq (at most max_tokens tokens: when longer, the
-// context is cut from the left, the ending always kept). Returns its length; *first_target is
-// the index, in the target positions seq[1..len), of the ending's first token.
+// Builds the sequence context + ending j into seq, at most max_tokens (>= 2) tokens: when it is
+// longer, the context is cut from the left (at least one token stays, to predict the ending
+// from), and an ending longer than the window is scored on its first max_tokens-1 tokens.
+// Returns the length; *first_target is the index, in the target positions seq[1..len), of
+// the ending's first token.
 static int hellaswag_sequence(const HellaSwagExample* ex, int j, int* seq, int max_tokens, int* first_target) {
-    int ctx = ex->ctx_len;
-    int len = ctx + ex->end_len[j];
-    int drop = len > max_tokens ? len - max_tokens : 0;
-    if (drop >= ctx) { drop = ctx - 1; }  // keep one context token to predict the ending from
-    memcpy(seq, ex->ctx + drop, (ctx - drop) * sizeof(int));
-    memcpy(seq + ctx - drop, ex->ending[j], ex->end_len[j] * sizeof(int));
-    *first_target = ctx - drop - 1;
-    return len - drop;
+    int end = ex->end_len[j] < max_tokens - 1 ? ex->end_len[j] : max_tokens - 1;
+    int ctx = ex->ctx_len < max_tokens - end ? ex->ctx_len : max_tokens - end;
+    memcpy(seq, ex->ctx + (ex->ctx_len - ctx), ctx * sizeof(int));
+    memcpy(seq + ctx, ex->ending[j], end * sizeof(int));
+    *first_target = ctx - 1;
+    return ctx + end;
 }
 
 #endif // LLMC_HELLASWAG_H

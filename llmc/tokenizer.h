@@ -45,6 +45,11 @@ static int tokenizer_init(Tokenizer* tok, const char* path, char* err) {
     }
     int V = header[2];
     if (V <= 0 || V > (1 << 24)) { fclose(f); return set_err(err, "%s: bad vocabulary size %d", path, V); }
+    long fsize = file_size_of(f);
+    if (fsize - 1024 < 2L * V) {  // every token takes at least 2 bytes: check before allocating
+        fclose(f);
+        return set_err(err, "%s: file is truncated: %ld bytes cannot hold %d tokens", path, fsize, V);
+    }
     // version 1 files predate the field; they are GPT-2's, whose end-of-text token is 50256
     int eot = (version == 2) ? header[3] : 50256;
     if (eot < 0 || eot >= V) { fclose(f); return set_err(err, "%s: end-of-text token %d outside vocabulary of %d", path, eot, V); }

@@ -111,7 +111,7 @@ typedef struct {
 static inline void atomic_open(AtomicFile* af, const char* path) {
     if (strlen(path) >= sizeof(af->path)) { die("path too long: %s", path); }
     strcpy(af->path, path);
-    snprintf(af->tmp_path, sizeof(af->tmp_path), "%s.tmp.%d", path, (int)getpid());
+    snprintf(af->tmp_path, sizeof(af->tmp_path), "%s.tmp.%d", af->path, (int)getpid());
     af->f = fopen(af->tmp_path, "wb");
     if (af->f == NULL) { die("cannot create %s: %s", af->tmp_path, strerror(errno)); }
 }

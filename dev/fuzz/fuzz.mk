@@ -1,0 +1,18 @@
+# libFuzzer targets for the file readers (clang). `make fuzz` runs each for FUZZ_SECONDS
+# (default 60); `make test` runs each briefly over its seed corpus as a regression check.
+FUZZ_READERS = checkpoint shard tokenizer state hellaswag
+FUZZ_BINS = $(addprefix build/fuzz_,$(FUZZ_READERS))
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -std=gnu11
+
+build/fuzz_%: dev/fuzz/fuzz_reader.c $(LLMC_HEADERS)
+	@mkdir -p build
+	$(FUZZ_CC) $(FUZZ_FLAGS) -DFUZZ_$(shell echo $* | tr a-z A-Z) -o $@ $< -lm
+
+.PHONY: fuzz
+fuzz: $(FUZZ_BINS) data
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash dev/fuzz/run_fuzz.sh
+
+TEST_BINS += $(FUZZ_BINS)
+TESTS += "FUZZ_SECONDS=5 bash dev/fuzz/run_fuzz.sh"
