@@ -687,7 +687,7 @@ int main(int argc, char** argv) {
         if (!resumed_here) {
             if (have_val && (cfg.eval_only || step % cfg.val_every == 0 || last)) {
                 float val_loss = evaluate(&model, &val_loader, val_batches);
-                printf("step %d: val loss %.6f\n", step, val_loss);
+                printf("step %d: val loss %.6f (perplexity %.2f)\n", step, val_loss, expf(val_loss));
                 logger_log_eval(&logger, step, "val_loss", val_loss, tokens_so_far, tokens_so_far * flops_per_token);
             }
             if (hellaswag_n > 0 && (cfg.eval_only || step % cfg.hellaswag_every == 0 || last)) {

@@ -54,4 +54,71 @@ static float grad_clip_scale(float norm, float max_norm) {
     return c < 1.0f ? c : 1.0f;
 }
 
+#ifdef __CUDACC__
+// ----------------------------------------------------------------------------
+// CUDA twin. params are the fp32 master weights; params_x (may be NULL) receives the updated
+// weights rounded to floatX, the copy the forward and backward passes read. Same arithmetic
+// as adamw_update; the bias corrections are computed on the host exactly as there.
+// sum_of_squares_cuda: deterministic two-stage reduction, the result left in device memory
+// (one double) so the caller decides when to synchronize.
+#include "cuda_common.h"
+
+__global__ static void adamw_kernel(float* params, floatX* params_x, const float* grads, float* m, float* v,
+                                    size_t n, float lr, float beta1, float beta2, float bc1, float bc2,
+                                    float eps, float weight_decay, float grad_scale) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) { return; }
+    float g = grads[i] * grad_scale;
+    float mi = beta1 * m[i] + (1.0f - beta1) * g;
+    float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    float mhat = mi / bc1;
+    float vhat = vi / bc2;
+    float p = params[i];
+    p -= lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * p);
+    params[i] = p;
+    if (params_x != NULL) { params_x[i] = f2fx(p); }
+}
+
+static void adamw_update_cuda(float* params, floatX* params_x, const float* grads, float* m, float* v, size_t n,
+                              float lr, float beta1, float beta2, float eps, float weight_decay,
+                              float grad_scale, int t, cudaStream_t stream) {
+    float bc1 = 1.0f - powf(beta1, (float)t);
+    float bc2 = 1.0f - powf(beta2, (float)t);
+    adamw_kernel<<<(unsigned)CEIL_DIV(n, 256), 256, 0, stream>>>(params, params_x, grads, m, v, n, lr, beta1, beta2,
+                                                                 bc1, bc2, eps, weight_decay, grad_scale);
+    cudaCheckLaunch();
+}
+
+#define SUMSQ_BLOCKS 1024
+#define SUMSQ_THREADS 512
+
+__global__ static void sum_of_squares_partial_kernel(double* partial, const float* x, size_t n) {
+    __shared__ float shared[32];
+    float s = 0.0f;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        s += x[i] * x[i];
+    }
+    s = block_reduce_sum(s, shared);
+    if (threadIdx.x == 0) { partial[blockIdx.x] = (double)s; }
+}
+
+__global__ static void sum_of_squares_finish_kernel(double* out, const double* partial, int nparts) {
+    if (threadIdx.x == 0 && blockIdx.x == 0) {
+        double t = 0.0;
+        for (int i = 0; i < nparts; i++) { t += partial[i]; }
+        *out = t;
+    }
+}
+
+// out: one double; scratch: SUMSQ_BLOCKS doubles
+static void sum_of_squares_cuda(double* out, const float* x, size_t n, double* scratch, cudaStream_t stream) {
+    sum_of_squares_partial_kernel<<<SUMSQ_BLOCKS, SUMSQ_THREADS, 0, stream>>>(scratch, x, n);
+    cudaCheckLaunch();
+    sum_of_squares_finish_kernel<<<1, 32, 0, stream>>>(out, scratch, SUMSQ_BLOCKS);
+    cudaCheckLaunch();
+}
+#endif // __CUDACC__
+
 #endif // LLMC_ADAMW_H

@@ -48,4 +48,52 @@ static void crossentropy_softmax_backward(float* dlogits, const float* probs, co
     }
 }
 
+#ifdef __CUDACC__
+// ----------------------------------------------------------------------------
+// CUDA twin: the fused classifier. One block per position reads its row of floatX logits,
+// computes the loss through the logsumexp (an online max/sum, never a probability tensor),
+// and, if dloss != 0, overwrites the same row with dlogits = (softmax - onehot) * dloss
+// (padding columns V..Vp get 0). No fp32 logits or probabilities are ever stored.
+//   logits: (BT, Vp) floatX, in: logits, out: dlogits (when dloss != 0)
+//   losses: (BT) fp32, -log softmax[target]
+#include "cuda_common.h"
+
+#define CLASSIFIER_THREADS 1024
+
+__global__ static void __launch_bounds__(CLASSIFIER_THREADS)
+fused_classifier_kernel(floatX* logits, float* losses, const int* targets, float dloss, int V, int Vp) {
+    __shared__ float shared[32];
+    int row = blockIdx.x;
+    floatX* x = logits + (size_t)row * Vp;
+    int target = targets[row];
+    // read the target's logit before any thread can overwrite the row (after the barriers below)
+    float x_target = fx2f(x[target]);
+    float m = -FLT_MAX, s = 0.0f;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        float v = fx2f(x[i]);
+        if (v > m) { s = s * expf(m - v) + 1.0f; m = v; }
+        else { s += expf(v - m); }
+    }
+    float M = block_reduce_max(m, shared);
+    float S = block_reduce_sum(s * expf(m - M), shared);
+    float lse = M + logf(S);
+    if (threadIdx.x == 0) { losses[row] = lse - x_target; }
+    if (dloss == 0.0f) { return; }
+    for (int i = threadIdx.x; i < Vp; i += blockDim.x) {
+        float d = 0.0f;
+        if (i < V) {
+            float p = expf(fx2f(x[i]) - lse);
+            d = (p - (i == target ? 1.0f : 0.0f)) * dloss;
+        }
+        x[i] = f2fx(d);
+    }
+}
+
+static void fused_classifier_cuda(floatX* logits, float* losses, const int* targets, float dloss,
+                                  int BT, int V, int Vp, cudaStream_t stream) {
+    fused_classifier_kernel<<<BT, CLASSIFIER_THREADS, 0, stream>>>(logits, losses, targets, dloss, V, Vp);
+    cudaCheckLaunch();
+}
+#endif // __CUDACC__
+
 #endif // LLMC_CROSSENTROPY_H

@@ -44,4 +44,80 @@ static void encoder_backward(float* dwte, float* dwpe, const float* dout, const 
     }
 }
 
+#ifdef __CUDACC__
+// ----------------------------------------------------------------------------
+// CUDA twin. out, wte, wpe are floatX; the gradients dwte, dwpe are fp32 and accumulated (+=)
+// like the C version. inp is a device array for the forward.
+#include "cuda_common.h"
+
+__global__ static void encoder_forward_kernel(floatX* out, const int* inp, const floatX* wte,
+                                              const floatX* wpe, int BT, int T, int C) {
+    size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (size_t)BT * C) { return; }
+    int bt = (int)(idx / C);
+    int c = (int)(idx % C);
+    int t = bt % T;
+    out[idx] = f2fx(fx2f(wte[(size_t)inp[bt] * C + c]) + fx2f(wpe[(size_t)t * C + c]));
+}
+
+static void encoder_forward_cuda(floatX* out, const int* inp, const floatX* wte, const floatX* wpe,
+                                 int B, int T, int C, cudaStream_t stream) {
+    size_t n = (size_t)B * T * C;
+    encoder_forward_kernel<<<(unsigned)CEIL_DIV(n, 256), 256, 0, stream>>>(out, inp, wte, wpe, B * T, T, C);
+    cudaCheckLaunch();
+}
+
+// The backward pass needs, for every distinct token of the batch, the positions holding it.
+// Many positions can hold one token, and summing them with atomics would make dwte depend on
+// thread timing; instead the host (which has the batch anyway) groups the positions by token
+// with a counting sort, and one thread per (token, channel) sums its positions in order.
+//   count: V + 1 ints of host scratch
+//   order: B*T positions sorted by token, in position order within a token
+//   bucket_start: (num_buckets + 1) offsets into order; bucket_token: the token of each bucket
+// Returns num_buckets. Upload order, bucket_start and bucket_token for encoder_backward_cuda.
+static int encoder_backward_buckets(const int* inp, int BT, int V, int* count, int* order,
+                                    int* bucket_start, int* bucket_token) {
+    memset(count, 0, (size_t)(V + 1) * sizeof(int));
+    for (int i = 0; i < BT; i++) { count[inp[i] + 1]++; }
+    int nb = 0;
+    for (int v = 0; v < V; v++) {
+        if (count[v + 1] > 0) { bucket_token[nb] = v; bucket_start[nb] = count[v]; nb++; }
+        count[v + 1] += count[v];  // count[v] is now where token v's positions start
+    }
+    bucket_start[nb] = BT;
+    for (int i = 0; i < BT; i++) { order[count[inp[i]]++] = i; }
+    return nb;
+}
+
+__global__ static void encoder_backward_wte_kernel(float* dwte, const floatX* dout, const int* order,
+                                                   const int* bucket_start, const int* bucket_token, int C) {
+    int c = blockIdx.y * blockDim.x + threadIdx.x;
+    if (c >= C) { return; }
+    int b = blockIdx.x;
+    float s = 0.0f;
+    for (int i = bucket_start[b]; i < bucket_start[b + 1]; i++) { s += fx2f(dout[(size_t)order[i] * C + c]); }
+    dwte[(size_t)bucket_token[b] * C + c] += s;
+}
+
+__global__ static void encoder_backward_wpe_kernel(float* dwpe, const floatX* dout, int B, int T, int C) {
+    size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (size_t)T * C) { return; }
+    float s = 0.0f;
+    for (int b = 0; b < B; b++) { s += fx2f(dout[(size_t)b * T * C + idx]); }
+    dwpe[idx] += s;
+}
+
+static void encoder_backward_cuda(float* dwte, float* dwpe, const floatX* dout, const int* order,
+                                  const int* bucket_start, const int* bucket_token, int num_buckets,
+                                  int B, int T, int C, cudaStream_t stream) {
+    if (num_buckets > 0) {
+        dim3 grid(num_buckets, CEIL_DIV(C, 128));
+        encoder_backward_wte_kernel<<<grid, 128, 0, stream>>>(dwte, dout, order, bucket_start, bucket_token, C);
+        cudaCheckLaunch();
+    }
+    encoder_backward_wpe_kernel<<<(unsigned)CEIL_DIV((size_t)T * C, 256), 256, 0, stream>>>(dwpe, dout, B, T, C);
+    cudaCheckLaunch();
+}
+#endif // __CUDACC__
+
 #endif // LLMC_ENCODER_H

@@ -30,4 +30,42 @@ static void gelu_backward(float* dinp, const float* inp, const float* dout, size
     }
 }
 
+#ifdef __CUDACC__
+// ----------------------------------------------------------------------------
+// CUDA twin, in floatX, math in fp32. The backward *writes* dinp (dinp may alias dout): the
+// GELU input feeds nothing else, so there is nothing to accumulate on the GPU.
+// (train_gpt.cu can instead fuse both into the cuBLASLt matmuls, see llmc/matmul.h.)
+#include "cuda_common.h"
+
+__global__ static void gelu_forward_kernel(floatX* out, const floatX* inp, size_t N) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= N) { return; }
+    float x = fx2f(inp[i]);
+    float cube = 0.044715f * x * x * x;
+    out[i] = f2fx(0.5f * x * (1.0f + tanhf(GELU_SCALING_FACTOR * (x + cube))));
+}
+
+__global__ static void gelu_backward_kernel(floatX* dinp, const floatX* inp, const floatX* dout, size_t N) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= N) { return; }
+    float x = fx2f(inp[i]);
+    float u = GELU_SCALING_FACTOR * (x + 0.044715f * x * x * x);
+    float th = tanhf(u);
+    float sech2 = 1.0f - th * th;
+    float du_dx = GELU_SCALING_FACTOR * (1.0f + 3.0f * 0.044715f * x * x);
+    float grad = 0.5f * (1.0f + th) + 0.5f * x * sech2 * du_dx;
+    dinp[i] = f2fx(grad * fx2f(dout[i]));
+}
+
+static void gelu_forward_cuda(floatX* out, const floatX* inp, size_t N, cudaStream_t stream) {
+    gelu_forward_kernel<<<(unsigned)CEIL_DIV(N, 256), 256, 0, stream>>>(out, inp, N);
+    cudaCheckLaunch();
+}
+
+static void gelu_backward_cuda(floatX* dinp, const floatX* inp, const floatX* dout, size_t N, cudaStream_t stream) {
+    gelu_backward_kernel<<<(unsigned)CEIL_DIV(N, 256), 256, 0, stream>>>(dinp, inp, dout, N);
+    cudaCheckLaunch();
+}
+#endif // __CUDACC__
+
 #endif // LLMC_GELU_H

@@ -84,4 +84,153 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
     }
 }
 
+#ifdef __CUDACC__
+// ----------------------------------------------------------------------------
+// CUDA twin. Rows are N = B*T positions of C channels; x, out, weight, bias are floatX, the
+// statistics mean and rstd are fp32. One warp per row, same two-pass statistics as above.
+//   layernorm_forward_cuda:               out = LN(inp)
+//   fused_residual_layernorm_forward_cuda: residual = a + b (rounded to floatX), out = LN(residual)
+//     (the residual add of one sublayer fused with the LayerNorm of the next)
+//   layernorm_backward_cuda: dinp += ..., dweight += ..., dbias += ... (fp32 weight grads),
+//     needs layernorm_scratch_floats(N, C) floats of scratch for the deterministic column sums
+#include "cuda_common.h"
+
+#define LAYERNORM_ROWS_PER_BLOCK 8
+
+// a == residual input; if b != NULL, the row is a + b and is written to residual first
+__global__ static void layernorm_forward_kernel(floatX* residual, floatX* out, float* mean, float* rstd,
+                                                const floatX* a, const floatX* b, const floatX* weight,
+                                                const floatX* bias, int N, int C) {
+    int lane = threadIdx.x % 32;
+    int row = blockIdx.x * LAYERNORM_ROWS_PER_BLOCK + threadIdx.x / 32;
+    if (row >= N) { return; }  // whole warps leave together: no block-level sync below
+    const floatX* x = a + (size_t)row * C;
+    if (b != NULL) {
+        const floatX* y = b + (size_t)row * C;
+        floatX* r = residual + (size_t)row * C;
+        for (int i = lane; i < C; i += 32) { r[i] = f2fx(fx2f(x[i]) + fx2f(y[i])); }
+        x = r;  // statistics of the rounded residual, the value the backward pass will see
+        __syncwarp();
+    }
+    float s = 0.0f;
+    for (int i = lane; i < C; i += 32) { s += fx2f(x[i]); }
+    float m = warp_reduce_sum(s) / C;
+    float v = 0.0f;
+    for (int i = lane; i < C; i += 32) { float d = fx2f(x[i]) - m; v += d * d; }
+    v = warp_reduce_sum(v) / C;
+    float rs = 1.0f / sqrtf(v + 1e-5f);
+    floatX* o = out + (size_t)row * C;
+    for (int i = lane; i < C; i += 32) {
+        o[i] = f2fx((rs * (fx2f(x[i]) - m)) * fx2f(weight[i]) + fx2f(bias[i]));
+    }
+    if (lane == 0) {
+        if (mean != NULL) { mean[row] = m; }
+        if (rstd != NULL) { rstd[row] = rs; }
+    }
+}
+
+static void layernorm_forward_cuda(floatX* out, float* mean, float* rstd, const floatX* inp,
+                                   const floatX* weight, const floatX* bias, int N, int C, cudaStream_t stream) {
+    layernorm_forward_kernel<<<CEIL_DIV(N, LAYERNORM_ROWS_PER_BLOCK), 32 * LAYERNORM_ROWS_PER_BLOCK, 0, stream>>>(
+        NULL, out, mean, rstd, inp, NULL, weight, bias, N, C);
+    cudaCheckLaunch();
+}
+
+static void fused_residual_layernorm_forward_cuda(floatX* residual, floatX* out, float* mean, float* rstd,
+                                                  const floatX* a, const floatX* b, const floatX* weight,
+                                                  const floatX* bias, int N, int C, cudaStream_t stream) {
+    layernorm_forward_kernel<<<CEIL_DIV(N, LAYERNORM_ROWS_PER_BLOCK), 32 * LAYERNORM_ROWS_PER_BLOCK, 0, stream>>>(
+        residual, out, mean, rstd, a, b, weight, bias, N, C);
+    cudaCheckLaunch();
+}
+
+__global__ static void layernorm_backward_dinp_kernel(floatX* dinp, const floatX* dout, const floatX* inp,
+                                                      const floatX* weight, const float* mean,
+                                                      const float* rstd, int N, int C) {
+    int lane = threadIdx.x % 32;
+    int row = blockIdx.x * LAYERNORM_ROWS_PER_BLOCK + threadIdx.x / 32;
+    if (row >= N) { return; }
+    const floatX* dy = dout + (size_t)row * C;
+    const floatX* x = inp + (size_t)row * C;
+    floatX* dx = dinp + (size_t)row * C;
+    float m = mean[row];
+    float s = rstd[row];
+    float dnorm_mean = 0.0f;
+    float dnorm_norm_mean = 0.0f;
+    for (int i = lane; i < C; i += 32) {
+        float norm = (fx2f(x[i]) - m) * s;
+        float dnorm = fx2f(weight[i]) * fx2f(dy[i]);
+        dnorm_mean += dnorm;
+        dnorm_norm_mean += dnorm * norm;
+    }
+    dnorm_mean = warp_reduce_sum(dnorm_mean) / C;
+    dnorm_norm_mean = warp_reduce_sum(dnorm_norm_mean) / C;
+    for (int i = lane; i < C; i += 32) {
+        float norm = (fx2f(x[i]) - m) * s;
+        float dnorm = fx2f(weight[i]) * fx2f(dy[i]);
+        dx[i] = f2fx(fx2f(dx[i]) + (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s);
+    }
+}
+
+// partial sums over fixed chunks of LAYERNORM_BWD_CHUNK rows; block (32 columns, 32 row lanes)
+#define LAYERNORM_BWD_CHUNK 512
+static size_t layernorm_scratch_floats(int N, int C) {
+    return 2 * (size_t)CEIL_DIV(N, LAYERNORM_BWD_CHUNK) * C;
+}
+
+__global__ static void layernorm_backward_partial_kernel(float* partial, const floatX* dout, const floatX* inp,
+                                                         const float* mean, const float* rstd, int N, int C) {
+    __shared__ float sdw[32][33];
+    __shared__ float sdb[32][33];
+    int c = blockIdx.x * 32 + threadIdx.x;
+    int r0 = blockIdx.y * LAYERNORM_BWD_CHUNK;
+    int r1 = min(r0 + LAYERNORM_BWD_CHUNK, N);
+    float dw = 0.0f, db = 0.0f;
+    if (c < C) {
+        for (int r = r0 + threadIdx.y; r < r1; r += 32) {
+            float dy = fx2f(dout[(size_t)r * C + c]);
+            dw += (fx2f(inp[(size_t)r * C + c]) - mean[r]) * rstd[r] * dy;
+            db += dy;
+        }
+    }
+    sdw[threadIdx.y][threadIdx.x] = dw;
+    sdb[threadIdx.y][threadIdx.x] = db;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < C) {
+        float tw = 0.0f, tb = 0.0f;
+        for (int i = 0; i < 32; i++) { tw += sdw[i][threadIdx.x]; tb += sdb[i][threadIdx.x]; }
+        size_t nchunks = gridDim.y;
+        partial[(size_t)blockIdx.y * C + c] = tw;
+        partial[nchunks * C + (size_t)blockIdx.y * C + c] = tb;
+    }
+}
+
+__global__ static void layernorm_backward_finish_kernel(float* dweight, float* dbias, const float* partial,
+                                                        int nchunks, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) { return; }
+    float tw = 0.0f, tb = 0.0f;
+    for (int i = 0; i < nchunks; i++) {
+        tw += partial[(size_t)i * C + c];
+        tb += partial[(size_t)nchunks * C + (size_t)i * C + c];
+    }
+    dweight[c] += tw;
+    dbias[c] += tb;
+}
+
+static void layernorm_backward_cuda(floatX* dinp, float* dweight, float* dbias, const floatX* dout,
+                                    const floatX* inp, const floatX* weight, const float* mean,
+                                    const float* rstd, int N, int C, float* scratch, cudaStream_t stream) {
+    layernorm_backward_dinp_kernel<<<CEIL_DIV(N, LAYERNORM_ROWS_PER_BLOCK), 32 * LAYERNORM_ROWS_PER_BLOCK, 0, stream>>>(
+        dinp, dout, inp, weight, mean, rstd, N, C);
+    cudaCheckLaunch();
+    int nchunks = CEIL_DIV(N, LAYERNORM_BWD_CHUNK);
+    layernorm_backward_partial_kernel<<<dim3(CEIL_DIV(C, 32), nchunks), dim3(32, 32), 0, stream>>>(
+        scratch, dout, inp, mean, rstd, N, C);
+    cudaCheckLaunch();
+    layernorm_backward_finish_kernel<<<CEIL_DIV(C, 256), 256, 0, stream>>>(dweight, dbias, scratch, nchunks, C);
+    cudaCheckLaunch();
+}
+#endif // __CUDACC__
+
 #endif // LLMC_LAYERNORM_H

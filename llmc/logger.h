@@ -95,6 +95,7 @@ static void logger_log_eval(Logger* lg, int step, const char* kind, float value,
     fflush(lg->f);
     fprintf(lg->json, "{\"step\":%d", step);
     json_number(lg->json, kind, value);
+    if (is_val) { json_number(lg->json, "val_perplexity", exp(value)); }
     json_number(lg->json, "tokens", tokens);
     json_number(lg->json, "flops", flops);
     fprintf(lg->json, "}\n");

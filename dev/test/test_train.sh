@@ -40,6 +40,11 @@ expect_error "T above maxT" "^error: -t" -e d1 -t 2048
 expect_error "-d not a multiple of B*T" "^error: -d" -e d1 -b 2 -t 32 -d 100
 expect_error "train data that does not exist" "^error: -i: no files match" -e d1 -i "/nonexistent/*.bin"
 expect_error "a corrupt checkpoint" "bad magic" -e "$TRAIN"
+expect_error "B*T larger than the data" "^error: -j: data .* fewer than one batch" -e d1 -b 64 -t 1024
+expect_error "a missing HellaSwag file" "^error: --hellaswag: /nonexistent.bin: cannot open" -e d1 -h 1 --hellaswag /nonexistent.bin
+expect_error "-y without -o" "^error: -y" -e d1 -y 1
+${PYTHON:-.venv/bin/python} dev/reference/gpt2_reference.py --out "$work/small" --maxT 16 --steps 0 > /dev/null
+expect_error "a checkpoint smaller than -t" "^error: -t: sequence length 64 exceeds the model's maxT 16" -e "$work/small_model.bin" -t 64
 
 # reproducibility: same seed and threads => bitwise the same log and checkpoint
 run() {  # dir, extra args...
