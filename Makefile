@@ -21,7 +21,8 @@ TESTS := "dev/test/test_llmc $(DATA_DIR)/tiny_shakespeare_val.bin dev/data/gpt2_
          dev/test/test_reference.sh \
          dev/test/test_train.sh \
          dev/test/test_resume.sh \
-         dev/test/test_eval.sh
+         dev/test/test_eval.sh \
+         dev/test/test_mpi.sh
 BENCH_BINS :=
 BENCH_SCRIPTS :=
 
@@ -29,8 +30,19 @@ BENCH_SCRIPTS :=
 
 all: train_gpt test_gpt
 
+# With OpenMPI's compiler wrapper present, train_gpt is built for data-parallel runs
+# (mpirun -np N ./train_gpt); without it, for one process. NO_MPI=1 forces the latter.
+MPICC := $(if $(NO_MPI),,$(shell command -v mpicc 2>/dev/null))
+ifneq ($(MPICC),)
+TRAIN_CC = OMPI_CC=$(CC) $(MPICC)
+TRAIN_FLAGS = -DUSE_MPI
+else
+TRAIN_CC = $(CC)
+TRAIN_FLAGS =
+endif
+
 train_gpt: train_gpt.c $(LLMC_HEADERS)
-	$(CC) $(CFLAGS) -o $@ train_gpt.c $(LDLIBS)
+	$(TRAIN_CC) $(CFLAGS) $(TRAIN_FLAGS) -o $@ train_gpt.c $(LDLIBS) -lpthread
 
 test_gpt: test_gpt.c train_gpt.c $(LLMC_HEADERS)
 	$(CC) $(CFLAGS) -o $@ test_gpt.c $(LDLIBS)

@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
     printf("test_gpt: %s: L=%d C=%d NH=%d V=%d Vp=%d B=%d T=%d, %zu parameters, %d steps\n", argv[1],
            c->num_layers, c->channels, c->num_heads, V, Vp, B, T, P, nsteps);
 
-    gpt2_allocate(&model, B, T);
+    gpt2_allocate(&model, B, T, 0, P);
 
     // forward: logits (the real vocabulary of each row) and loss
     gpt2_forward(&model, x, y, B, T);
@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
         gpt2_zero_grad(&model);
         gpt2_backward(&model, 1.0f);
         float norm = gpt2_grad_norm(&model);
-        gpt2_update(&model, lr, beta1, beta2, eps, wd, grad_clip_scale(norm, clip), step + 1);
+        gpt2_update(&model, model.grads_memory, lr, beta1, beta2, eps, wd, grad_clip_scale(norm, clip), step + 1);
         double d = fabs(model.mean_loss - ref_losses[step]) / fabs(ref_losses[step]);
         if (!(d <= 1e-5)) { steps_ok = 0; }
         if (!(d <= worst)) { worst = d; }

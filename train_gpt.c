@@ -33,6 +33,7 @@ reduction in the kernels runs in a fixed order, whatever OpenMP's scheduling.
 #include "llmc/train_state.h"
 #include "llmc/hellaswag.h"
 #include "llmc/signals.h"
+#include "llmc/comm.h"
 #include "llmc/encoder.h"
 #include "llmc/layernorm.h"
 #include "llmc/matmul.h"
@@ -123,7 +124,9 @@ typedef struct {
     ParameterTensors params;
     float* grads_memory;
     ParameterTensors grads;
-    float* m_memory;          // AdamW first moments
+    size_t opt_offset;        // the parameters whose AdamW moments this process holds: all of
+    size_t opt_count;         // them, or one shard under ZeRO-1 (llmc/comm.h)
+    float* m_memory;          // AdamW first moments, opt_count floats
     float* v_memory;          // AdamW second moments
     int B, T;                 // the batch shape the buffers below were allocated for (0: none yet)
     float* acts_memory;
@@ -187,8 +190,9 @@ static void gpt2_build_random(GPT2* model, const GPT2Config* config, uint64_t se
     for (size_t i = 0; i < model->param_sizes[14]; i++) { p->lnfw[i] = 1.0f; }
 }
 
-// Allocates, once and up front, everything a training step at (B, T) needs.
-static void gpt2_allocate(GPT2* model, int B, int T) {
+// Allocates, once and up front, everything a training step at (B, T) needs, with the AdamW
+// moments of the parameters [opt_offset, opt_offset + opt_count).
+static void gpt2_allocate(GPT2* model, int B, int T, size_t opt_offset, size_t opt_count) {
     if (model->acts_memory != NULL) { die("gpt2_allocate called twice"); }
     GPT2Config* c = &model->config;
     if (T > c->max_seq_len) { die("-t: sequence length %d exceeds the model's maxT %d", T, c->max_seq_len); }
@@ -226,8 +230,11 @@ static void gpt2_allocate(GPT2* model, int B, int T) {
 
     model->grads_memory = float_alloc_check(model->num_parameters, "gradients");
     point_parameters(&model->grads, model->grads_memory, model->param_sizes);
-    model->m_memory = float_alloc_check(model->num_parameters, "AdamW m");
-    model->v_memory = float_alloc_check(model->num_parameters, "AdamW v");
+    if (opt_offset + opt_count > model->num_parameters) { die("gpt2_allocate: optimizer range out of bounds"); }
+    model->opt_offset = opt_offset;
+    model->opt_count = opt_count;
+    model->m_memory = float_alloc_check(opt_count, "AdamW m");
+    model->v_memory = float_alloc_check(opt_count, "AdamW v");
     model->inputs = (int*)calloc_check(BT, sizeof(int), "inputs");
     model->targets = (int*)calloc_check(BT, sizeof(int), "targets");
     model->B = B;
@@ -372,18 +379,25 @@ static float gpt2_grad_norm(GPT2* model) {
     return (float)sqrt(sum_of_squares(model->grads_memory, model->num_parameters));
 }
 
-// One AdamW step over every tensor; weight decay on the weight matrices only.
-// grad_scale multiplies the gradients first (clipping). step is 1-based.
-static void gpt2_update(GPT2* model, float lr, float beta1, float beta2, float eps,
-                        float weight_decay, float grad_scale, int step) {
-    size_t offset = 0;
+// One AdamW step over the parameters this process holds moments for ([opt_offset,
+// opt_offset + opt_count): all of them, or a ZeRO-1 shard); grads holds their gradients,
+// indexed from opt_offset. Weight decay on the weight matrices only. grad_scale multiplies
+// the gradients first (clipping). t is the 1-based count of updates, for bias correction.
+static void gpt2_update(GPT2* model, const float* grads, float lr, float beta1, float beta2, float eps,
+                        float weight_decay, float grad_scale, int t) {
+    size_t lo = model->opt_offset;
+    size_t hi = lo + model->opt_count;
+    size_t start = 0;
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
-        size_t n = model->param_sizes[i];
-        float wd = PARAMETER_DECAYS[i] ? weight_decay : 0.0f;
-        adamw_update(model->params_memory + offset, model->grads_memory + offset,
-                     model->m_memory + offset, model->v_memory + offset, n,
-                     lr, beta1, beta2, eps, wd, grad_scale, step);
-        offset += n;
+        size_t end = start + model->param_sizes[i];
+        size_t a = start > lo ? start : lo;  // this tensor's part of the range
+        size_t b = end < hi ? end : hi;
+        if (a < b) {
+            float wd = PARAMETER_DECAYS[i] ? weight_decay : 0.0f;
+            adamw_update(model->params_memory + a, grads + (a - lo), model->m_memory + (a - lo),
+                         model->v_memory + (a - lo), b - a, lr, beta1, beta2, eps, wd, grad_scale, t);
+        }
+        start = end;
     }
 }
 
@@ -422,8 +436,9 @@ static void format_duration(char* buf, size_t n, double seconds) {
     else { snprintf(buf, n, "%lds", s); }
 }
 
-// Mean loss over num_batches batches of the val loader, from its start.
-static float evaluate(GPT2* model, DataLoader* val, int num_batches) {
+// Mean loss over num_batches batches of the val loader, from its start. With several
+// processes each evaluates its own batches (the loader splits them) and the means are averaged.
+static float evaluate(GPT2* model, DataLoader* val, int num_batches, Comm* comm) {
     char err[LLMC_ERRLEN];
     dataloader_reset(val, 0);
     double sum = 0.0;
@@ -431,15 +446,17 @@ static float evaluate(GPT2* model, DataLoader* val, int num_batches) {
         if (dataloader_next(val, err) != 0) { die("%s", err); }
         gpt2_forward(model, val->inputs, val->targets, val->B, val->T);
         sum += model->mean_loss;
+        comm_heartbeat(comm, "evaluating the val loss");
     }
-    return (float)(sum / num_batches);
+    return (float)(comm_allreduce_sum_double(comm, sum / num_batches) / comm->world);
 }
 
 // HellaSwag accuracy over the first n examples (llmc/hellaswag.h): each ending is scored by
-// its mean loss given the context, at B = 1 over that sequence's own length.
-static float evaluate_hellaswag(GPT2* model, const HellaSwag* hs, int n, int* seq) {
+// its mean loss given the context, at B = 1 over that sequence's own length. Process r takes
+// examples r, r + world, ...
+static float evaluate_hellaswag(GPT2* model, const HellaSwag* hs, int n, int* seq, Comm* comm) {
     int correct = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = comm->rank; i < n; i += comm->world) {
         const HellaSwagExample* ex = &hs->examples[i];
         int best = 0;
         double best_loss = INFINITY;
@@ -453,8 +470,9 @@ static float evaluate_hellaswag(GPT2* model, const HellaSwag* hs, int n, int* se
             if (mean < best_loss) { best_loss = mean; best = j; }
         }
         correct += best == ex->label;
+        comm_heartbeat(comm, "evaluating HellaSwag");
     }
-    return (float)correct / n;
+    return (float)(comm_allreduce_sum_double(comm, correct) / n);
 }
 
 // Generates gen_tokens tokens after an end-of-text token and prints them. Runs the model at
@@ -481,20 +499,24 @@ static void sample_and_print(GPT2* model, const Tokenizer* tok, int have_tokeniz
     printf("\n---\n");
 }
 
-// Everything a training-state file holds, gathered from the running program.
-static TrainStateHeader make_state_header(const GPT2* model, const TrainConfig* cfg, int total_batch,
-                                          int step, const DataLoader* loader, const Rng* sample_rng,
-                                          const SpikeGuard* guard, long long skipped) {
+// Everything a training-state file holds, gathered from the running program. This process
+// writes the moments of its shard of the parameters (comm_shard), whatever the ZeRO stage, so
+// checkpoints look the same under ZeRO-0 and ZeRO-1 and can be resumed on another world size.
+static TrainStateHeader make_state_header(const GPT2* model, const TrainConfig* cfg, const Comm* comm,
+                                          int total_batch, int step, const DataLoader* loader,
+                                          const Rng* sample_rng, const SpikeGuard* guard, long long skipped) {
     TrainStateHeader h;
     memset(&h, 0, sizeof(h));
     h.magic = STATE_MAGIC;
     h.version = STATE_VERSION;
     h.step = step;
     h.num_parameters = (int64_t)model->num_parameters;
-    h.shard_offset = 0;                       // one process: the whole of m and v
-    h.shard_count = (int64_t)model->num_parameters;
-    h.process_rank = 0;
-    h.num_processes = 1;
+    size_t off, cnt;
+    comm_shard(model->num_parameters, comm->world, comm->rank, &off, &cnt);
+    h.shard_offset = (int64_t)off;
+    h.shard_count = (int64_t)cnt;
+    h.process_rank = comm->rank;
+    h.num_processes = comm->world;
     h.B = cfg->B;
     h.T = cfg->T;
     h.total_batch_size = total_batch;
@@ -517,33 +539,65 @@ static TrainStateHeader make_state_header(const GPT2* model, const TrainConfig* 
     return h;
 }
 
+// A checkpoint at step, by all processes together (see llmc/train_state.h).
+static void save_checkpoint(GPT2* model, const TrainConfig* cfg, Comm* comm, int total_batch, int step,
+                            const DataLoader* loader, const Rng* sample_rng, const SpikeGuard* guard, long long skipped) {
+    TrainStateHeader h = make_state_header(model, cfg, comm, total_batch, step, loader, sample_rng, guard, skipped);
+    // this process's shard of the moments, inside what it holds (all of them, or that shard)
+    size_t at = (size_t)h.shard_offset - model->opt_offset;
+    checkpoint_save_rank(cfg->output_dir, step, &model->config, model->params_memory, &h,
+                         model->m_memory + at, model->v_memory + at);
+    comm_barrier(comm);
+    if (comm->rank == 0) {
+        checkpoint_commit(cfg->output_dir, step, cfg->keep_last, cfg->keep_every);
+        printf("wrote checkpoint %s/model_%08d.bin\n", cfg->output_dir, step);
+    }
+}
+
 #ifndef TESTING
 int main(int argc, char** argv) {
+    Comm comm;
+    comm_init(&comm, &argc, &argv);
     TrainConfig cfg;
     train_config_parse(&cfg, argc, argv,
-        "usage: train_gpt [flags]\n"
-        "Trains a GPT-2 on token shards, on the CPU (fp32, OpenMP; threads from OMP_NUM_THREADS).\n"
+        "usage: train_gpt [flags]        or: mpirun -np N train_gpt [flags]\n"
+        "Trains a GPT-2 on token shards, on the CPU (fp32, OpenMP; threads from OMP_NUM_THREADS;\n"
+        "data parallel over MPI processes).\n"
         "Example: ./train_gpt -e d6 -b 8 -t 256 -x 200 -o log_d6");
     char err[LLMC_ERRLEN];
+    int master = comm.rank == 0;  // prints, logs and writes the model
+    if (strcmp(cfg.init_method, "mpi") != 0) {
+        die("-pm %s: the CPU trainer runs its processes over MPI only (fs and tcp rendezvous are for train_gpt.cu)", cfg.init_method);
+    }
+    if ((cfg.num_processes != -1 && cfg.num_processes != comm.world) || (cfg.process_rank != -1 && cfg.process_rank != comm.rank)) {
+        die("-pn/-pr: given as %d/%d but the launcher started rank %d of %d processes", cfg.process_rank,
+            cfg.num_processes, comm.rank, comm.world);
+    }
     if (cfg.resume && cfg.output_dir == NULL) { die("-y: resuming needs the output directory -o"); }
+    if (!master) { cfg.sample_every = 0; }
 
-    // resume: the latest complete checkpoint in the output directory, if there is one
+    // resume: the latest complete checkpoint in the output directory, if there is one; rank
+    // 0 decides, so every process resumes from the same step
     int start_step = 0;
-    char model_path[1100], state_path[1100];
+    char model_path[1100];
     if (cfg.resume) {
-        ensure_dir(cfg.output_dir);
-        remove_stale_temp_files(cfg.output_dir);
-        start_step = latest_checkpoint(cfg.output_dir);
+        if (master) {
+            ensure_dir(cfg.output_dir);
+            remove_stale_temp_files(cfg.output_dir);
+            start_step = latest_checkpoint(cfg.output_dir);
+        }
+        comm_broadcast_int(&comm, &start_step);
         if (start_step < 0) {
-            printf("resume: no complete checkpoint in %s, starting from -e %s\n", cfg.output_dir, cfg.init_model);
+            if (master) { printf("resume: no complete checkpoint in %s, starting from -e %s\n", cfg.output_dir, cfg.init_model); }
             start_step = 0;
         } else {
-            checkpoint_paths(cfg.output_dir, start_step, 0, model_path, state_path, NULL, sizeof(model_path));
-            printf("resume: from step %d (%s)\n", start_step, model_path);
+            checkpoint_paths(cfg.output_dir, start_step, 0, model_path, NULL, NULL, sizeof(model_path));
+            if (master) { printf("resume: from step %d (%s)\n", start_step, model_path); }
         }
     }
 
-    // the model: a checkpoint file, or a preset for a fresh random init
+    // the model: a checkpoint file, or a preset for a fresh random init (the same seed on
+    // every process, so all start from the same weights)
     GPT2 model;
     GPT2Config preset;
     if (start_step > 0) {
@@ -558,28 +612,29 @@ int main(int argc, char** argv) {
     GPT2Config* mc = &model.config;
     if (cfg.T > mc->max_seq_len) { die("-t: sequence length %d exceeds the model's maxT %d", cfg.T, mc->max_seq_len); }
 
-    // data
+    // data: every step takes total_batch tokens, B*T per process per micro-step
     int B = cfg.B, T = cfg.T;
-    int tokens_per_micro = B * T;
+    int tokens_per_micro = B * T * comm.world;
     int total_batch = cfg.total_batch_size == -1 ? tokens_per_micro : cfg.total_batch_size;
     if (total_batch % tokens_per_micro != 0) {
-        die("-d: total batch size %d is not a multiple of B*T = %d*%d = %d", total_batch, B, T, tokens_per_micro);
+        die("-d: total batch size %d is not a multiple of B*T*processes = %d*%d*%d = %d", total_batch, B, T,
+            comm.world, tokens_per_micro);
     }
     int grad_accum_steps = total_batch / tokens_per_micro;
     DataLoader train_loader, val_loader;
     int have_train = !cfg.eval_only;
-    if (have_train && dataloader_init(&train_loader, cfg.train_data, B, T, mc->vocab_size, 0, 1, !cfg.no_shuffle,
-                                      (uint64_t)cfg.seed, err) != 0) {
+    if (have_train && dataloader_init(&train_loader, cfg.train_data, B, T, mc->vocab_size, comm.rank, comm.world,
+                                      !cfg.no_shuffle, (uint64_t)cfg.seed, err) != 0) {
         die("-i: %s", err);
     }
     int have_val = 0;
     int val_batches = 0;
     if (cfg.val_every > 0 || cfg.eval_only) {
-        if (dataloader_init(&val_loader, cfg.val_data, B, T, mc->vocab_size, 0, 1, 0, 0, err) != 0) {
+        if (dataloader_init(&val_loader, cfg.val_data, B, T, mc->vocab_size, comm.rank, comm.world, 0, 0, err) != 0) {
             die("-j: %s", err);
         }
         have_val = 1;
-        long available = val_loader.total_seqs / B;
+        long available = val_loader.total_seqs / ((long)B * comm.world);
         val_batches = cfg.val_max_steps < available ? cfg.val_max_steps : (int)available;
     }
     HellaSwag hellaswag;
@@ -591,9 +646,9 @@ int main(int argc, char** argv) {
     }
     long steps_per_epoch = 1;
     if (have_train) {
-        steps_per_epoch = train_loader.total_seqs / ((long)B * grad_accum_steps);
+        steps_per_epoch = train_loader.total_seqs / ((long)B * comm.world * grad_accum_steps);
         if (steps_per_epoch <= 0) {
-            die("-d: one step needs %d sequences, the train data has %ld", B * grad_accum_steps, train_loader.total_seqs);
+            die("-d: one step needs %d sequences, the train data has %ld", B * comm.world * grad_accum_steps, train_loader.total_seqs);
         }
     }
     int max_steps = cfg.eval_only ? 0 : (cfg.max_steps >= 0 ? cfg.max_steps : (int)steps_per_epoch);
@@ -620,8 +675,17 @@ int main(int argc, char** argv) {
     schedule.final_frac = cfg.final_lr_frac;
     schedule.decay_frac = cfg.wsd_decay_frac;
 
-    // everything is allocated here, before the first step
-    gpt2_allocate(&model, B, T);
+    // everything is allocated here, before the first step. Under ZeRO-1 this process holds
+    // the AdamW moments of its shard only, and receives the summed gradients of that shard.
+    size_t shard_offset, shard_count;
+    comm_shard(model.num_parameters, comm.world, comm.rank, &shard_offset, &shard_count);
+    int zero1 = cfg.zero_stage == 1 && comm.world > 1;
+    if (zero1) {
+        gpt2_allocate(&model, B, T, shard_offset, shard_count);
+    } else {
+        gpt2_allocate(&model, B, T, 0, model.num_parameters);
+    }
+    float* grad_shard = zero1 ? float_alloc_check(shard_count, "gradient shard") : NULL;
     int* gen_buf = (int*)calloc_check(cfg.gen_tokens + 1, sizeof(int), "sample buffer");
     int* eval_buf = (int*)calloc_check(T + 1, sizeof(int), "eval buffer");
     Rng sample_rng;
@@ -631,13 +695,18 @@ int main(int argc, char** argv) {
     long long skipped_total = 0;
 
     if (start_step > 0) {
-        TrainStateHeader expected = make_state_header(&model, &cfg, total_batch, start_step, NULL, NULL, NULL, 0);
+        TrainStateHeader expected = make_state_header(&model, &cfg, &comm, total_batch, start_step, NULL, NULL, NULL, 0);
         TrainStateHeader h;
-        if (train_state_read(state_path, &expected, &h, model.m_memory, model.v_memory, err) != 0) { die("-y: %s", err); }
-        if (h.step != start_step) { die("-y: %s holds step %lld, expected %d", state_path, (long long)h.step, start_step); }
+        if (train_state_load(cfg.output_dir, start_step, model.opt_offset, model.opt_count, &expected, &h,
+                             model.m_memory, model.v_memory, err) != 0) {
+            die("-y: %s", err);
+        }
+        if (h.num_processes != comm.world && master) {
+            printf("resume: the checkpoint was written by %lld processes, continuing with %d\n", (long long)h.num_processes, comm.world);
+        }
         if (dataloader_restore(&train_loader, (int)h.loader_epoch, h.loader_epoch_rng, (int)h.loader_shard_pos,
                                (long)h.loader_seq_pos, err) != 0) {
-            die("-y: %s: %s (is -i the same data?)", state_path, err);
+            die("-y: step %d: %s (is -i the same data?)", start_step, err);
         }
         sample_rng.state = h.sample_rng;
         skipped_total = h.skipped_steps;
@@ -650,9 +719,11 @@ int main(int argc, char** argv) {
     }
 
     Logger logger;
-    if (cfg.output_dir != NULL) { ensure_dir(cfg.output_dir); }
-    logger_init(&logger, cfg.output_dir, cfg.resume ? start_step : -1);
+    if (cfg.output_dir != NULL && master) { ensure_dir(cfg.output_dir); }
+    comm_barrier(&comm);  // the directory exists before any process writes into it
+    logger_init(&logger, master ? cfg.output_dir : NULL, cfg.resume ? start_step : -1);
     install_stop_handlers();
+    comm_start_watchdog(&comm, cfg.timeout);
 
     int threads = 1;
 #ifdef _OPENMP
@@ -660,21 +731,24 @@ int main(int argc, char** argv) {
 #endif
     double flops_per_token = gpt2_flops_per_token(mc, T);
     double flops_per_step = flops_per_token * total_batch;
-    printf("model: L=%d C=%d NH=%d V=%d Vp=%d maxT=%d, %.2fM parameters (%s)\n", mc->num_layers, mc->channels,
-           mc->num_heads, mc->vocab_size, mc->padded_vocab_size, mc->max_seq_len, model.num_parameters / 1e6,
-           start_step > 0 ? model_path : cfg.init_model);
-    if (have_train) {
-        printf("train: %s, %ld sequences of T=%d, %s\n", cfg.train_data, train_loader.total_seqs, T,
-               cfg.no_shuffle ? "in order" : "shuffled");
+    if (master) {
+        printf("model: L=%d C=%d NH=%d V=%d Vp=%d maxT=%d, %.2fM parameters (%s)\n", mc->num_layers, mc->channels,
+               mc->num_heads, mc->vocab_size, mc->padded_vocab_size, mc->max_seq_len, model.num_parameters / 1e6,
+               start_step > 0 ? model_path : cfg.init_model);
+        if (have_train) {
+            printf("train: %s, %ld sequences of T=%d, %s\n", cfg.train_data, train_loader.total_seqs, T,
+                   cfg.no_shuffle ? "in order" : "shuffled");
+        }
+        if (have_val) { printf("val: %s, %d batches per evaluation\n", cfg.val_data, val_batches); }
+        if (hellaswag_n > 0) { printf("hellaswag: %s, %d examples every %d steps\n", cfg.hellaswag, hellaswag_n, cfg.hellaswag_every); }
+        printf("batch: B=%d T=%d x %d processes, %d tokens per step (%d accumulation steps), %d steps (%.2f epochs)\n",
+               B, T, comm.world, total_batch, grad_accum_steps, max_steps, (double)max_steps / steps_per_epoch);
+        printf("optimizer: AdamW lr=%g (%s, warmup %d, final x%g) betas=(%g, %g) eps=%g wd=%g clip=%g%s\n",
+               cfg.learning_rate, cfg.lr_schedule, cfg.warmup_steps, cfg.final_lr_frac, cfg.beta1, cfg.beta2,
+               cfg.eps, cfg.weight_decay, cfg.grad_clip, zero1 ? ", ZeRO-1" : "");
+        printf("processes: %d x %d threads, seed: %d, output: %s\n", comm.world, threads, cfg.seed,
+               cfg.output_dir ? cfg.output_dir : "(none)");
     }
-    if (have_val) { printf("val: %s, %d batches per evaluation\n", cfg.val_data, val_batches); }
-    if (hellaswag_n > 0) { printf("hellaswag: %s, %d examples every %d steps\n", cfg.hellaswag, hellaswag_n, cfg.hellaswag_every); }
-    printf("batch: B=%d T=%d, %d tokens per step (%d accumulation steps), %d steps (%.2f epochs)\n",
-           B, T, total_batch, grad_accum_steps, max_steps, (double)max_steps / steps_per_epoch);
-    printf("optimizer: AdamW lr=%g (%s, warmup %d, final x%g) betas=(%g, %g) eps=%g wd=%g clip=%g\n",
-           cfg.learning_rate, cfg.lr_schedule, cfg.warmup_steps, cfg.final_lr_frac, cfg.beta1, cfg.beta2,
-           cfg.eps, cfg.weight_decay, cfg.grad_clip);
-    printf("threads: %d, seed: %d, output: %s\n", threads, cfg.seed, cfg.output_dir ? cfg.output_dir : "(none)");
 
     double train_seconds = 0.0;
     int timed_steps = 0;
@@ -682,39 +756,48 @@ int main(int argc, char** argv) {
     for (int step = start_step; step <= max_steps; step++) {
         int last = step == max_steps;
         double tokens_so_far = (double)step * total_batch;
+        comm_heartbeat(&comm, "between steps");
         // a resumed run has already done the evaluations and checkpoint of its first step
         int resumed_here = step == start_step && start_step > 0;
         if (!resumed_here) {
             if (have_val && (cfg.eval_only || step % cfg.val_every == 0 || last)) {
-                float val_loss = evaluate(&model, &val_loader, val_batches);
-                printf("step %d: val loss %.6f (perplexity %.2f)\n", step, val_loss, expf(val_loss));
+                float val_loss = evaluate(&model, &val_loader, val_batches, &comm);
+                if (master) { printf("step %d: val loss %.6f (perplexity %.2f)\n", step, val_loss, expf(val_loss)); }
                 logger_log_eval(&logger, step, "val_loss", val_loss, tokens_so_far, tokens_so_far * flops_per_token);
             }
             if (hellaswag_n > 0 && (cfg.eval_only || step % cfg.hellaswag_every == 0 || last)) {
-                float acc = evaluate_hellaswag(&model, &hellaswag, hellaswag_n, eval_buf);
-                printf("step %d: HellaSwag accuracy %.4f (%d examples)\n", step, acc, hellaswag_n);
+                float acc = evaluate_hellaswag(&model, &hellaswag, hellaswag_n, eval_buf, &comm);
+                if (master) { printf("step %d: HellaSwag accuracy %.4f (%d examples)\n", step, acc, hellaswag_n); }
                 logger_log_eval(&logger, step, "hellaswag", acc, tokens_so_far, tokens_so_far * flops_per_token);
             }
             if (cfg.sample_every > 0 && step > 0 && (step % cfg.sample_every == 0 || last)) {
                 sample_and_print(&model, &tokenizer, have_tokenizer, cfg.gen_tokens, cfg.temperature, &sample_rng, gen_buf);
             }
         }
+        // a signal reaches the processes at different moments: they agree on stopping here
+        int stop = comm_allreduce_max_int(&comm, stop_signal != 0 ? (int)stop_signal : 0);
         int checkpoint_due = cfg.output_dir != NULL && step > 0 && !resumed_here && !cfg.eval_only &&
-                             (last || stop_signal || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0));
+                             (last || stop || (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0));
         if (checkpoint_due) {
-            TrainStateHeader h = make_state_header(&model, &cfg, total_batch, step, &train_loader, &sample_rng, &guard, skipped_total);
-            checkpoint_save(cfg.output_dir, step, mc, model.params_memory, &h, model.m_memory, model.v_memory,
-                            cfg.keep_last, cfg.keep_every);
-            printf("wrote checkpoint %s/model_%08d.bin\n", cfg.output_dir, step);
+            comm_heartbeat(&comm, "writing a checkpoint");
+            save_checkpoint(&model, &cfg, &comm, total_batch, step, &train_loader, &sample_rng, &guard, skipped_total);
         }
         if (last) { break; }
-        if (stop_signal) {
-            printf("stopped by signal %d at step %d%s\n", (int)stop_signal, step,
-                   cfg.output_dir ? "; resume with -y 1" : " (no -o: nothing saved)");
+        if (stop) {
+            if (master) {
+                printf("stopped by signal %d at step %d%s\n", stop, step,
+                       cfg.output_dir ? "; resume with -y 1" : " (no -o: nothing saved)");
+            }
             break;
         }
-        const char* crash_at = getenv("LLMC_TEST_KILL_AT_STEP");  // crash tests only: kill -9 ourselves
-        if (crash_at != NULL && atoi(crash_at) == step) { kill(getpid(), SIGKILL); }
+        // crash tests only: kill -9 (or hang) this process at a step, on one rank or all
+        const char* test_rank = getenv("LLMC_TEST_RANK");
+        if (test_rank == NULL || atoi(test_rank) == comm.rank) {
+            const char* crash_at = getenv("LLMC_TEST_KILL_AT_STEP");
+            if (crash_at != NULL && atoi(crash_at) == step) { kill(getpid(), SIGKILL); }
+            const char* hang_at = getenv("LLMC_TEST_HANG_AT_STEP");
+            if (hang_at != NULL && atoi(hang_at) == step) { for (;;) { pause(); } }
+        }
 
         double t0 = now_seconds();
         gpt2_zero_grad(&model);
@@ -724,30 +807,45 @@ int main(int argc, char** argv) {
                 if (dataloader_next(&train_loader, err) != 0) { die("%s", err); }
             }
             gpt2_forward(&model, train_loader.inputs, train_loader.targets, B, T);
-            gpt2_backward(&model, 1.0f / grad_accum_steps);
+            // each process's share of the step's mean loss: summed over processes below
+            gpt2_backward(&model, 1.0f / (grad_accum_steps * comm.world));
             loss_sum += model.mean_loss;
+            comm_heartbeat(&comm, "in a training step");
         }
-        float loss = (float)(loss_sum / grad_accum_steps);
-        float norm = gpt2_grad_norm(&model);
+        float loss = (float)(comm_allreduce_sum_double(&comm, loss_sum / grad_accum_steps) / comm.world);
+        // sum the gradients over processes: all of them (ZeRO-0), or this process's shard (ZeRO-1).
+        // The norm is summed per shard in both cases, so both give the same bits.
+        const float* grads = model.grads_memory;
+        if (zero1) {
+            comm_reduce_scatter(&comm, model.grads_memory, grad_shard, model.num_parameters);
+            grads = grad_shard;
+        } else {
+            comm_allreduce_sum_float(&comm, model.grads_memory, model.num_parameters);
+        }
+        const float* my_shard = zero1 ? grad_shard : model.grads_memory + shard_offset;
+        float norm = (float)sqrt(comm_allreduce_sum_double(&comm, sum_of_squares(my_shard, shard_count)));
         float lr = lr_at(&schedule, step);
         char why[256];
-        int skip = guard_check(&guard, loss, norm, why, sizeof(why));
+        int skip = guard_check(&guard, loss, norm, why, sizeof(why));  // the same decision on every process
         if (skip) {
             skipped_total++;
-            printf("step %d: update skipped: %s (%d in a row)\n", step + 1, why, guard.bad_in_row);
+            if (master) { printf("step %d: update skipped: %s (%d in a row)\n", step + 1, why, guard.bad_in_row); }
         } else {
-            gpt2_update(&model, lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay,
+            gpt2_update(&model, grads, lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay,
                         grad_clip_scale(norm, cfg.grad_clip), step + 1 - (int)skipped_total);
+            if (zero1) { comm_allgather(&comm, model.params_memory, model.num_parameters); }
         }
         double dt = now_seconds() - t0;
         if (step > start_step) { train_seconds += dt; timed_steps++; }  // the first step warms caches
         double avg = timed_steps > 0 ? train_seconds / timed_steps : dt;
         char eta[32];
         format_duration(eta, sizeof(eta), avg * (max_steps - step - 1));
-        printf("step %4d/%d | loss %.6f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | %.1f GFLOP/s | ETA %s%s\n",
-               step + 1, max_steps, loss, lr, norm, dt * 1e3, total_batch / dt, flops_per_step / dt / 1e9, eta,
-               skip ? " | SKIPPED" : "");
-        fflush(stdout);
+        if (master) {
+            printf("step %4d/%d | loss %.6f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | %.1f GFLOP/s | ETA %s%s\n",
+                   step + 1, max_steps, loss, lr, norm, dt * 1e3, total_batch / dt, flops_per_step / dt / 1e9, eta,
+                   skip ? " | SKIPPED" : "");
+            fflush(stdout);
+        }
         StepMetrics sm = {
             .step = step + 1, .loss = loss, .lr = lr, .grad_norm = norm, .skipped = skip,
             .skipped_total = skipped_total, .ms = dt * 1e3, .tokens_per_second = total_batch / dt,
@@ -756,25 +854,26 @@ int main(int argc, char** argv) {
         };
         logger_log_step(&logger, &sm);
         if (guard.bad_in_row >= guard.max_bad) {
-            // the parameters and moments are still those of the last good step
+            // the parameters and moments hold no update from a bad step
             if (cfg.output_dir != NULL) {
-                TrainStateHeader h = make_state_header(&model, &cfg, total_batch, step + 1, &train_loader, &sample_rng, &guard, skipped_total);
-                checkpoint_save(cfg.output_dir, step + 1, mc, model.params_memory, &h, model.m_memory, model.v_memory,
-                                cfg.keep_last, cfg.keep_every);
+                save_checkpoint(&model, &cfg, &comm, total_batch, step + 1, &train_loader, &sample_rng, &guard, skipped_total);
             }
-            fprintf(stderr, "error: %d bad steps in a row (last: %s); stopping at step %d%s\n", guard.bad_in_row, why,
-                    step + 1, cfg.output_dir ? ", checkpoint of the last good state written" : "");
+            if (master) {
+                fprintf(stderr, "error: %d bad steps in a row (last: %s); stopping at step %d%s\n", guard.bad_in_row, why,
+                        step + 1, cfg.output_dir ? ", checkpoint written" : "");
+            }
             exit_code = 2;
             break;
         }
     }
-    if (timed_steps > 0) {
+    if (timed_steps > 0 && master) {
         double avg = train_seconds / timed_steps;
         printf("average step: %.1f ms, %.0f tok/s, %.1f GFLOP/s (%d steps after the first)\n", avg * 1e3, total_batch / avg,
                flops_per_step / avg / 1e9, timed_steps);
     }
 
     logger_free(&logger);
+    free(grad_shard);
     free(gen_buf);
     free(eval_buf);
     if (hellaswag_n > 0) { hellaswag_free(&hellaswag); }
@@ -782,6 +881,7 @@ int main(int argc, char** argv) {
     if (have_val) { dataloader_free(&val_loader); }
     if (have_train) { dataloader_free(&train_loader); }
     gpt2_free(&model);
+    comm_finalize(&comm);
     return exit_code;
 }
 #endif

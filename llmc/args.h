@@ -152,6 +152,14 @@ typedef struct {
     int hellaswag_examples;   //     examples per evaluation, -1 = all
     int eval_only;            //     evaluate the model (val loss, HellaSwag) and exit
     float peak_tflops;        //     peak FLOP/s of the hardware for MFU, 0 = unknown
+    int zero_stage;           // -z  0: every process holds all AdamW moments; 1: sharded (ZeRO-1)
+    float timeout;            //     seconds without progress before a process gives up on its peers
+    int num_processes;        // -pn processes in the job (-1: from the launcher)
+    int process_rank;         // -pr this process's rank (-1: from the launcher)
+    int gpus_per_node;        // -pg (GPU)
+    const char* init_method;  // -pm mpi | fs | tcp: how processes find each other
+    const char* server_ip;    // -ps tcp rendezvous: rank 0's address
+    const char* fs_path;      // -pp fs rendezvous: a directory on a filesystem all nodes share
 } TrainConfig;
 
 static void train_config_defaults(TrainConfig* c) {
@@ -195,9 +203,17 @@ static void train_config_defaults(TrainConfig* c) {
     c->hellaswag_examples = -1;
     c->eval_only = 0;
     c->peak_tflops = 0.0f;
+    c->zero_stage = 0;
+    c->timeout = 600.0f;
+    c->num_processes = -1;
+    c->process_rank = -1;
+    c->gpus_per_node = 8;
+    c->init_method = "mpi";
+    c->server_ip = NULL;
+    c->fs_path = NULL;
 }
 
-#define TRAIN_NUM_ARGS 40
+#define TRAIN_NUM_ARGS 48
 
 static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
     const double big = 2147483647.0;
@@ -242,6 +258,14 @@ static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
         {NULL, "--hellaswag-examples", ARG_INT, &c->hellaswag_examples, -1, big, "HellaSwag examples per evaluation (-1: all)"},
         {NULL, "--eval", ARG_FLAG, &c->eval_only, 0, 0, "evaluate -e (val loss over -m batches, HellaSwag if -h > 0) and exit"},
         {NULL, "--peak-tflops", ARG_FLOAT, &c->peak_tflops, 0, 1e6, "the hardware's peak TFLOP/s, for MFU (0: unknown)"},
+        {"-z", "--zero-stage", ARG_INT, &c->zero_stage, 0, 1, "0: replicated optimizer state; 1: sharded across processes (ZeRO-1)"},
+        {NULL, "--timeout", ARG_FLOAT, &c->timeout, 0, 1e7, "seconds without progress before giving up on dead or hung peers (0: never)"},
+        {"-pn", "--num-processes", ARG_INT, &c->num_processes, -1, 1 << 20, "processes in the job (-1: from mpirun/srun)"},
+        {"-pr", "--process-rank", ARG_INT, &c->process_rank, -1, 1 << 20, "this process's rank (-1: from mpirun/srun)"},
+        {"-pg", "--gpus-per-node", ARG_INT, &c->gpus_per_node, 1, 1024, "GPUs per node"},
+        {"-pm", "--init-method", ARG_STRING, &c->init_method, 0, 0, "mpi | fs | tcp: how the processes find each other"},
+        {"-ps", "--server-ip", ARG_STRING, &c->server_ip, 0, 0, "tcp: rank 0's address"},
+        {"-pp", "--fs-path", ARG_STRING, &c->fs_path, 0, 0, "fs: a directory shared by all nodes"},
     };
     memcpy(specs, s, sizeof(s));
 }
@@ -266,6 +290,9 @@ static void train_config_parse(TrainConfig* c, int argc, char** argv, const char
     LRScheduleType type;
     if (lr_schedule_parse(c->lr_schedule, &type) != 0) {
         die("-k: unknown learning-rate schedule '%s' (cosine, linear, constant, wsd)", c->lr_schedule);
+    }
+    if (strcmp(c->init_method, "mpi") != 0 && strcmp(c->init_method, "fs") != 0 && strcmp(c->init_method, "tcp") != 0) {
+        die("-pm: unknown init method '%s' (mpi, fs, tcp)", c->init_method);
     }
     if (c->total_batch_size != -1 && c->total_batch_size <= 0) {
         die("-d: total batch size must be positive or -1, got %d", c->total_batch_size);

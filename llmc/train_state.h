@@ -59,15 +59,18 @@ static void train_state_write(const char* path, const TrainStateHeader* h, const
     atomic_commit(&af);
 }
 
-// Reads a state file, checking it against what this run expects (expected->num_parameters,
-// process_rank, num_processes, B, T, total_batch_size). m and v must hold
-// expected->shard_count floats. 0, or -1 with err naming the file and the mismatch.
-static int train_state_read(const char* path, const TrainStateHeader* expected, TrainStateHeader* h,
-                            float* m, float* v, char* err) {
+// Opens a state file and validates its header: magic, version, internal consistency, file
+// size, and agreement with this run (expected->num_parameters, T and total_batch_size: the
+// data stream and the loss depend on those, not on B or the number of processes, so a run can
+// resume on another world size). 0 with *fp open past the header, or -1 with err.
+static int train_state_open(const char* path, const TrainStateHeader* expected, TrainStateHeader* h,
+                            FILE** fp, char* err) {
+    *fp = NULL;
     FILE* f = fopen(path, "rb");
     if (f == NULL) { return set_err(err, "%s: cannot open training state: %s", path, strerror(errno)); }
     long fsize = file_size_of(f);
     if (fread_exact(h, sizeof(*h), 1, f, path, err) != 0) { fclose(f); return -1; }
+    long want = (long)sizeof(*h) + 2 * (long)h->shard_count * (long)sizeof(float);
     int rc = 0;
     if (h->magic != STATE_MAGIC) {
         rc = set_err(err, "%s: bad magic %lld in training state header (expected %d)", path, (long long)h->magic, STATE_MAGIC);
@@ -76,32 +79,77 @@ static int train_state_read(const char* path, const TrainStateHeader* expected, 
     } else if (h->num_parameters != expected->num_parameters) {
         rc = set_err(err, "%s: state is for a model of %lld parameters, this model has %lld", path,
                      (long long)h->num_parameters, (long long)expected->num_parameters);
-    } else if (h->process_rank != expected->process_rank || h->num_processes != expected->num_processes) {
-        rc = set_err(err, "%s: state is of rank %lld of %lld processes, this is rank %lld of %lld", path,
-                     (long long)h->process_rank, (long long)h->num_processes,
-                     (long long)expected->process_rank, (long long)expected->num_processes);
-    } else if (h->B != expected->B || h->T != expected->T || h->total_batch_size != expected->total_batch_size) {
-        rc = set_err(err, "%s: state was written with -b %lld -t %lld -d %lld; resume needs the same batch flags (now -b %lld -t %lld -d %lld)",
-                     path, (long long)h->B, (long long)h->T, (long long)h->total_batch_size,
-                     (long long)expected->B, (long long)expected->T, (long long)expected->total_batch_size);
-    } else if (h->shard_offset != expected->shard_offset || h->shard_count != expected->shard_count) {
-        rc = set_err(err, "%s: state holds moments [%lld, +%lld), expected [%lld, +%lld)", path,
-                     (long long)h->shard_offset, (long long)h->shard_count,
-                     (long long)expected->shard_offset, (long long)expected->shard_count);
-    } else if (h->step < 0 || h->skipped_steps < 0 || h->skipped_steps > h->step || h->loader_epoch < 0 ||
-               h->loader_shard_pos < 0 || h->loader_seq_pos < 0 || h->guard_window < 2 ||
-               h->guard_window > GUARD_MAX_WINDOW || h->guard_count < 0 || h->guard_count > h->guard_window ||
-               h->guard_head < 0 || h->guard_head >= h->guard_window || h->guard_bad_in_row < 0) {
+    } else if (h->T != expected->T || h->total_batch_size != expected->total_batch_size) {
+        rc = set_err(err, "%s: state was written with -t %lld -d %lld; resume needs the same (now -t %lld -d %lld)",
+                     path, (long long)h->T, (long long)h->total_batch_size, (long long)expected->T,
+                     (long long)expected->total_batch_size);
+    } else if (h->num_processes < 1 || h->process_rank < 0 || h->process_rank >= h->num_processes ||
+               h->shard_offset < 0 || h->shard_count < 0 || h->shard_offset > h->num_parameters ||
+               h->shard_count > h->num_parameters - h->shard_offset || h->B < 1 ||
+               h->step < 0 || h->skipped_steps < 0 || h->skipped_steps > h->step || h->loader_epoch < 0 ||
+               h->loader_epoch > INT32_MAX || h->loader_shard_pos < 0 || h->loader_shard_pos > INT32_MAX ||
+               h->loader_seq_pos < 0 || h->guard_window < 2 || h->guard_window > GUARD_MAX_WINDOW ||
+               h->guard_count < 0 || h->guard_count > h->guard_window || h->guard_head < 0 ||
+               h->guard_head >= h->guard_window || h->guard_bad_in_row < 0 || h->guard_bad_in_row > INT32_MAX) {
         rc = set_err(err, "%s: training state holds out-of-range values (step %lld)", path, (long long)h->step);
-    } else if (fsize != (long)(sizeof(*h) + 2 * h->shard_count * sizeof(float))) {
-        rc = set_err(err, "%s: file is %s: %ld bytes, expected %ld", path,
-                     fsize < (long)(sizeof(*h) + 2 * h->shard_count * sizeof(float)) ? "truncated" : "too long",
-                     fsize, (long)(sizeof(*h) + 2 * h->shard_count * sizeof(float)));
+    } else if (fsize != want) {
+        rc = set_err(err, "%s: file is %s: %ld bytes, expected %ld", path, fsize < want ? "truncated" : "too long", fsize, want);
     }
-    if (rc == 0 && fread_exact(m, sizeof(float), h->shard_count, f, path, err) != 0) { rc = -1; }
-    if (rc == 0 && fread_exact(v, sizeof(float), h->shard_count, f, path, err) != 0) { rc = -1; }
+    if (rc != 0) { fclose(f); return rc; }
+    *fp = f;
+    return 0;
+}
+
+// Reads the moments of the parameters [lo, lo+count) that the open file f holds into m and v
+// (both indexed from lo). Returns how many it read, or -1 with err.
+static long train_state_read_overlap(FILE* f, const char* path, const TrainStateHeader* h, size_t lo, size_t count,
+                                     float* m, float* v, char* err) {
+    size_t a = (size_t)h->shard_offset > lo ? (size_t)h->shard_offset : lo;
+    size_t b_file = (size_t)(h->shard_offset + h->shard_count);
+    size_t b = b_file < lo + count ? b_file : lo + count;
+    if (a >= b) { return 0; }
+    long m_at = (long)sizeof(*h) + (long)(a - h->shard_offset) * (long)sizeof(float);
+    long v_at = m_at + (long)h->shard_count * (long)sizeof(float);
+    if (fseek(f, m_at, SEEK_SET) != 0 || fread_exact(m + (a - lo), sizeof(float), b - a, f, path, err) != 0) { return -1; }
+    if (fseek(f, v_at, SEEK_SET) != 0 || fread_exact(v + (a - lo), sizeof(float), b - a, f, path, err) != 0) { return -1; }
+    return (long)(b - a);
+}
+
+// Loads the training state of the checkpoint at step in dir for a process that holds the
+// moments of parameters [lo, lo+count): reads every rank's file of that checkpoint, whatever
+// the number of processes that wrote it, and takes the overlaps. h0 receives rank 0's header
+// (step, positions, RNG and guard state are the same on every rank).
+static int train_state_load(const char* dir, int step, size_t lo, size_t count, const TrainStateHeader* expected,
+                            TrainStateHeader* h0, float* m, float* v, char* err) {
+    char path[1100];
+    checkpoint_paths(dir, step, 0, NULL, path, NULL, sizeof(path));
+    FILE* f;
+    if (train_state_open(path, expected, h0, &f, err) != 0) { return -1; }
+    if (h0->step != step) { fclose(f); return set_err(err, "%s holds step %lld, expected %d", path, (long long)h0->step, step); }
+    if (h0->process_rank != 0) { fclose(f); return set_err(err, "%s: holds rank %lld, expected 0", path, (long long)h0->process_rank); }
+    int old_world = (int)h0->num_processes;
+    long covered = train_state_read_overlap(f, path, h0, lo, count, m, v, err);
     fclose(f);
-    return rc;
+    if (covered < 0) { return -1; }
+    for (int r = 1; r < old_world; r++) {
+        TrainStateHeader h;
+        checkpoint_paths(dir, step, r, NULL, path, NULL, sizeof(path));
+        if (train_state_open(path, expected, &h, &f, err) != 0) { return -1; }
+        if (h.step != step || h.process_rank != r || h.num_processes != old_world) {
+            fclose(f);
+            return set_err(err, "%s: holds step %lld of rank %lld of %lld, expected step %d of rank %d of %d", path,
+                           (long long)h.step, (long long)h.process_rank, (long long)h.num_processes, step, r, old_world);
+        }
+        long got = train_state_read_overlap(f, path, &h, lo, count, m, v, err);
+        fclose(f);
+        if (got < 0) { return -1; }
+        covered += got;
+    }
+    if (covered != (long)count) {
+        return set_err(err, "%s: the state files of step %d hold %ld of the %zu optimizer moments this process needs",
+                       dir, step, covered, count);
+    }
+    return 0;
 }
 
 static void write_done_marker(const char* path) {
@@ -145,25 +193,32 @@ static int latest_checkpoint(const char* dir) {
 }
 
 // Deletes complete checkpoints other than the newest keep_last ones and those whose step is a
-// multiple of keep_every (0: none kept that way). keep_last <= 0 keeps everything.
-static void prune_checkpoints(const char* dir, int keep_last, int keep_every, int num_processes) {
+// multiple of keep_every (0: none kept that way). keep_last <= 0 keeps everything. A
+// checkpoint's state files are found by name, whatever number of processes wrote them.
+static void prune_checkpoints(const char* dir, int keep_last, int keep_every) {
     if (keep_last <= 0) { return; }
     int steps[4096];
     int n = list_checkpoints(dir, steps, 4096);
     if (n > 4096) { n = 4096; }
-    char model[1100], state[1100], done[1100];
+    char model[1100], done[1100], prefix[32], path[1100];
     int deleted = 0;
     for (int i = 0; i < n - keep_last; i++) {
         int s = steps[i];
         if (keep_every > 0 && s % keep_every == 0) { continue; }
         checkpoint_paths(dir, s, 0, model, NULL, done, sizeof(done));
         if (unlink(done) != 0) { die("cannot delete %s: %s", done, strerror(errno)); }
-        fsync_dir_of(done);
+        fsync_dir_of(done);  // no longer complete, durably, before its files go
         unlink(model);
-        for (int r = 0; r < num_processes; r++) {
-            checkpoint_paths(dir, s, r, NULL, state, NULL, sizeof(state));
-            unlink(state);
+        snprintf(prefix, sizeof(prefix), "state_%08d_", s);
+        DIR* d = opendir(dir);
+        struct dirent* e;
+        while (d != NULL && (e = readdir(d)) != NULL) {
+            if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+                snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+                unlink(path);
+            }
         }
+        if (d != NULL) { closedir(d); }
         deleted++;
     }
     if (deleted > 0) { fsync_dir_of(model); }
@@ -184,20 +239,24 @@ static void remove_stale_temp_files(const char* dir) {
     closedir(d);
 }
 
-// Writes a complete checkpoint at step: the model (rank 0), this rank's state, and (rank 0,
-// last) the DONE marker; then prunes old checkpoints. params is the fp32 model; m and v hold
-// this rank's share of the moments as described by h.
-static void checkpoint_save(const char* dir, int step, const GPT2Config* cfg, const float* params,
-                            const TrainStateHeader* h, const float* m, const float* v,
-                            int keep_last, int keep_every) {
-    char model[1100], state[1100], done[1100];
-    checkpoint_paths(dir, step, (int)h->process_rank, model, state, done, sizeof(model));
+// Writes this rank's part of the checkpoint at step: the model (rank 0; params is the fp32
+// model) and this rank's state file (m and v hold the moments described by h). When every
+// rank has done so (a barrier), rank 0 calls checkpoint_commit.
+static void checkpoint_save_rank(const char* dir, int step, const GPT2Config* cfg, const float* params,
+                                 const TrainStateHeader* h, const float* m, const float* v) {
+    char model[1100], state[1100];
+    checkpoint_paths(dir, step, (int)h->process_rank, model, state, NULL, sizeof(model));
     if (h->process_rank == 0) { checkpoint_write(model, cfg, params); }
     train_state_write(state, h, m, v);
-    if (h->process_rank == 0) {
-        write_done_marker(done);
-        prune_checkpoints(dir, keep_last, keep_every, (int)h->num_processes);
-    }
+}
+
+// Marks the checkpoint at step complete (its DONE file), then prunes old ones. Rank 0 only,
+// after every rank's checkpoint_save_rank.
+static void checkpoint_commit(const char* dir, int step, int keep_last, int keep_every) {
+    char done[1100];
+    checkpoint_paths(dir, step, 0, NULL, NULL, done, sizeof(done));
+    write_done_marker(done);
+    prune_checkpoints(dir, keep_last, keep_every);
 }
 
 #endif // LLMC_TRAIN_STATE_H

@@ -3,12 +3,12 @@
 # and prepares the default dataset. Safe to run again: it skips what is already there.
 #   Debian packages: a C compiler with OpenMP, clang with libFuzzer (fuzz targets), OpenBLAS
 #                    (the benchmark's baseline), PyTorch and NumPy (the reference model),
-#                    matplotlib (plots), python3-venv
+#                    matplotlib (plots), python3-venv, OpenMPI (data-parallel runs)
 #   .venv:           a virtual environment that sees Debian's torch, plus tiktoken from PyPI
 #   dev/data:        tiny shakespeare as GPT-2 token shards, and GPT-2's tokenizer file
 set -eu
 cd "$(dirname "$0")/.."
-PKGS="build-essential clang libclang-rt-14-dev libopenblas-dev python3 python3-venv python3-numpy python3-torch python3-matplotlib"
+PKGS="build-essential clang libclang-rt-14-dev libopenblas-dev python3 python3-venv python3-numpy python3-torch python3-matplotlib libopenmpi-dev openmpi-bin"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -48,7 +48,11 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     expected.num_parameters = 64; expected.shard_count = 64; expected.num_processes = 1;
     expected.B = 4; expected.T = 64; expected.total_batch_size = 256;
     static float m[64], v[64];
-    train_state_read(path, &expected, &h, m, v, err);
+    FILE* f = NULL;
+    if (train_state_open(path, &expected, &h, &f, err) == 0) {
+        train_state_read_overlap(f, path, &h, 0, 64, m, v, err);
+        fclose(f);
+    }
 #elif defined(FUZZ_HELLASWAG)
     HellaSwag hs;
     if (hellaswag_load(&hs, path, 50257, err) == 0) {

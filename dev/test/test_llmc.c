@@ -19,6 +19,7 @@ Prints PASS:/FAIL: lines; exits 1 if anything failed.
 #include "llmc/guard.h"
 #include "llmc/train_state.h"
 #include "llmc/hellaswag.h"
+#include "llmc/comm.h"
 
 static int failures = 0;
 static char tmpdir[256];
@@ -496,41 +497,58 @@ static void test_guard(void) {
 }
 
 static void test_train_state(void) {
+    // a checkpoint at step 7 written by 2 processes, each with its ZeRO-1 shard of 1000 moments
+    const size_t N = 1000;
+    float* m = float_alloc_check(N, "m");
+    float* v = float_alloc_check(N, "v");
+    for (size_t i = 0; i < N; i++) { m[i] = i * 0.5f; v[i] = i * 0.25f; }
+    char dir[512], path[1100], bad[512], err[LLMC_ERRLEN];
+    tmp_path(dir, sizeof(dir), "ckpt");
+    ensure_dir(dir);
     TrainStateHeader h;
     memset(&h, 0, sizeof(h));
-    h.magic = STATE_MAGIC; h.version = STATE_VERSION; h.step = 7; h.num_parameters = 1000;
-    h.shard_offset = 0; h.shard_count = 1000; h.process_rank = 0; h.num_processes = 1;
-    h.B = 4; h.T = 64; h.total_batch_size = 512; h.guard_window = 10; h.sample_rng = 42;
-    float* m = float_alloc_check(1000, "m");
-    float* v = float_alloc_check(1000, "v");
-    for (int i = 0; i < 1000; i++) { m[i] = i * 0.5f; v[i] = i * 0.25f; }
-    char path[512], bad[512], err[LLMC_ERRLEN];
-    tmp_path(path, sizeof(path), "state.bin");
-    train_state_write(path, &h, m, v);
-    TrainStateHeader got;
-    float* m2 = float_alloc_check(1000, "m2");
-    float* v2 = float_alloc_check(1000, "v2");
-    int rc = train_state_read(path, &h, &got, m2, v2, err);
-    check(rc == 0 && got.step == 7 && got.sample_rng == 42 && memcmp(m, m2, 4000) == 0 && memcmp(v, v2, 4000) == 0,
-          "state file round trip", "rc=%d %s", rc, rc ? err : "");
-    TrainStateHeader other = h;
-    other.num_parameters = 999; other.shard_count = 999;
-    rc = train_state_read(path, &other, &got, m2, v2, err);
-    check_rejects(rc, err, path, "this model has 999", "state: another model rejected");
-    other = h;
-    other.B = 8;
-    rc = train_state_read(path, &other, &got, m2, v2, err);
-    check_rejects(rc, err, path, "same batch flags", "state: other batch flags rejected");
+    h.magic = STATE_MAGIC; h.version = STATE_VERSION; h.step = 7; h.num_parameters = (int64_t)N;
+    h.num_processes = 2; h.B = 4; h.T = 64; h.total_batch_size = 512; h.guard_window = 10; h.sample_rng = 42;
+    for (int r = 0; r < 2; r++) {
+        size_t off, cnt;
+        comm_shard(N, 2, r, &off, &cnt);
+        h.process_rank = r; h.shard_offset = (int64_t)off; h.shard_count = (int64_t)cnt;
+        checkpoint_paths(dir, 7, r, NULL, path, NULL, sizeof(path));
+        train_state_write(path, &h, m + off, v + off);
+    }
+    TrainStateHeader expected = h, got;
+    expected.num_processes = 1; expected.process_rank = 0; expected.B = 8;  // resumed by 1 process
+    float* m2 = float_alloc_check(N, "m2");
+    float* v2 = float_alloc_check(N, "v2");
+    int rc = train_state_load(dir, 7, 0, N, &expected, &got, m2, v2, err);
+    check(rc == 0 && got.step == 7 && got.sample_rng == 42 && memcmp(m, m2, N * 4) == 0 && memcmp(v, v2, N * 4) == 0,
+          "state: 2 shards load into 1 process", "rc=%d %s", rc, rc ? err : "");
+    memset(m2, 0, N * 4);
+    rc = train_state_load(dir, 7, 300, 500, &expected, &got, m2, v2, err);  // a range across both shards
+    check(rc == 0 && memcmp(m + 300, m2, 500 * 4) == 0 && memcmp(v + 300, v2, 500 * 4) == 0,
+          "state: a range across both shards loads", "rc=%d %s", rc, rc ? err : "");
+    TrainStateHeader other = expected;
+    other.num_parameters = 999;
+    rc = train_state_load(dir, 7, 0, 999, &other, &got, m2, v2, err);
+    check_rejects(rc, err, dir, "this model has 999", "state: another model rejected");
+    other = expected;
+    other.total_batch_size = 1024;
+    rc = train_state_load(dir, 7, 0, N, &other, &got, m2, v2, err);
+    check_rejects(rc, err, dir, "resume needs the same", "state: another total batch size rejected");
+    checkpoint_paths(dir, 7, 1, NULL, path, NULL, sizeof(path));
     size_t n;
     unsigned char* bytes = read_all(path, &n);
-    tmp_path(bad, sizeof(bad), "state_truncated.bin");
-    write_bytes(bad, bytes, n - 4);
-    rc = train_state_read(bad, &h, &got, m2, v2, err);
-    check_rejects(rc, err, bad, "truncated", "state: truncated file rejected");
+    write_bytes(path, bytes, n - 4);
+    rc = train_state_load(dir, 7, 0, N, &expected, &got, m2, v2, err);
+    check_rejects(rc, err, path, "truncated", "state: truncated file rejected");
+    unlink(path);
+    rc = train_state_load(dir, 7, 0, N, &expected, &got, m2, v2, err);
+    check_rejects(rc, err, path, "cannot open", "state: a missing rank's file rejected");
     tmp_path(bad, sizeof(bad), "state_badmagic.bin");
     ((int64_t*)bytes)[0] = 5;
     write_bytes(bad, bytes, n);
-    rc = train_state_read(bad, &h, &got, m2, v2, err);
+    FILE* f;
+    rc = train_state_open(bad, &expected, &got, &f, err);
     check_rejects(rc, err, bad, "bad magic", "state: wrong magic rejected");
     free(bytes); free(m); free(v); free(m2); free(v2);
 }
