@@ -95,4 +95,37 @@ if ./train_gpt -e d1 -b 2 -t 32 -x 1 -v 0 -s 1 -g 8 -i "$TRAIN" > "$work/g.out" 
 else
     fail "sampling prints decoded text" "$(tail -5 "$work/g.out")"
 fi
+# launch scripts: print the command, check inputs, refuse clearly
+TS="dev/data/tinyshakespeare/tiny_shakespeare_*.bin"
+out=$(DRY_RUN=1 BIN=./train_gpt TRAIN_DATA="$TS" VAL_DATA="$TS" bash scripts/train_gpt2_8gpu.sh 1558M 2>&1); rc=$?
+if [ $rc -eq 0 ] && echo "$out" | grep -q "mpirun -np 8 --bind-to none ./train_gpt .*-e d48 -b 16 -t 1024 -d 1048576 -x 9536 -l 2e-4 -u 357"; then
+    pass "scripts/train_gpt2_8gpu.sh prints the 1558M command with GPT-3's hyperparameters"
+else
+    fail "scripts/train_gpt2_8gpu.sh 1558M" "rc=$rc: $out"
+fi
+out=$(DRY_RUN=1 BIN=./train_gpt TRAIN_DATA="/nonexistent/*.bin" bash scripts/train_gpt2_8gpu.sh 124M 2>&1); rc=$?
+if [ $rc -ne 0 ] && echo "$out" | grep -q "no train shards match '/nonexistent/\*.bin'"; then
+    pass "launch script refuses missing data ($out)"
+else
+    fail "launch script refuses missing data" "rc=$rc: $out"
+fi
+printf 'node1 slots=8\nnode2 slots=8\n' > "$work/hosts"
+out=$(DRY_RUN=1 BIN=./train_gpt TRAIN_DATA="$TS" VAL_DATA="$TS" HOSTFILE="$work/hosts" NODES=2 bash scripts/train_multinode.sh 350M 2>&1); rc=$?
+if [ $rc -eq 0 ] && echo "$out" | grep -q "mpirun --hostfile $work/hosts --map-by ppr:8:node .* -np 16 .*-e d24"; then
+    pass "scripts/train_multinode.sh prints a 16-process mpirun over the hostfile"
+else
+    fail "scripts/train_multinode.sh" "rc=$rc: $out"
+fi
+out=$(DRY_RUN=1 BIN=./train_gpt TRAIN_DATA="$TS" VAL_DATA="$TS" HOSTFILE="$work/hosts" NODES=3 bash scripts/train_multinode.sh 350M 2>&1); rc=$?
+if [ $rc -ne 0 ] && echo "$out" | grep -q "lists 2 nodes, fewer than NODES=3"; then
+    pass "scripts/train_multinode.sh refuses a short hostfile"
+else
+    fail "scripts/train_multinode.sh short hostfile" "rc=$rc: $out"
+fi
+out=$(DRY_RUN=1 SLURM_NNODES=4 BIN=./train_gpt TRAIN_DATA="$TS" VAL_DATA="$TS" bash scripts/train_slurm.sbatch 774M 2>&1); rc=$?
+if [ $rc -eq 0 ] && echo "$out" | grep -q "srun --mpi=pmix --kill-on-bad-exit=1 ./train_gpt .*-e d36"; then
+    pass "scripts/train_slurm.sbatch prints the srun command"
+else
+    fail "scripts/train_slurm.sbatch" "rc=$rc: $out"
+fi
 [ $fails -eq 0 ]
