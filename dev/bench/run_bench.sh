@@ -49,6 +49,26 @@ for cfg in "d12 4 64" "d6 8 256"; do
     echo "| $1 | $2 | $3 | $ms | $tps | $gf |" | tee -a "$out"
     rm -f "$log"
 done
+# data parallel: the same d6 step (B=8 per step in all) as 1 process x 2 threads and as
+# 2 MPI processes x 1 thread, B=4 each
+if ldd ./train_gpt | grep -q libmpi; then
+    echo | tee -a "$out"
+    echo "## processes (d6, T=256, 2048 tokens per step)" | tee -a "$out"
+    echo | tee -a "$out"
+    echo "| processes x threads | ms/step | tokens/s |" | tee -a "$out"
+    echo "|---|---|---|" | tee -a "$out"
+    for np in 1 2; do
+        log=$(mktemp)
+        b=$(( 8 / np )); th=$(( 2 / np ))
+        OMP_NUM_THREADS=$th mpirun --allow-run-as-root --oversubscribe --bind-to none -np $np \
+            ./train_gpt -e d6 -b $b -t 256 -x "$STEPS" -v 0 -s 0 > "$log" 2>&1 || { cat "$log"; exit 1; }
+        line=$(grep "^average step" "$log")
+        ms=$(echo "$line" | sed -E 's/average step: ([0-9.]+) ms.*/\1/')
+        tps=$(echo "$line" | sed -E 's/.* ms, ([0-9]+) tok\/s.*/\1/')
+        echo "| $np x $th | $ms | $tps |" | tee -a "$out"
+        rm -f "$log"
+    done
+fi
 for s in ${BENCH_SCRIPTS:-}; do
     echo; echo "=== $s"; bash "$s"
 done
