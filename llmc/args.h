@@ -160,6 +160,10 @@ typedef struct {
     const char* init_method;  // -pm mpi | fs | tcp: how processes find each other
     const char* server_ip;    // -ps tcp rendezvous: rank 0's address
     const char* fs_path;      // -pp fs rendezvous: a directory on a filesystem all nodes share
+    int write_bf16;           //     also write each checkpoint's model as a version-5 (bf16) file
+    int recompute;            // -r  GPU: recompute GELU and LayerNorm outputs in the backward pass
+    int gelu_fusion;          //     GPU: GELU in the matmul's epilogue
+    const char* attention;    //     GPU: attention kernel, scalar | tc (tensor cores)
 } TrainConfig;
 
 static void train_config_defaults(TrainConfig* c) {
@@ -211,9 +215,13 @@ static void train_config_defaults(TrainConfig* c) {
     c->init_method = "mpi";
     c->server_ip = NULL;
     c->fs_path = NULL;
+    c->write_bf16 = 0;
+    c->recompute = 0;
+    c->gelu_fusion = 0;
+    c->attention = "scalar";
 }
 
-#define TRAIN_NUM_ARGS 48
+#define TRAIN_NUM_ARGS 52
 
 static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
     const double big = 2147483647.0;
@@ -266,6 +274,10 @@ static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
         {"-pm", "--init-method", ARG_STRING, &c->init_method, 0, 0, "mpi | fs | tcp: how the processes find each other"},
         {"-ps", "--server-ip", ARG_STRING, &c->server_ip, 0, 0, "tcp: rank 0's address"},
         {"-pp", "--fs-path", ARG_STRING, &c->fs_path, 0, 0, "fs: a directory shared by all nodes"},
+        {NULL, "--write-bf16", ARG_FLAG, &c->write_bf16, 0, 0, "also write each checkpoint's model in bf16 (version 5)"},
+        {"-r", "--recompute", ARG_INT, &c->recompute, 0, 1, "GPU: 1 recomputes GELU and LayerNorm outputs in backward (less memory)"},
+        {NULL, "--gelu-fusion", ARG_INT, &c->gelu_fusion, 0, 1, "GPU: 1 fuses GELU into the matmul epilogue"},
+        {NULL, "--attention", ARG_STRING, &c->attention, 0, 0, "GPU: attention kernel, tc (tensor cores) or scalar"},
     };
     memcpy(specs, s, sizeof(s));
 }
@@ -293,6 +305,9 @@ static void train_config_parse(TrainConfig* c, int argc, char** argv, const char
     }
     if (strcmp(c->init_method, "mpi") != 0 && strcmp(c->init_method, "fs") != 0 && strcmp(c->init_method, "tcp") != 0) {
         die("-pm: unknown init method '%s' (mpi, fs, tcp)", c->init_method);
+    }
+    if (strcmp(c->attention, "tc") != 0 && strcmp(c->attention, "scalar") != 0) {
+        die("--attention: unknown kernel '%s' (tc, scalar)", c->attention);
     }
     if (c->total_batch_size != -1 && c->total_batch_size <= 0) {
         die("-d: total batch size must be positive or -1, got %d", c->total_batch_size);

@@ -8,7 +8,9 @@
 #define LLMC_CHECKPOINT_H
 
 #include <ctype.h>
+#include <math.h>
 #include "utils.h"
+#include "rand.h"
 
 #define CHECKPOINT_MAGIC 20240326
 #define NUM_PARAMETER_TENSORS 16
@@ -100,6 +102,47 @@ static int gpt2_config_from_preset(const char* name, GPT2Config* cfg, char* err)
     return 0;
 }
 
+// FLOPs of one training step per token: 6 per parameter that multiplies an activation (all but
+// wpe; wte counts once, as the LM head), plus attention's QK^T and att @ V: 2 matmuls of
+// 2 * T * C FLOPs per token each, forward and backward (x3), halved by the causal mask.
+static double gpt2_flops_per_token(const GPT2Config* cfg, int T) {
+    double n = (double)gpt2_num_parameters(cfg) - (double)cfg->max_seq_len * cfg->channels;
+    return 6.0 * n + 6.0 * cfg->num_layers * (double)cfg->channels * T;
+}
+
+// A fresh GPT-2 init into params (gpt2_num_parameters floats, zeroed): normal(0, 0.02)
+// weights, with the projections that write into the residual stream (attprojw, fcprojw)
+// scaled by 1/sqrt(2L); zero biases; LayerNorm weights 1. The padded rows of wte stay zero.
+static void gpt2_init_random(float* params, const GPT2Config* cfg, uint64_t seed) {
+    size_t sizes[NUM_PARAMETER_TENSORS];
+    gpt2_parameter_sizes(sizes, cfg);
+    float* t[NUM_PARAMETER_TENSORS];
+    float* q = params;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { t[i] = q; q += sizes[i]; }
+    Rng rng;
+    rng_init(&rng, seed);
+    float std = 0.02f;
+    float proj_std = 0.02f / sqrtf(2.0f * cfg->num_layers);
+    rng_normal(&rng, t[0], (size_t)cfg->vocab_size * cfg->channels, 0.0f, std);  // wte
+    rng_normal(&rng, t[1], sizes[1], 0.0f, std);                                    // wpe
+    rng_normal(&rng, t[4], sizes[4], 0.0f, std);                                    // qkvw
+    rng_normal(&rng, t[6], sizes[6], 0.0f, proj_std);                               // attprojw
+    rng_normal(&rng, t[10], sizes[10], 0.0f, std);                                  // fcw
+    rng_normal(&rng, t[12], sizes[12], 0.0f, proj_std);                             // fcprojw
+    for (int i = 2; i <= 14; i += 6) {                                             // ln1w, ln2w, lnfw
+        for (size_t k = 0; k < sizes[i]; k++) { t[i][k] = 1.0f; }
+    }
+}
+
+// round to nearest even, as the GPU's conversion does; NaN stays NaN
+static uint16_t float_to_bf16(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof(bits));
+    if ((bits & 0x7fffffffu) > 0x7f800000u) { return (uint16_t)((bits >> 16) | 0x40); }
+    bits += 0x7fffu + ((bits >> 16) & 1u);
+    return (uint16_t)(bits >> 16);
+}
+
 static float bf16_to_float(uint16_t h) {
     uint32_t bits = (uint32_t)h << 16;
     float f;
@@ -159,12 +202,13 @@ static int checkpoint_read(const char* path, GPT2Config* cfg, float** params, ch
     return 0;
 }
 
-// Writes a version-3 (fp32) checkpoint atomically.
-static void checkpoint_write(const char* path, const GPT2Config* cfg, const float* params) {
+// Writes a checkpoint atomically: version 3 (fp32 parameters) or 5 (rounded to bf16).
+static void checkpoint_write(const char* path, const GPT2Config* cfg, const float* params, int version) {
+    if (version != 3 && version != 5) { die("checkpoint_write %s: version %d (3 or 5 only)", path, version); }
     int32_t header[256];
     memset(header, 0, sizeof(header));
     header[0] = CHECKPOINT_MAGIC;
-    header[1] = 3;
+    header[1] = version;
     header[2] = cfg->max_seq_len;
     header[3] = cfg->vocab_size;
     header[4] = cfg->num_layers;
@@ -174,7 +218,17 @@ static void checkpoint_write(const char* path, const GPT2Config* cfg, const floa
     AtomicFile af;
     atomic_open(&af, path);
     atomic_write(&af, header, sizeof(int32_t), 256);
-    atomic_write(&af, params, sizeof(float), gpt2_num_parameters(cfg));
+    size_t n = gpt2_num_parameters(cfg);
+    if (version == 3) {
+        atomic_write(&af, params, sizeof(float), n);
+    } else {
+        uint16_t buf[4096];
+        for (size_t done = 0; done < n; done += 4096) {
+            size_t k = n - done < 4096 ? n - done : 4096;
+            for (size_t i = 0; i < k; i++) { buf[i] = float_to_bf16(params[done + i]); }
+            atomic_write(&af, buf, sizeof(uint16_t), k);
+        }
+    }
     atomic_commit(&af);
 }
 

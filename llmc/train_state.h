@@ -70,7 +70,7 @@ static int train_state_open(const char* path, const TrainStateHeader* expected, 
     if (f == NULL) { return set_err(err, "%s: cannot open training state: %s", path, strerror(errno)); }
     long fsize = file_size_of(f);
     if (fread_exact(h, sizeof(*h), 1, f, path, err) != 0) { fclose(f); return -1; }
-    long want = (long)sizeof(*h) + 2 * (long)h->shard_count * (long)sizeof(float);
+    long want = 0;  // computed once shard_count is known to be in range
     int rc = 0;
     if (h->magic != STATE_MAGIC) {
         rc = set_err(err, "%s: bad magic %lld in training state header (expected %d)", path, (long long)h->magic, STATE_MAGIC);
@@ -92,7 +92,7 @@ static int train_state_open(const char* path, const TrainStateHeader* expected, 
                h->guard_count < 0 || h->guard_count > h->guard_window || h->guard_head < 0 ||
                h->guard_head >= h->guard_window || h->guard_bad_in_row < 0 || h->guard_bad_in_row > INT32_MAX) {
         rc = set_err(err, "%s: training state holds out-of-range values (step %lld)", path, (long long)h->step);
-    } else if (fsize != want) {
+    } else if (want = (long)sizeof(*h) + 2 * (long)h->shard_count * (long)sizeof(float), fsize != want) {
         rc = set_err(err, "%s: file is %s: %ld bytes, expected %ld", path, fsize < want ? "truncated" : "too long", fsize, want);
     }
     if (rc != 0) { fclose(f); return rc; }
@@ -246,7 +246,7 @@ static void checkpoint_save_rank(const char* dir, int step, const GPT2Config* cf
                                  const TrainStateHeader* h, const float* m, const float* v) {
     char model[1100], state[1100];
     checkpoint_paths(dir, step, (int)h->process_rank, model, state, NULL, sizeof(model));
-    if (h->process_rank == 0) { checkpoint_write(model, cfg, params); }
+    if (h->process_rank == 0) { checkpoint_write(model, cfg, params, 3); }
     train_state_write(state, h, m, v);
 }
 

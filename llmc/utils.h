@@ -20,6 +20,7 @@
 #include <libgen.h>
 #include <sys/stat.h>
 #include <signal.h>
+#include <time.h>
 
 #define LLMC_ERRLEN 512
 
@@ -96,6 +97,20 @@ static inline long file_size_of(FILE* f) {
     long size = ftell(f);
     if (fseek(f, here, SEEK_SET) != 0) { return -1; }
     return size;
+}
+
+static inline double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// 42s, 3m07s, 2h15m
+static inline void format_duration(char* buf, size_t n, double seconds) {
+    long s = (long)(seconds + 0.5);
+    if (s >= 3600) { snprintf(buf, n, "%ldh%02ldm", s / 3600, (s % 3600) / 60); }
+    else if (s >= 60) { snprintf(buf, n, "%ldm%02lds", s / 60, s % 60); }
+    else { snprintf(buf, n, "%lds", s); }
 }
 
 // ----------------------------------------------------------------------------

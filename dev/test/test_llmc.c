@@ -73,7 +73,7 @@ static void test_checkpoint(void) {
     rng_normal(&rng, params, n, 0.0f, 1.0f);
     char path[512], bad[512], err[LLMC_ERRLEN];
     tmp_path(path, sizeof(path), "model.bin");
-    checkpoint_write(path, &cfg, params);
+    checkpoint_write(path, &cfg, params, 3);
 
     GPT2Config got;
     float* loaded = NULL;

@@ -1,0 +1,509 @@
+// The training run, shared by train_gpt.c (CPU) and train_gpt.cu (GPU): data, schedule,
+// evaluation, sampling, checkpoints and exact resume, the spike guard, signals, logging and
+// the terminal line all live here once. A program provides its model through ModelOps, a
+// table of the few operations that differ between the CPU and the GPU.
+#ifndef LLMC_TRAIN_LOOP_H
+#define LLMC_TRAIN_LOOP_H
+
+#include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include "utils.h"
+#include "rand.h"
+#include "args.h"
+#include "checkpoint.h"
+#include "dataloader.h"
+#include "tokenizer.h"
+#include "sampler.h"
+#include "schedule.h"
+#include "logger.h"
+#include "guard.h"
+#include "train_state.h"
+#include "hellaswag.h"
+#include "signals.h"
+#include "comm.h"
+#include "adamw.h"  // grad_clip_scale
+
+typedef struct {
+    void* self;               // the model
+    GPT2Config config;
+    size_t num_parameters;
+    const char* device_name;  // for the start-up lines, e.g. "CPU" or the GPU's name
+    // Allocates everything a step at (B, T) needs, with the AdamW moments of the parameters
+    // [opt_offset, opt_offset + opt_count) (all, or this process's ZeRO-1 shard).
+    void (*allocate)(void* self, int B, int T, size_t opt_offset, size_t opt_count);
+    // Forward on host inputs (B, T); B and T may be below the allocated shape; targets may
+    // be NULL. It need not wait for the result (the GPU queues its work).
+    void (*forward)(void* self, const int* inputs, const int* targets, int B, int T);
+    // The sum of the mean losses of the forwards with targets since the last call; resets it.
+    double (*take_loss_sum)(void* self);
+    // The per-position losses of the last forward with targets, on the host.
+    const float* (*losses)(void* self);
+    // The logits (V floats) of batch row 0 at position t of the last forward, on the host.
+    const float* (*logits_at)(void* self, int t);
+    void (*zero_grad)(void* self);
+    // Adds the gradients of the last forward's mean loss times loss_scale.
+    void (*backward)(void* self, float loss_scale);
+    // Sums the gradients over processes (all of them, or with zero1 this process's shard, see
+    // comm_shard) and returns the sum of squares of this process's shard of the sums.
+    double (*reduce_gradients)(void* self, Comm* comm, int zero1);
+    // One AdamW step on the parameters this process holds moments for (grad_scale multiplies
+    // the gradients; t counts updates from 1), then with zero1 the parameters are gathered.
+    void (*update)(void* self, Comm* comm, int zero1, float lr, float beta1, float beta2, float eps,
+                   float weight_decay, float grad_scale, int t);
+    // Host views for checkpoints: the fp32 parameters, and the moments this process holds.
+    // moments_loaded tells the model the host moments were overwritten (resume).
+    const float* (*params_host)(void* self);
+    void (*moments_host)(void* self, float** m, float** v);
+    void (*moments_loaded)(void* self);
+    // Optional: prints device-specific lines (memory in use...) once the model is allocated.
+    void (*report)(void* self);
+    double peak_tflops;             // the device's peak, for MFU when --peak-tflops is not given (0: unknown)
+    size_t opt_offset, opt_count;  // set by train_loop_run
+    int T;                          // allocated sequence length, set by train_loop_run
+} ModelOps;
+
+// Which step a run starts from: with -y 1, the latest complete checkpoint in -o (rank 0 looks,
+// every process gets the same answer); model_path then names its model file. 0 otherwise.
+static int train_resume_step(const TrainConfig* cfg, Comm* comm, char* model_path, size_t n) {
+    if (cfg->resume && cfg->output_dir == NULL) { die("-y: resuming needs the output directory -o"); }
+    int start_step = 0;
+    if (!cfg->resume) { return 0; }
+    if (comm->rank == 0) {
+        ensure_dir(cfg->output_dir);
+        remove_stale_temp_files(cfg->output_dir);
+        start_step = latest_checkpoint(cfg->output_dir);
+    }
+    comm_broadcast_int(comm, &start_step);
+    if (start_step < 0) {
+        if (comm->rank == 0) { printf("resume: no complete checkpoint in %s, starting from -e %s\n", cfg->output_dir, cfg->init_model); }
+        return 0;
+    }
+    checkpoint_paths(cfg->output_dir, start_step, 0, model_path, NULL, NULL, n);
+    if (comm->rank == 0) { printf("resume: from step %d (%s)\n", start_step, model_path); }
+    return start_step;
+}
+
+// The initial fp32 parameters: the resumed checkpoint, -e's checkpoint file, or a fresh GPT-2
+// init of -e's preset (the same seed on every process, so all start from the same weights).
+static float* train_initial_params(const TrainConfig* cfg, int start_step, const char* model_path, GPT2Config* config) {
+    char err[LLMC_ERRLEN];
+    float* params = NULL;
+    if (start_step > 0) {
+        if (checkpoint_read(model_path, config, &params, err) != 0) { die("%s", err); }
+    } else if (access(cfg->init_model, F_OK) == 0) {
+        if (checkpoint_read(cfg->init_model, config, &params, err) != 0) { die("%s", err); }
+    } else if (gpt2_config_from_preset(cfg->init_model, config, err) == 0) {
+        params = float_alloc_check(gpt2_num_parameters(config), "model parameters");
+        gpt2_init_random(params, config, (uint64_t)cfg->seed);
+    } else {
+        die("-e: '%s' is neither an existing checkpoint file nor a model preset like d12", cfg->init_model);
+    }
+    if (cfg->T > config->max_seq_len) { die("-t: sequence length %d exceeds the model's maxT %d", cfg->T, config->max_seq_len); }
+    return params;
+}
+
+// Mean loss over num_batches batches of the val loader, from its start. With several
+// processes each evaluates its own batches (the loader splits them) and the means are averaged.
+static float train_evaluate(ModelOps* ops, DataLoader* val, int num_batches, Comm* comm) {
+    char err[LLMC_ERRLEN];
+    dataloader_reset(val, 0);
+    double sum = 0.0;
+    ops->take_loss_sum(ops->self);
+    for (int i = 0; i < num_batches; i++) {
+        if (dataloader_next(val, err) != 0) { die("%s", err); }
+        ops->forward(ops->self, val->inputs, val->targets, val->B, val->T);
+        comm_heartbeat(comm, "evaluating the val loss");
+    }
+    sum = ops->take_loss_sum(ops->self);
+    return (float)(comm_allreduce_sum_double(comm, sum / num_batches) / comm->world);
+}
+
+// HellaSwag accuracy over the first n examples (llmc/hellaswag.h): each ending is scored by
+// its mean loss given the context, at B = 1 over that sequence's own length. Process r takes
+// examples r, r + world, ...
+static float train_evaluate_hellaswag(ModelOps* ops, const HellaSwag* hs, int n, int* seq, Comm* comm) {
+    int correct = 0;
+    for (int i = comm->rank; i < n; i += comm->world) {
+        const HellaSwagExample* ex = &hs->examples[i];
+        int best = 0;
+        double best_loss = INFINITY;
+        for (int j = 0; j < 4; j++) {
+            int first;
+            int len = hellaswag_sequence(ex, j, seq, ops->T + 1, &first);
+            ops->forward(ops->self, seq, seq + 1, 1, len - 1);
+            const float* losses = ops->losses(ops->self);
+            double sum = 0.0;
+            for (int p = first; p < len - 1; p++) { sum += losses[p]; }
+            double mean = sum / (len - 1 - first);
+            if (mean < best_loss) { best_loss = mean; best = j; }
+        }
+        correct += best == ex->label;
+        comm_heartbeat(comm, "evaluating HellaSwag");
+    }
+    return (float)(comm_allreduce_sum_double(comm, correct) / n);
+}
+
+// Generates gen_tokens tokens after an end-of-text token and prints them. Runs the model at
+// B = 1 over the growing context (the last T tokens once it is longer than T).
+static void train_sample(ModelOps* ops, const Tokenizer* tok, int have_tokenizer, int gen_tokens,
+                         float temperature, Rng* rng, int* buf) {
+    int T = ops->T;
+    int V = ops->config.vocab_size;
+    buf[0] = have_tokenizer ? tok->eot_token : V - 1;
+    int len = 1;
+    printf("---\n");
+    for (int i = 0; i < gen_tokens; i++) {
+        int start = len > T ? len - T : 0;
+        int t = len - start;
+        ops->forward(ops->self, buf + start, NULL, 1, t);
+        int next = sample_from_logits(ops->logits_at(ops->self, t - 1), V, temperature, rng_f32(rng));
+        buf[len++] = next;
+        if (have_tokenizer) { tokenizer_print(tok, next, stdout); } else { printf("%d ", next); }
+        fflush(stdout);
+    }
+    printf("\n---\n");
+}
+
+// Everything a training-state file holds. This process writes the moments of its shard of the
+// parameters (comm_shard), whatever the ZeRO stage, so checkpoints look the same under ZeRO-0
+// and ZeRO-1 and can be resumed on another number of processes.
+static TrainStateHeader train_state_header(size_t num_parameters, const TrainConfig* cfg, const Comm* comm,
+                                           int total_batch, int step, const DataLoader* loader,
+                                           const Rng* sample_rng, const SpikeGuard* guard, long long skipped) {
+    TrainStateHeader h;
+    memset(&h, 0, sizeof(h));
+    h.magic = STATE_MAGIC;
+    h.version = STATE_VERSION;
+    h.step = step;
+    h.num_parameters = (int64_t)num_parameters;
+    size_t off, cnt;
+    comm_shard(num_parameters, comm->world, comm->rank, &off, &cnt);
+    h.shard_offset = (int64_t)off;
+    h.shard_count = (int64_t)cnt;
+    h.process_rank = comm->rank;
+    h.num_processes = comm->world;
+    h.B = cfg->B;
+    h.T = cfg->T;
+    h.total_batch_size = total_batch;
+    if (loader != NULL) {
+        h.loader_epoch = loader->epoch;
+        h.loader_shard_pos = loader->shard_pos;
+        h.loader_seq_pos = loader->seq_pos;
+        h.loader_epoch_rng = loader->epoch_rng_state;
+    }
+    if (sample_rng != NULL) { h.sample_rng = sample_rng->state; }
+    h.skipped_steps = skipped;
+    if (guard != NULL) {
+        h.guard_count = guard->count;
+        h.guard_head = guard->head;
+        h.guard_bad_in_row = guard->bad_in_row;
+        h.guard_window = guard->window;
+        memcpy(h.guard_losses, guard->losses, sizeof(h.guard_losses));
+        memcpy(h.guard_norms, guard->norms, sizeof(h.guard_norms));
+    }
+    return h;
+}
+
+// A checkpoint at step, by all processes together (see llmc/train_state.h).
+static void train_save_checkpoint(ModelOps* ops, const TrainConfig* cfg, Comm* comm, int total_batch, int step,
+                                  const DataLoader* loader, const Rng* sample_rng, const SpikeGuard* guard,
+                                  long long skipped) {
+    TrainStateHeader h = train_state_header(ops->num_parameters, cfg, comm, total_batch, step, loader, sample_rng,
+                                            guard, skipped);
+    float *m, *v;
+    ops->moments_host(ops->self, &m, &v);
+    size_t at = (size_t)h.shard_offset - ops->opt_offset;  // this process's shard, inside what it holds
+    checkpoint_save_rank(cfg->output_dir, step, &ops->config, ops->params_host(ops->self), &h, m + at, v + at);
+    comm_barrier(comm);
+    if (comm->rank == 0) {
+        checkpoint_commit(cfg->output_dir, step, cfg->keep_last, cfg->keep_every);
+        printf("wrote checkpoint %s/model_%08d.bin\n", cfg->output_dir, step);
+        if (cfg->write_bf16) {
+            char path[1100];
+            snprintf(path, sizeof(path), "%s/model_%08d_bf16.bin", cfg->output_dir, step);
+            checkpoint_write(path, &ops->config, ops->params_host(ops->self), 5);
+            printf("wrote %s\n", path);
+        }
+    }
+}
+
+// The whole run: returns the exit code (0, or 2 when the spike guard stopped it).
+// model_desc names where the weights came from, for the start-up lines.
+static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start_step, const char* model_desc) {
+    char err[LLMC_ERRLEN];
+    int master = comm->rank == 0;  // prints, logs and writes the model
+    const GPT2Config* mc = &ops->config;
+    if (!master) { cfg->sample_every = 0; }
+
+    // data: every step takes total_batch tokens, B*T per process per micro-step
+    int B = cfg->B, T = cfg->T;
+    int tokens_per_micro = B * T * comm->world;
+    int total_batch = cfg->total_batch_size == -1 ? tokens_per_micro : cfg->total_batch_size;
+    if (total_batch % tokens_per_micro != 0) {
+        die("-d: total batch size %d is not a multiple of B*T*processes = %d*%d*%d = %d", total_batch, B, T,
+            comm->world, tokens_per_micro);
+    }
+    int grad_accum_steps = total_batch / tokens_per_micro;
+    DataLoader train_loader, val_loader;
+    int have_train = !cfg->eval_only;
+    if (have_train && dataloader_init(&train_loader, cfg->train_data, B, T, mc->vocab_size, comm->rank, comm->world,
+                                      !cfg->no_shuffle, (uint64_t)cfg->seed, err) != 0) {
+        die("-i: %s", err);
+    }
+    int have_val = 0;
+    int val_batches = 0;
+    if (cfg->val_every > 0 || cfg->eval_only) {
+        if (dataloader_init(&val_loader, cfg->val_data, B, T, mc->vocab_size, comm->rank, comm->world, 0, 0, err) != 0) {
+            die("-j: %s", err);
+        }
+        have_val = 1;
+        long available = val_loader.total_seqs / ((long)B * comm->world);
+        val_batches = cfg->val_max_steps < available ? cfg->val_max_steps : (int)available;
+    }
+    HellaSwag hellaswag;
+    int hellaswag_n = 0;
+    if (cfg->hellaswag_every > 0) {
+        if (hellaswag_load(&hellaswag, cfg->hellaswag, mc->vocab_size, err) != 0) { die("--hellaswag: %s", err); }
+        hellaswag_n = cfg->hellaswag_examples < 0 || cfg->hellaswag_examples > hellaswag.num_examples
+                      ? hellaswag.num_examples : cfg->hellaswag_examples;
+    }
+    long steps_per_epoch = 1;
+    if (have_train) {
+        steps_per_epoch = train_loader.total_seqs / ((long)B * comm->world * grad_accum_steps);
+        if (steps_per_epoch <= 0) {
+            die("-d: one step needs %d sequences, the train data has %ld", B * comm->world * grad_accum_steps, train_loader.total_seqs);
+        }
+    }
+    int max_steps = cfg->eval_only ? 0 : (cfg->max_steps >= 0 ? cfg->max_steps : (int)steps_per_epoch);
+    if (start_step > max_steps) { die("-x: the run is already at step %d, past -x %d", start_step, max_steps); }
+
+    Tokenizer tokenizer;
+    int have_tokenizer = 0;
+    if (cfg->sample_every > 0 && !cfg->eval_only) {
+        if (tokenizer_init(&tokenizer, cfg->tokenizer, err) == 0) {
+            have_tokenizer = 1;
+            if (tokenizer.vocab_size != mc->vocab_size) {
+                die("--tokenizer: %s has %d tokens but the model's vocabulary has %d", cfg->tokenizer, tokenizer.vocab_size, mc->vocab_size);
+            }
+        } else {
+            printf("warning: %s\nwarning: samples will be printed as token ids\n", err);
+        }
+    }
+
+    LRSchedule schedule;
+    lr_schedule_parse(cfg->lr_schedule, &schedule.type);
+    schedule.max_lr = cfg->learning_rate;
+    schedule.warmup_steps = cfg->warmup_steps;
+    schedule.total_steps = max_steps;
+    schedule.final_frac = cfg->final_lr_frac;
+    schedule.decay_frac = cfg->wsd_decay_frac;
+
+    // everything is allocated here, before the first step. Under ZeRO-1 this process holds
+    // the AdamW moments of its shard only.
+    int zero1 = cfg->zero_stage == 1 && comm->world > 1;
+    if (zero1) {
+        comm_shard(ops->num_parameters, comm->world, comm->rank, &ops->opt_offset, &ops->opt_count);
+    } else {
+        ops->opt_offset = 0;
+        ops->opt_count = ops->num_parameters;
+    }
+    ops->allocate(ops->self, B, T, ops->opt_offset, ops->opt_count);
+    ops->T = T;
+    if (master && ops->report != NULL) { ops->report(ops->self); }
+    int* gen_buf = (int*)calloc_check(cfg->gen_tokens + 1, sizeof(int), "sample buffer");
+    int* eval_buf = (int*)calloc_check(T + 1, sizeof(int), "eval buffer");
+    Rng sample_rng;
+    rng_init(&sample_rng, (uint64_t)cfg->seed + 1);
+    SpikeGuard guard;
+    guard_init(&guard, cfg->guard_window, cfg->guard_loss_z, cfg->guard_norm_z, cfg->guard_max_bad);
+    long long skipped_total = 0;
+
+    if (start_step > 0) {
+        TrainStateHeader expected = train_state_header(ops->num_parameters, cfg, comm, total_batch, start_step, NULL, NULL, NULL, 0);
+        TrainStateHeader h;
+        float *m, *v;
+        ops->moments_host(ops->self, &m, &v);
+        if (train_state_load(cfg->output_dir, start_step, ops->opt_offset, ops->opt_count, &expected, &h, m, v, err) != 0) {
+            die("-y: %s", err);
+        }
+        ops->moments_loaded(ops->self);
+        if (h.num_processes != comm->world && master) {
+            printf("resume: the checkpoint was written by %lld processes, continuing with %d\n", (long long)h.num_processes, comm->world);
+        }
+        if (dataloader_restore(&train_loader, (int)h.loader_epoch, h.loader_epoch_rng, (int)h.loader_shard_pos,
+                               (long)h.loader_seq_pos, err) != 0) {
+            die("-y: step %d: %s (is -i the same data?)", start_step, err);
+        }
+        sample_rng.state = h.sample_rng;
+        skipped_total = h.skipped_steps;
+        guard.window = (int)h.guard_window;
+        guard.count = (int)h.guard_count;
+        guard.head = (int)h.guard_head;
+        guard.bad_in_row = (int)h.guard_bad_in_row;
+        memcpy(guard.losses, h.guard_losses, sizeof(guard.losses));
+        memcpy(guard.norms, h.guard_norms, sizeof(guard.norms));
+    }
+
+    Logger logger;
+    if (cfg->output_dir != NULL && master) { ensure_dir(cfg->output_dir); }
+    comm_barrier(comm);  // the directory exists before any process writes into it
+    logger_init(&logger, master ? cfg->output_dir : NULL, cfg->resume ? start_step : -1);
+    install_stop_handlers();
+    comm_start_watchdog(comm, cfg->timeout);
+
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    double flops_per_token = gpt2_flops_per_token(mc, T);
+    double peak_tflops = cfg->peak_tflops > 0 ? cfg->peak_tflops : ops->peak_tflops;
+    double flops_per_step = flops_per_token * total_batch;
+    if (master) {
+        printf("model: L=%d C=%d NH=%d V=%d Vp=%d maxT=%d, %.2fM parameters (%s)\n", mc->num_layers, mc->channels,
+               mc->num_heads, mc->vocab_size, mc->padded_vocab_size, mc->max_seq_len, ops->num_parameters / 1e6, model_desc);
+        if (have_train) {
+            printf("train: %s, %ld sequences of T=%d, %s\n", cfg->train_data, train_loader.total_seqs, T,
+                   cfg->no_shuffle ? "in order" : "shuffled");
+        }
+        if (have_val) { printf("val: %s, %d batches per evaluation\n", cfg->val_data, val_batches); }
+        if (hellaswag_n > 0) { printf("hellaswag: %s, %d examples every %d steps\n", cfg->hellaswag, hellaswag_n, cfg->hellaswag_every); }
+        printf("batch: B=%d T=%d x %d processes, %d tokens per step (%d accumulation steps), %d steps (%.2f epochs)\n",
+               B, T, comm->world, total_batch, grad_accum_steps, max_steps, (double)max_steps / steps_per_epoch);
+        printf("optimizer: AdamW lr=%g (%s, warmup %d, final x%g) betas=(%g, %g) eps=%g wd=%g clip=%g%s\n",
+               cfg->learning_rate, cfg->lr_schedule, cfg->warmup_steps, cfg->final_lr_frac, cfg->beta1, cfg->beta2,
+               cfg->eps, cfg->weight_decay, cfg->grad_clip, zero1 ? ", ZeRO-1" : "");
+        printf("processes: %d x %s (%d threads), seed: %d, output: %s\n", comm->world, ops->device_name, threads,
+               cfg->seed, cfg->output_dir ? cfg->output_dir : "(none)");
+    }
+
+    double train_seconds = 0.0;
+    int timed_steps = 0;
+    int exit_code = 0;
+    for (int step = start_step; step <= max_steps; step++) {
+        int last = step == max_steps;
+        double tokens_so_far = (double)step * total_batch;
+        comm_heartbeat(comm, "between steps");
+        // a resumed run has already done the evaluations and checkpoint of its first step
+        int resumed_here = step == start_step && start_step > 0;
+        if (!resumed_here) {
+            if (have_val && (cfg->eval_only || step % cfg->val_every == 0 || last)) {
+                float val_loss = train_evaluate(ops, &val_loader, val_batches, comm);
+                if (master) { printf("step %d: val loss %.6f (perplexity %.2f)\n", step, val_loss, expf(val_loss)); }
+                logger_log_eval(&logger, step, "val_loss", val_loss, tokens_so_far, tokens_so_far * flops_per_token);
+            }
+            if (hellaswag_n > 0 && (cfg->eval_only || step % cfg->hellaswag_every == 0 || last)) {
+                float acc = train_evaluate_hellaswag(ops, &hellaswag, hellaswag_n, eval_buf, comm);
+                if (master) { printf("step %d: HellaSwag accuracy %.4f (%d examples)\n", step, acc, hellaswag_n); }
+                logger_log_eval(&logger, step, "hellaswag", acc, tokens_so_far, tokens_so_far * flops_per_token);
+            }
+            if (cfg->sample_every > 0 && step > 0 && (step % cfg->sample_every == 0 || last)) {
+                train_sample(ops, &tokenizer, have_tokenizer, cfg->gen_tokens, cfg->temperature, &sample_rng, gen_buf);
+            }
+        }
+        // a signal reaches the processes at different moments: they agree on stopping here
+        int stop = comm_allreduce_max_int(comm, stop_signal != 0 ? (int)stop_signal : 0);
+        int checkpoint_due = cfg->output_dir != NULL && step > 0 && !resumed_here && !cfg->eval_only &&
+                             (last || stop || (cfg->checkpoint_every > 0 && step % cfg->checkpoint_every == 0));
+        if (checkpoint_due) {
+            comm_heartbeat(comm, "writing a checkpoint");
+            train_save_checkpoint(ops, cfg, comm, total_batch, step, &train_loader, &sample_rng, &guard, skipped_total);
+        }
+        if (last) { break; }
+        if (stop) {
+            if (master) {
+                printf("stopped by signal %d at step %d%s\n", stop, step,
+                       cfg->output_dir ? "; resume with -y 1" : " (no -o: nothing saved)");
+            }
+            break;
+        }
+        // crash tests only: kill -9 (or hang) this process at a step, on one rank or all
+        const char* test_rank = getenv("LLMC_TEST_RANK");
+        if (test_rank == NULL || atoi(test_rank) == comm->rank) {
+            const char* crash_at = getenv("LLMC_TEST_KILL_AT_STEP");
+            if (crash_at != NULL && atoi(crash_at) == step) { kill(getpid(), SIGKILL); }
+            const char* hang_at = getenv("LLMC_TEST_HANG_AT_STEP");
+            if (hang_at != NULL && atoi(hang_at) == step) { for (;;) { pause(); } }
+        }
+
+        double t0 = now_seconds();
+        ops->zero_grad(ops->self);
+        ops->take_loss_sum(ops->self);
+        for (int micro = 0; micro < grad_accum_steps; micro++) {
+            if (!(cfg->overfit_batch && step > 0)) {
+                if (dataloader_next(&train_loader, err) != 0) { die("%s", err); }
+            }
+            ops->forward(ops->self, train_loader.inputs, train_loader.targets, B, T);
+            // each process's share of the step's mean loss: the gradients are summed over processes
+            ops->backward(ops->self, 1.0f / (grad_accum_steps * comm->world));
+            comm_heartbeat(comm, "in a training step");
+        }
+        double loss_sum = ops->take_loss_sum(ops->self);
+        float loss = (float)(comm_allreduce_sum_double(comm, loss_sum / grad_accum_steps) / comm->world);
+        float norm = (float)sqrt(comm_allreduce_sum_double(comm, ops->reduce_gradients(ops->self, comm, zero1)));
+        float lr = lr_at(&schedule, step);
+        char why[256];
+        int skip = guard_check(&guard, loss, norm, why, sizeof(why));  // the same decision on every process
+        if (skip) {
+            skipped_total++;
+            if (master) { printf("step %d: update skipped: %s (%d in a row)\n", step + 1, why, guard.bad_in_row); }
+        } else {
+            ops->update(ops->self, comm, zero1, lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay,
+                        grad_clip_scale(norm, cfg->grad_clip), step + 1 - (int)skipped_total);
+        }
+        double dt = now_seconds() - t0;
+        if (step > start_step) { train_seconds += dt; timed_steps++; }  // the first step warms caches
+        double avg = timed_steps > 0 ? train_seconds / timed_steps : dt;
+        char eta[32];
+        format_duration(eta, sizeof(eta), avg * (max_steps - step - 1));
+        double mfu = peak_tflops > 0 ? flops_per_step / dt / (peak_tflops * 1e12 * comm->world) : NAN;
+        if (master) {
+            char mfu_text[32] = "";
+            if (isfinite(mfu)) { snprintf(mfu_text, sizeof(mfu_text), " | MFU %.1f%%", 100.0 * mfu); }
+            printf("step %4d/%d | loss %.6f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | %.1f GFLOP/s%s | ETA %s%s\n",
+                   step + 1, max_steps, loss, lr, norm, dt * 1e3, total_batch / dt, flops_per_step / dt / 1e9, mfu_text,
+                   eta, skip ? " | SKIPPED" : "");
+            fflush(stdout);
+        }
+        StepMetrics sm = {
+            .step = step + 1, .loss = loss, .lr = lr, .grad_norm = norm, .skipped = skip,
+            .skipped_total = skipped_total, .ms = dt * 1e3, .tokens_per_second = total_batch / dt,
+            .mfu = mfu, .tokens = (double)(step + 1) * total_batch, .flops = (double)(step + 1) * flops_per_step,
+        };
+        logger_log_step(&logger, &sm);
+        if (guard.bad_in_row >= guard.max_bad) {
+            // the parameters and moments hold no update from a bad step
+            if (cfg->output_dir != NULL) {
+                train_save_checkpoint(ops, cfg, comm, total_batch, step + 1, &train_loader, &sample_rng, &guard, skipped_total);
+            }
+            if (master) {
+                fprintf(stderr, "error: %d bad steps in a row (last: %s); stopping at step %d%s\n", guard.bad_in_row, why,
+                        step + 1, cfg->output_dir ? ", checkpoint written" : "");
+            }
+            exit_code = 2;
+            break;
+        }
+    }
+    if (timed_steps > 0 && master) {
+        double avg = train_seconds / timed_steps;
+        char mfu_text[48] = "";
+        if (peak_tflops > 0) {
+            snprintf(mfu_text, sizeof(mfu_text), ", MFU %.1f%% of %.0f TFLOP/s", 100.0 * flops_per_step / avg /
+                     (peak_tflops * 1e12 * comm->world), peak_tflops);
+        }
+        printf("average step: %.1f ms, %.0f tok/s, %.1f GFLOP/s%s (%d steps after the first)\n", avg * 1e3,
+               total_batch / avg, flops_per_step / avg / 1e9, mfu_text, timed_steps);
+    }
+
+    logger_free(&logger);
+    free(gen_buf);
+    free(eval_buf);
+    if (hellaswag_n > 0) { hellaswag_free(&hellaswag); }
+    if (have_tokenizer) { tokenizer_free(&tokenizer); }
+    if (have_val) { dataloader_free(&val_loader); }
+    if (have_train) { dataloader_free(&train_loader); }
+    return exit_code;
+}
+
+#endif // LLMC_TRAIN_LOOP_H
