@@ -332,6 +332,412 @@ attention_backward_dq_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv
     }
 }
 
+// ----------------------------------------------------------------------------
+// Tensor-core path (bf16 builds, head sizes 64 and 128): the same algorithm with the four
+// inner products on tensor cores through WMMA 16x16x16 bf16 fragments, fp32 accumulation.
+// A block of 4 warps takes a 64-row tile; each warp owns 16 of its rows, so everything but the
+// shared K/V (or Q/dO) tiles is private to one warp and needs only __syncwarp. Scores go from
+// the fragments to shared memory, where the lanes do the (online) softmax in fp32; the
+// probabilities go back as bf16 (as in FlashAttention). The forward keeps its output
+// accumulator in shared memory (it is rescaled per row as the max moves); the backward keeps
+// dk, dv (or dq) in registers. Two backward kernels again (dk/dv by key tile, dq by query tile):
+// no atomics. Selected with LLMC_ATTENTION=tc (or attention_cuda_mode = 2); the scalar kernels
+// above stay the default until the harness has checked this path on a GPU.
+#ifndef ENABLE_FP32
+#include <mma.h>
+#define ATT_TC_TILE 64
+
+// rows [r0, r0 + 64) of one of q/k/v (which) or of dout (which = -1, row stride C) into s [64][HS]
+template <int HS>
+__device__ static inline void att_tc_load(__nv_bfloat16* s, const floatX* src, int which, int b, int h, int r0,
+                                          int T, int C) {
+    if (C % 8 == 0 && ((uintptr_t)src % 16) == 0) {
+        // 16-byte loads: 8 bf16 at a time (rows start at multiples of 8 elements when C is)
+        for (int idx = threadIdx.x; idx < ATT_TC_TILE * HS / 8; idx += blockDim.x) {
+            int r = idx / (HS / 8), d = (idx % (HS / 8)) * 8, t = r0 + r;
+            uint4 v = make_uint4(0u, 0u, 0u, 0u);  // all-zero bits: bf16 zeros
+            if (t < T) {
+                size_t at = which < 0 ? ((size_t)b * T + t) * C + h * HS + d
+                                      : ((size_t)b * T + t) * 3 * C + which * C + h * HS + d;
+                v = *(const uint4*)(src + at);
+            }
+            *(uint4*)(s + r * HS + d) = v;
+        }
+        return;
+    }
+    for (int idx = threadIdx.x; idx < ATT_TC_TILE * HS; idx += blockDim.x) {
+        int r = idx / HS, d = idx % HS, t = r0 + r;
+        __nv_bfloat16 v = __float2bfloat16(0.0f);
+        if (t < T) {
+            size_t at = which < 0 ? ((size_t)b * T + t) * C + h * HS + d
+                                  : ((size_t)b * T + t) * 3 * C + which * C + h * HS + d;
+            v = src[at];
+        }
+        s[idx] = v;
+    }
+}
+
+template <int HS>
+__global__ static void __launch_bounds__(128)
+attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH) {
+    using namespace nvcuda;
+    extern __shared__ __align__(128) unsigned char att_smem[];
+    __nv_bfloat16* Qs = (__nv_bfloat16*)att_smem;   // [64][HS]
+    __nv_bfloat16* Ks = Qs + ATT_TC_TILE * HS;       // [64][HS]
+    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HS;       // [64][HS]
+    __nv_bfloat16* Ps = Vs + ATT_TC_TILE * HS;       // [64][64] probabilities, bf16
+    float* Ss = (float*)(Ps + ATT_TC_TILE * ATT_TC_TILE);  // [64][64] scores
+    float* Os = Ss + ATT_TC_TILE * ATT_TC_TILE;      // [64][HS] output accumulator
+    float* row_m = Os + ATT_TC_TILE * HS;            // [64] running max
+    float* row_l = row_m + ATT_TC_TILE;              // [64] running sum
+    float* row_c = row_l + ATT_TC_TILE;              // [64] this tile's correction factor
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    int q0 = (gridDim.x - 1 - blockIdx.x) * ATT_TC_TILE;  // longest rows first
+    int h = blockIdx.y, b = blockIdx.z;
+    float scale = rsqrtf((float)HS);
+    int w0 = 16 * warp;  // this warp's first row in the tile
+    att_tc_load<HS>(Qs, qkv, 0, b, h, q0, T, C);
+    for (int idx = threadIdx.x; idx < ATT_TC_TILE * HS; idx += blockDim.x) { Os[idx] = 0.0f; }
+    if (threadIdx.x < ATT_TC_TILE) { row_m[threadIdx.x] = -INFINITY; row_l[threadIdx.x] = 0.0f; }
+    int q_last = min(q0 + ATT_TC_TILE - 1, T - 1);
+    // j0 <= q0 for every tile (both multiples of 64), so key j0 < T is visible to every row
+    // of the tile (rows past T included): each row's max is finite from the first tile on
+    for (int j0 = 0; j0 <= q_last; j0 += ATT_TC_TILE) {
+        __syncthreads();  // all warps are done with the previous K, V tiles
+        att_tc_load<HS>(Ks, qkv, 1, b, h, j0, T, C);
+        att_tc_load<HS>(Vs, qkv, 2, b, h, j0, T, C);
+        __syncthreads();
+        // S (this warp's 16 rows x 64 keys) = Q K^T: K stored [j][d] is K^T in column-major
+        for (int jt = 0; jt < ATT_TC_TILE / 16; jt++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> s;
+            wmma::fill_fragment(s, 0.0f);
+            for (int kt = 0; kt < HS / 16; kt++) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> qa;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> kb;
+                wmma::load_matrix_sync(qa, Qs + w0 * HS + kt * 16, HS);
+                wmma::load_matrix_sync(kb, Ks + (jt * 16) * HS + kt * 16, HS);
+                wmma::mma_sync(s, qa, kb, s);
+            }
+            wmma::store_matrix_sync(Ss + w0 * ATT_TC_TILE + jt * 16, s, ATT_TC_TILE, wmma::mem_row_major);
+        }
+        __syncwarp();
+        // online softmax, one row at a time; lanes take columns lane and lane + 32
+        for (int rr = 0; rr < 16; rr++) {
+            int r = w0 + rr, i = q0 + r;
+            int ja = j0 + lane, jb = j0 + lane + 32;
+            float sa = (ja <= i && ja < T) ? Ss[r * ATT_TC_TILE + lane] * scale : -INFINITY;
+            float sb = (jb <= i && jb < T) ? Ss[r * ATT_TC_TILE + lane + 32] * scale : -INFINITY;
+            float m_old = row_m[r];
+            float m_new = fmaxf(m_old, warp_reduce_max(fmaxf(sa, sb)));
+            float pa = expf(sa - m_new), pb = expf(sb - m_new);
+            float sum = warp_reduce_sum(pa + pb);
+            Ps[r * ATT_TC_TILE + lane] = __float2bfloat16(pa);
+            Ps[r * ATT_TC_TILE + lane + 32] = __float2bfloat16(pb);
+            __syncwarp();  // every lane has read row_m[r] before lane 0 updates it
+            if (lane == 0) {
+                float corr = expf(m_old - m_new);  // 0 on the first tile (m_old = -inf)
+                row_m[r] = m_new;
+                row_l[r] = row_l[r] * corr + sum;
+                row_c[r] = corr;
+            }
+        }
+        __syncwarp();
+        for (int idx = lane; idx < 16 * HS; idx += 32) { Os[(w0 + idx / HS) * HS + idx % HS] *= row_c[w0 + idx / HS]; }
+        __syncwarp();
+        // O (16 rows x HS) += P V
+        for (int dt = 0; dt < HS / 16; dt++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> o;
+            wmma::load_matrix_sync(o, Os + w0 * HS + dt * 16, HS, wmma::mem_row_major);
+            for (int kt = 0; kt < ATT_TC_TILE / 16; kt++) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> pa;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> vb;
+                wmma::load_matrix_sync(pa, Ps + w0 * ATT_TC_TILE + kt * 16, ATT_TC_TILE);
+                wmma::load_matrix_sync(vb, Vs + (kt * 16) * HS + dt * 16, HS);
+                wmma::mma_sync(o, pa, vb, o);
+            }
+            wmma::store_matrix_sync(Os + w0 * HS + dt * 16, o, HS, wmma::mem_row_major);
+        }
+        __syncwarp();
+    }
+    for (int idx = lane; idx < 16 * HS; idx += 32) {
+        int r = w0 + idx / HS, d = idx % HS, i = q0 + r;
+        if (i < T) { out[((size_t)b * T + i) * C + h * HS + d] = __float2bfloat16(Os[r * HS + d] / row_l[r]); }
+    }
+    if (lane < 16) {
+        int r = w0 + lane, i = q0 + r;
+        if (i < T) { lse[((size_t)b * NH + h) * T + i] = row_m[r] + logf(row_l[r]); }
+    }
+}
+
+// dk, dv for a tile of 64 keys, over the query tiles at and after it. Transposed products:
+// St = K Q^T (keys x queries), so every row of St, P^T, dS^T belongs to one key (one warp).
+template <int HS>
+__global__ static void __launch_bounds__(128)
+attention_backward_dkdv_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
+                                  const float* Dsum, int B, int T, int C, int NH) {
+    using namespace nvcuda;
+    extern __shared__ __align__(128) unsigned char att_smem[];
+    __nv_bfloat16* Ks = (__nv_bfloat16*)att_smem;    // [64][HS]
+    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HS;        // [64][HS]
+    __nv_bfloat16* Qs = Vs + ATT_TC_TILE * HS;        // [64][HS]
+    __nv_bfloat16* dOs = Qs + ATT_TC_TILE * HS;       // [64][HS]
+    __nv_bfloat16* Pt = dOs + ATT_TC_TILE * HS;       // [64 keys][64 queries]
+    __nv_bfloat16* dSt = Pt + ATT_TC_TILE * ATT_TC_TILE;
+    float* St = (float*)(dSt + ATT_TC_TILE * ATT_TC_TILE);  // [64][64] scores, then dP^T
+    float* lse_s = St + ATT_TC_TILE * ATT_TC_TILE;    // [64]
+    float* D_s = lse_s + ATT_TC_TILE;                 // [64]
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    int k0 = (gridDim.x - 1 - blockIdx.x) * ATT_TC_TILE;  // the key tile with the most work first
+    int h = blockIdx.y, b = blockIdx.z;
+    float scale = rsqrtf((float)HS);
+    int w0 = 16 * warp;
+    size_t row_base = ((size_t)b * NH + h) * T;
+    att_tc_load<HS>(Ks, qkv, 1, b, h, k0, T, C);
+    att_tc_load<HS>(Vs, qkv, 2, b, h, k0, T, C);
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> dk[HS / 16], dv[HS / 16];
+    #pragma unroll
+    for (int dt = 0; dt < HS / 16; dt++) { wmma::fill_fragment(dk[dt], 0.0f); wmma::fill_fragment(dv[dt], 0.0f); }
+    for (int i0 = k0; i0 < T; i0 += ATT_TC_TILE) {
+        __syncthreads();  // the previous Q, dO tiles are no longer read
+        att_tc_load<HS>(Qs, qkv, 0, b, h, i0, T, C);
+        att_tc_load<HS>(dOs, dout, -1, b, h, i0, T, C);
+        if (threadIdx.x < ATT_TC_TILE) {
+            int t = i0 + threadIdx.x;
+            lse_s[threadIdx.x] = t < T ? lse[row_base + t] : 0.0f;
+            D_s[threadIdx.x] = t < T ? Dsum[row_base + t] : 0.0f;
+        }
+        __syncthreads();
+        // St = K Q^T, then P^T = exp(St * scale - lse[query]) where query >= key, query < T
+        for (int it = 0; it < ATT_TC_TILE / 16; it++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> s;
+            wmma::fill_fragment(s, 0.0f);
+            for (int kt = 0; kt < HS / 16; kt++) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> ka;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> qb;
+                wmma::load_matrix_sync(ka, Ks + w0 * HS + kt * 16, HS);
+                wmma::load_matrix_sync(qb, Qs + (it * 16) * HS + kt * 16, HS);
+                wmma::mma_sync(s, ka, qb, s);
+            }
+            wmma::store_matrix_sync(St + w0 * ATT_TC_TILE + it * 16, s, ATT_TC_TILE, wmma::mem_row_major);
+        }
+        __syncwarp();
+        for (int idx = lane; idx < 16 * ATT_TC_TILE; idx += 32) {
+            int r = w0 + idx / ATT_TC_TILE, c = idx % ATT_TC_TILE;
+            int j = k0 + r, i = i0 + c;
+            float p = (i >= j && i < T) ? expf(St[r * ATT_TC_TILE + c] * scale - lse_s[c]) : 0.0f;
+            Pt[r * ATT_TC_TILE + c] = __float2bfloat16(p);
+        }
+        __syncwarp();
+        // dP^T = V dO^T into St (this warp's rows only, which it alone reads and writes)
+        for (int it = 0; it < ATT_TC_TILE / 16; it++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> s;
+            wmma::fill_fragment(s, 0.0f);
+            for (int kt = 0; kt < HS / 16; kt++) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> va;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> ob;
+                wmma::load_matrix_sync(va, Vs + w0 * HS + kt * 16, HS);
+                wmma::load_matrix_sync(ob, dOs + (it * 16) * HS + kt * 16, HS);
+                wmma::mma_sync(s, va, ob, s);
+            }
+            wmma::store_matrix_sync(St + w0 * ATT_TC_TILE + it * 16, s, ATT_TC_TILE, wmma::mem_row_major);
+        }
+        __syncwarp();
+        for (int idx = lane; idx < 16 * ATT_TC_TILE; idx += 32) {
+            int r = w0 + idx / ATT_TC_TILE, c = idx % ATT_TC_TILE;
+            float p = __bfloat162float(Pt[r * ATT_TC_TILE + c]);
+            dSt[r * ATT_TC_TILE + c] = __float2bfloat16(p * (St[r * ATT_TC_TILE + c] - D_s[c]));
+        }
+        __syncwarp();
+        // dv += P^T dO, dk += dS^T Q (this warp's 16 keys x HS)
+        for (int kt = 0; kt < ATT_TC_TILE / 16; kt++) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> pa, dsa;
+            wmma::load_matrix_sync(pa, Pt + w0 * ATT_TC_TILE + kt * 16, ATT_TC_TILE);
+            wmma::load_matrix_sync(dsa, dSt + w0 * ATT_TC_TILE + kt * 16, ATT_TC_TILE);
+            #pragma unroll
+            for (int dt = 0; dt < HS / 16; dt++) {
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> ob, qb;
+                wmma::load_matrix_sync(ob, dOs + (kt * 16) * HS + dt * 16, HS);
+                wmma::load_matrix_sync(qb, Qs + (kt * 16) * HS + dt * 16, HS);
+                wmma::mma_sync(dv[dt], pa, ob, dv[dt]);
+                wmma::mma_sync(dk[dt], dsa, qb, dk[dt]);
+            }
+        }
+    }
+    // out through a staging area: the Q and dO tiles, free now (fp32 [64][HS] fits in them)
+    __syncthreads();
+    float* stage = (float*)Qs;
+    for (int pass = 0; pass < 2; pass++) {  // 0: dk, 1: dv
+        #pragma unroll
+        for (int dt = 0; dt < HS / 16; dt++) {
+            if (pass == 0) { wmma::store_matrix_sync(stage + w0 * HS + dt * 16, dk[dt], HS, wmma::mem_row_major); }
+            else { wmma::store_matrix_sync(stage + w0 * HS + dt * 16, dv[dt], HS, wmma::mem_row_major); }
+        }
+        __syncwarp();
+        for (int idx = lane; idx < 16 * HS; idx += 32) {
+            int r = w0 + idx / HS, d = idx % HS, j = k0 + r;
+            if (j < T) {
+                float g = stage[r * HS + d];
+                dqkv[((size_t)b * T + j) * 3 * C + (1 + pass) * C + h * HS + d] = __float2bfloat16(pass == 0 ? g * scale : g);
+            }
+        }
+        __syncwarp();
+    }
+}
+
+// dq for a tile of 64 queries, over the key tiles up to it
+template <int HS>
+__global__ static void __launch_bounds__(128)
+attention_backward_dq_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
+                                const float* Dsum, int B, int T, int C, int NH) {
+    using namespace nvcuda;
+    extern __shared__ __align__(128) unsigned char att_smem[];
+    __nv_bfloat16* Qs = (__nv_bfloat16*)att_smem;    // [64][HS]
+    __nv_bfloat16* dOs = Qs + ATT_TC_TILE * HS;       // [64][HS]
+    __nv_bfloat16* Ks = dOs + ATT_TC_TILE * HS;       // [64][HS]
+    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HS;        // [64][HS]
+    __nv_bfloat16* dSs = Vs + ATT_TC_TILE * HS;       // [64][64]
+    float* Ss = (float*)(dSs + ATT_TC_TILE * ATT_TC_TILE);  // [64][64] scores, then dP
+    float* Ps = Ss + ATT_TC_TILE * ATT_TC_TILE;       // [64][64] probabilities (fp32)
+    float* lse_s = Ps + ATT_TC_TILE * ATT_TC_TILE;
+    float* D_s = lse_s + ATT_TC_TILE;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    int q0 = (gridDim.x - 1 - blockIdx.x) * ATT_TC_TILE;
+    int h = blockIdx.y, b = blockIdx.z;
+    float scale = rsqrtf((float)HS);
+    int w0 = 16 * warp;
+    size_t row_base = ((size_t)b * NH + h) * T;
+    att_tc_load<HS>(Qs, qkv, 0, b, h, q0, T, C);
+    att_tc_load<HS>(dOs, dout, -1, b, h, q0, T, C);
+    if (threadIdx.x < ATT_TC_TILE) {
+        int t = q0 + threadIdx.x;
+        lse_s[threadIdx.x] = t < T ? lse[row_base + t] : 0.0f;
+        D_s[threadIdx.x] = t < T ? Dsum[row_base + t] : 0.0f;
+    }
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> dq[HS / 16];
+    #pragma unroll
+    for (int dt = 0; dt < HS / 16; dt++) { wmma::fill_fragment(dq[dt], 0.0f); }
+    int q_last = min(q0 + ATT_TC_TILE - 1, T - 1);
+    for (int j0 = 0; j0 <= q_last; j0 += ATT_TC_TILE) {
+        __syncthreads();
+        att_tc_load<HS>(Ks, qkv, 1, b, h, j0, T, C);
+        att_tc_load<HS>(Vs, qkv, 2, b, h, j0, T, C);
+        __syncthreads();
+        // S = Q K^T -> P; dP = dO V^T -> dS = P (dP - D)
+        for (int pass = 0; pass < 2; pass++) {
+            const __nv_bfloat16* A = pass == 0 ? Qs : dOs;
+            const __nv_bfloat16* Bm = pass == 0 ? Ks : Vs;
+            for (int jt = 0; jt < ATT_TC_TILE / 16; jt++) {
+                wmma::fragment<wmma::accumulator, 16, 16, 16, float> s;
+                wmma::fill_fragment(s, 0.0f);
+                for (int kt = 0; kt < HS / 16; kt++) {
+                    wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
+                    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bb;
+                    wmma::load_matrix_sync(a, A + w0 * HS + kt * 16, HS);
+                    wmma::load_matrix_sync(bb, Bm + (jt * 16) * HS + kt * 16, HS);
+                    wmma::mma_sync(s, a, bb, s);
+                }
+                wmma::store_matrix_sync(Ss + w0 * ATT_TC_TILE + jt * 16, s, ATT_TC_TILE, wmma::mem_row_major);
+            }
+            __syncwarp();
+            for (int idx = lane; idx < 16 * ATT_TC_TILE; idx += 32) {
+                int r = w0 + idx / ATT_TC_TILE, c = idx % ATT_TC_TILE;
+                int i = q0 + r, j = j0 + c;
+                if (pass == 0) {
+                    Ps[r * ATT_TC_TILE + c] = (j <= i && j < T) ? expf(Ss[r * ATT_TC_TILE + c] * scale - lse_s[r]) : 0.0f;
+                } else {
+                    float p = Ps[r * ATT_TC_TILE + c];
+                    dSs[r * ATT_TC_TILE + c] = __float2bfloat16(p * (Ss[r * ATT_TC_TILE + c] - D_s[r]));
+                }
+            }
+            __syncwarp();
+        }
+        // dq += dS K
+        for (int kt = 0; kt < ATT_TC_TILE / 16; kt++) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> dsa;
+            wmma::load_matrix_sync(dsa, dSs + w0 * ATT_TC_TILE + kt * 16, ATT_TC_TILE);
+            #pragma unroll
+            for (int dt = 0; dt < HS / 16; dt++) {
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> kb;
+                wmma::load_matrix_sync(kb, Ks + (kt * 16) * HS + dt * 16, HS);
+                wmma::mma_sync(dq[dt], dsa, kb, dq[dt]);
+            }
+        }
+    }
+    __syncthreads();
+    float* stage = Ss;  // [64][64] fp32 per pass of 64 columns: HS = 128 takes two
+    for (int half = 0; half < HS / 64; half++) {
+        #pragma unroll
+        for (int dt = 0; dt < 4; dt++) {
+            wmma::store_matrix_sync(stage + w0 * ATT_TC_TILE + dt * 16, dq[half * 4 + dt], ATT_TC_TILE, wmma::mem_row_major);
+        }
+        __syncwarp();
+        for (int idx = lane; idx < 16 * ATT_TC_TILE; idx += 32) {
+            int r = w0 + idx / ATT_TC_TILE, d = idx % ATT_TC_TILE, i = q0 + r;
+            if (i < T) {
+                dqkv[((size_t)b * T + i) * 3 * C + h * HS + half * 64 + d] = __float2bfloat16(stage[r * ATT_TC_TILE + d] * scale);
+            }
+        }
+        __syncwarp();
+    }
+}
+
+template <int HS> static size_t att_tc_fwd_smem(void) {
+    return (size_t)3 * ATT_TC_TILE * HS * 2 + ATT_TC_TILE * ATT_TC_TILE * (2 + 4) + ATT_TC_TILE * HS * 4 + 3 * ATT_TC_TILE * 4;
+}
+template <int HS> static size_t att_tc_dkdv_smem(void) {
+    return (size_t)4 * ATT_TC_TILE * HS * 2 + ATT_TC_TILE * ATT_TC_TILE * (2 + 2 + 4) + 2 * ATT_TC_TILE * 4;
+}
+template <int HS> static size_t att_tc_dq_smem(void) {
+    return (size_t)4 * ATT_TC_TILE * HS * 2 + ATT_TC_TILE * ATT_TC_TILE * (2 + 4 + 4) + 2 * ATT_TC_TILE * 4;
+}
+
+// the dynamic shared memory above 48 KiB needs an opt-in per kernel, once
+template <int HS> static void att_tc_setup(void) {
+    static int done = 0;
+    if (done) { return; }
+    cudaCheck(cudaFuncSetAttribute(attention_forward_tc_kernel<HS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)att_tc_fwd_smem<HS>()));
+    cudaCheck(cudaFuncSetAttribute(attention_backward_dkdv_tc_kernel<HS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)att_tc_dkdv_smem<HS>()));
+    cudaCheck(cudaFuncSetAttribute(attention_backward_dq_tc_kernel<HS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)att_tc_dq_smem<HS>()));
+    done = 1;
+}
+
+template <int HS>
+static void attention_forward_tc(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH, cudaStream_t stream) {
+    att_tc_setup<HS>();
+    dim3 grid(CEIL_DIV(T, ATT_TC_TILE), NH, B);
+    attention_forward_tc_kernel<HS><<<grid, 128, att_tc_fwd_smem<HS>(), stream>>>(out, lse, qkv, B, T, C, NH);
+    cudaCheckLaunch();
+}
+
+template <int HS>
+static void attention_backward_tc(floatX* dqkv, const float* Dsum, const floatX* dout, const floatX* qkv,
+                                  const float* lse, int B, int T, int C, int NH, cudaStream_t stream) {
+    att_tc_setup<HS>();
+    dim3 grid(CEIL_DIV(T, ATT_TC_TILE), NH, B);
+    attention_backward_dkdv_tc_kernel<HS><<<grid, 128, att_tc_dkdv_smem<HS>(), stream>>>(dqkv, dout, qkv, lse, Dsum, B, T, C, NH);
+    cudaCheckLaunch();
+    attention_backward_dq_tc_kernel<HS><<<grid, 128, att_tc_dq_smem<HS>(), stream>>>(dqkv, dout, qkv, lse, Dsum, B, T, C, NH);
+    cudaCheckLaunch();
+}
+#endif // !ENABLE_FP32
+
+// 0: from the environment (LLMC_ATTENTION=tc or scalar; default scalar), 1: scalar, 2: tensor cores
+static int attention_cuda_mode = 0;
+
+// whether this call goes to the tensor-core kernels
+static int attention_use_tc(int hs) {
+#ifdef ENABLE_FP32
+    (void)hs;
+    return 0;
+#else
+    if (attention_cuda_mode == 0) {
+        const char* e = getenv("LLMC_ATTENTION");
+        attention_cuda_mode = (e != NULL && strcmp(e, "tc") == 0) ? 2 : 1;
+    }
+    return attention_cuda_mode == 2 && (hs == 64 || hs == 128);
+#endif
+}
+
 static void attention_check_shape(int C, int NH) {
     if (C % NH != 0 || C / NH > 128) {
         fprintf(stderr, "error: attention_*_cuda: head size C/NH = %d/%d must be an integer <= 128\n", C, NH);
@@ -343,6 +749,13 @@ static void attention_forward_cuda(floatX* out, float* lse, const floatX* qkv, i
                                    cudaStream_t stream) {
     attention_check_shape(C, NH);
     int hs = C / NH;
+#ifndef ENABLE_FP32
+    if (attention_use_tc(hs)) {
+        if (hs == 64) { attention_forward_tc<64>(out, lse, qkv, B, T, C, NH, stream); }
+        else { attention_forward_tc<128>(out, lse, qkv, B, T, C, NH, stream); }
+        return;
+    }
+#endif
     dim3 grid(CEIL_DIV(T, ATT_WARPS), NH, B);
     int threads = 32 * ATT_WARPS;
     switch (CEIL_DIV(hs, 32)) {
@@ -363,6 +776,13 @@ static void attention_backward_cuda(floatX* dqkv, float* Dsum, const floatX* dou
     size_t rows = (size_t)B * NH * T;
     attention_backward_dsum_kernel<<<(unsigned)CEIL_DIV(rows, 8), 256, 0, stream>>>(Dsum, dout, out, B, T, C, NH, hs);
     cudaCheckLaunch();
+#ifndef ENABLE_FP32
+    if (attention_use_tc(hs)) {
+        if (hs == 64) { attention_backward_tc<64>(dqkv, Dsum, dout, qkv, lse, B, T, C, NH, stream); }
+        else { attention_backward_tc<128>(dqkv, Dsum, dout, qkv, lse, B, T, C, NH, stream); }
+        return;
+    }
+#endif
     dim3 grid(CEIL_DIV(T, ATT_WARPS), NH, B);
     int threads = 32 * ATT_WARPS;
     switch (CEIL_DIV(hs, 32)) {

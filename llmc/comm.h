@@ -87,6 +87,17 @@ static void comm_init(Comm* c, int* argc, char*** argv) {
     pthread_mutex_init(&c->lock, NULL);
 }
 
+// This process's index among the processes of its node (picks its GPU): from the launcher's
+// environment when it says, else rank modulo the GPUs per node.
+static int comm_local_rank(const Comm* c, int per_node) {
+    const char* names[] = { "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID", "LOCAL_RANK" };
+    for (int i = 0; i < 4; i++) {
+        const char* v = getenv(names[i]);
+        if (v != NULL) { return atoi(v); }
+    }
+    return per_node > 0 ? c->rank % per_node : 0;
+}
+
 // [offset, offset+count) of the parameters owned by rank under ZeRO-1. Shards are multiples of
 // 64 floats (cache lines) except the last.
 static void comm_shard(size_t n, int world, int rank, size_t* offset, size_t* count) {

@@ -1,0 +1,207 @@
+// Shared by every CUDA file: error checks, the activation precision (floatX), small device
+// helpers and the reduction rules every CUDA twin in llmc/ follows.
+//
+// Precision: floatX is __nv_bfloat16 by default, float with -DENABLE_FP32 (make
+// PRECISION=FP32). Weights used by the matmuls, activations and activation gradients are
+// floatX; master weights, parameter gradients, AdamW moments, LayerNorm statistics, the
+// attention logsumexp and the per-position losses are always fp32.
+//
+// Determinism: no kernel in llmc/ uses floating-point atomics. Every reduction is a fixed
+// tree: a thread sums a fixed strided subset in order, a warp combines lanes with
+// __shfl_xor_sync in a fixed butterfly, a block combines warps through shared memory in
+// warp order, and reductions over many blocks write per-block partials that a second kernel
+// sums in block order. So, for a given GPU, build and shape, two runs give bitwise the same
+// results. (cuBLASLt is deterministic for a fixed algorithm on a fixed GPU, and the heuristic
+// gives the same algorithm for the same question; its split-K schemes reduce in a fixed order.)
+#ifndef LLMC_CUDA_COMMON_H
+#define LLMC_CUDA_COMMON_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
+#include <float.h>
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <cublasLt.h>
+
+// ----------------------------------------------------------------------------
+// Error checks: every CUDA runtime and cuBLAS call goes through one of these.
+
+static void cuda_check_impl(cudaError_t err, const char* file, int line) {
+    if (err != cudaSuccess) {
+        fprintf(stderr, "error: CUDA: %s at %s:%d\n", cudaGetErrorString(err), file, line);
+        exit(EXIT_FAILURE);
+    }
+}
+#define cudaCheck(err) cuda_check_impl((err), __FILE__, __LINE__)
+
+static void cublas_check_impl(cublasStatus_t status, const char* file, int line) {
+    if (status != CUBLAS_STATUS_SUCCESS) {
+        fprintf(stderr, "error: cuBLAS status %d at %s:%d\n", (int)status, file, line);
+        exit(EXIT_FAILURE);
+    }
+}
+#define cublasCheck(status) cublas_check_impl((status), __FILE__, __LINE__)
+
+// after a kernel launch: catches bad launch configurations at once (cheap, no sync)
+#define cudaCheckLaunch() cuda_check_impl(cudaGetLastError(), __FILE__, __LINE__)
+
+static void* cuda_malloc_check(size_t bytes, const char* what) {
+    void* p = NULL;
+    cudaError_t err = cudaMalloc(&p, bytes > 0 ? bytes : 1);
+    if (err != cudaSuccess) {
+        size_t free_b = 0, total_b = 0;
+        cudaMemGetInfo(&free_b, &total_b);
+        fprintf(stderr, "error: cudaMalloc of %.1f MiB for %s failed: %s (%.1f of %.1f MiB free)\n",
+                bytes / 1048576.0, what, cudaGetErrorString(err), free_b / 1048576.0, total_b / 1048576.0);
+        exit(EXIT_FAILURE);
+    }
+    return p;
+}
+
+#define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
+
+// ----------------------------------------------------------------------------
+// Precision
+
+#ifdef ENABLE_FP32
+typedef float floatX;
+#define PRECISION_NAME "fp32"
+#define CUBLAS_FLOATX CUDA_R_32F
+#else
+typedef __nv_bfloat16 floatX;
+#define PRECISION_NAME "bf16"
+#define CUBLAS_FLOATX CUDA_R_16BF
+#endif
+
+// conversions that read the same for both precisions
+__host__ __device__ static inline float fx2f(float x) { return x; }
+__host__ __device__ static inline float fx2f(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ static inline floatX f2fx(float x) { return (floatX)x; }
+
+// host-side rounding to floatX for uploads (round-to-nearest-even, like the device)
+static inline floatX host_f2fx(float x) {
+#ifdef ENABLE_FP32
+    return x;
+#else
+    return __float2bfloat16(x);
+#endif
+}
+static inline float host_fx2f(floatX x) {
+#ifdef ENABLE_FP32
+    return x;
+#else
+    return __bfloat162float(x);
+#endif
+}
+
+// ----------------------------------------------------------------------------
+// Reductions (fixed order, see the top of the file)
+
+__device__ static inline float warp_reduce_sum(float v) {
+    for (int offset = 16; offset > 0; offset >>= 1) { v += __shfl_xor_sync(0xffffffffu, v, offset); }
+    return v;
+}
+
+__device__ static inline float warp_reduce_max(float v) {
+    for (int offset = 16; offset > 0; offset >>= 1) { v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset)); }
+    return v;
+}
+
+// Sum over the whole block (blockDim.x a multiple of 32, at most 1024); every thread gets the
+// result. shared: 32 floats of scratch. Safe to call several times in a row.
+__device__ static inline float block_reduce_sum(float v, float* shared) {
+    int lane = threadIdx.x % 32;
+    int warp = threadIdx.x / 32;
+    int nwarps = blockDim.x / 32;
+    v = warp_reduce_sum(v);
+    __syncthreads();  // shared may still be read by a previous call
+    if (lane == 0) { shared[warp] = v; }
+    __syncthreads();
+    float w = lane < nwarps ? shared[lane] : 0.0f;
+    return warp_reduce_sum(w);
+}
+
+__device__ static inline float block_reduce_max(float v, float* shared) {
+    int lane = threadIdx.x % 32;
+    int warp = threadIdx.x / 32;
+    int nwarps = blockDim.x / 32;
+    v = warp_reduce_max(v);
+    __syncthreads();
+    if (lane == 0) { shared[warp] = v; }
+    __syncthreads();
+    float w = lane < nwarps ? shared[lane] : -FLT_MAX;
+    return warp_reduce_max(w);
+}
+
+// Column sums of a (rows, cols) row-major floatX matrix, added into an fp32 vector:
+//   out[c] += sum_r in[r * cols + c]
+// Deterministic in two stages: blocks of 32 columns x 32 row-lanes write partial sums for
+// fixed row chunks into scratch (nchunks x cols floats), then one thread per column adds the
+// chunks in order. Used for bias gradients and the LayerNorm weight/bias gradients.
+#define COLSUM_ROW_CHUNK 512
+static size_t colsum_scratch_floats(int rows, int cols) {
+    return (size_t)CEIL_DIV(rows, COLSUM_ROW_CHUNK) * cols;
+}
+
+__global__ static void colsum_partial_kernel(float* partial, const floatX* in, int rows, int cols) {
+    // block (32, 32): threadIdx.x = column in the tile, threadIdx.y = row lane
+    __shared__ float tile[32][33];
+    int c = blockIdx.x * 32 + threadIdx.x;
+    int r0 = blockIdx.y * COLSUM_ROW_CHUNK;
+    int r1 = min(r0 + COLSUM_ROW_CHUNK, rows);
+    float s = 0.0f;
+    if (c < cols) {
+        for (int r = r0 + threadIdx.y; r < r1; r += 32) { s += fx2f(in[(size_t)r * cols + c]); }
+    }
+    tile[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < cols) {
+        float t = 0.0f;
+        for (int i = 0; i < 32; i++) { t += tile[i][threadIdx.x]; }
+        partial[(size_t)blockIdx.y * cols + c] = t;
+    }
+}
+
+__global__ static void colsum_finish_kernel(float* out, const float* partial, int nchunks, int cols) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= cols) { return; }
+    float s = 0.0f;
+    for (int i = 0; i < nchunks; i++) { s += partial[(size_t)i * cols + c]; }
+    out[c] += s;
+}
+
+static void colsum_accumulate_cuda(float* out, const floatX* in, int rows, int cols, float* scratch,
+                                   cudaStream_t stream) {
+    int nchunks = CEIL_DIV(rows, COLSUM_ROW_CHUNK);
+    dim3 grid(CEIL_DIV(cols, 32), nchunks);
+    colsum_partial_kernel<<<grid, dim3(32, 32), 0, stream>>>(scratch, in, rows, cols);
+    cudaCheckLaunch();
+    colsum_finish_kernel<<<CEIL_DIV(cols, 256), 256, 0, stream>>>(out, scratch, nchunks, cols);
+    cudaCheckLaunch();
+}
+
+// ----------------------------------------------------------------------------
+// Device info, for MFU and the harnesses' ceilings
+
+// Dense bf16 tensor-core peak in TFLOP/s for MFU. LLMC_PEAK_TFLOPS overrides it; otherwise a
+// table of datasheet numbers by compute capability and name (H100 SXM 989, H100 PCIe 756,
+// H200 989, A100 312). Returns -1 if unknown.
+static double gpu_peak_bf16_tflops(void) {
+    const char* env = getenv("LLMC_PEAK_TFLOPS");
+    if (env != NULL && atof(env) > 0) { return atof(env); }
+    int dev = 0;
+    cudaDeviceProp prop;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess) { return -1.0; }
+    if (prop.major == 9) {
+        if (strstr(prop.name, "PCIe") != NULL) { return 756.0; }
+        return 989.0;  // H100 SXM, H200, GH200
+    }
+    if (prop.major == 8 && prop.minor == 0) { return 312.0; }  // A100
+    if (prop.major == 8 && prop.minor == 9) { return 181.0; }  // L4/L40S class (approximate)
+    if (prop.major == 10) { return 2250.0; }                    // B200 (datasheet, dense)
+    return -1.0;
+}
+
+#endif // LLMC_CUDA_COMMON_H

@@ -1,0 +1,275 @@
+/*
+Checks train_gpt.cu (the GPU model) against the PyTorch reference (dev/reference/gpt2_reference.py)
+and against the CPU reference model of train_gpt.c, on the same inputs.
+
+usage: test_gpt_cu PREFIX     reads PREFIX_model.bin and PREFIX_debug_state.bin (as test_gpt)
+
+Every comparison is the scaled max error max|ours - other| / max|other| over a tensor (as in
+test_gpt.c), or the relative error for a scalar loss. Tolerances:
+  FP32 build (make PRECISION=FP32): logits 1e-4, loss 1e-5, gradients 2e-4, AdamW step losses
+      2e-5, parameters after the steps 2e-4 (test_gpt.c's fp32 bounds, gradients and
+      parameters doubled: cuBLASLt and our reductions sum in other orders than the CPU);
+  BF16 build (default): logits 3e-2, loss 1e-2, gradients 1e-1, step losses 2e-2, parameters
+      after the steps 5e-2. bf16 keeps 8 significant bits (relative rounding 2^-9 per value);
+      activations and activation gradients round at every kernel boundary, so errors of a few
+      1e-3 per layer add up; these bounds are first estimates, to be tightened on a GPU.
+The GPU model is checked against both the reference (float64 math) and the CPU model (fp32).
+Also checked: bitwise repeatability of forward+backward on the GPU, gradient accumulation (two
+halves vs one batch), and the option paths (recompute; GELU fused into cuBLASLt, BF16 only)
+against the plain GPU path.
+Prints PASS:/FAIL: lines; exits 1 if anything failed.
+*/
+#define TESTING
+#include "train_gpt.c"
+#include "train_gpt.cu"
+
+#ifdef ENABLE_FP32
+static const double TOL_LOGITS = 1e-4, TOL_LOSS = 1e-5, TOL_GRAD = 2e-4, TOL_STEP = 2e-5, TOL_PARAMS = 2e-4;
+static const double TOL_VARIANT = 5e-5;  // recompute, accumulation vs plain: same math, other sum orders
+#else
+static const double TOL_LOGITS = 3e-2, TOL_LOSS = 1e-2, TOL_GRAD = 1e-1, TOL_STEP = 2e-2, TOL_PARAMS = 5e-2;
+static const double TOL_VARIANT = 2e-2;
+#endif
+
+static int failures = 0;
+
+static void check(int ok, const char* name, const char* fmt, ...) {
+    char detail[512];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, args);
+    va_end(args);
+    if (ok) { printf("PASS: %s (%s)\n", name, detail); }
+    else { printf("FAIL: %s: %s\n", name, detail); failures++; }
+}
+
+static double scaled_max_error(const float* a, const float* b, size_t n) {
+    double maxdiff = 0.0, maxref = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (isnan(d)) { return NAN; }
+        if (d > maxdiff) { maxdiff = d; }
+        if (fabs((double)b[i]) > maxref) { maxref = fabs((double)b[i]); }
+    }
+    return maxref > 0.0 ? maxdiff / maxref : maxdiff;
+}
+
+static void read_or_die(void* p, size_t size, size_t n, FILE* f, const char* path) {
+    char err[LLMC_ERRLEN];
+    if (fread_exact(p, size, n, f, path, err) != 0) { die("%s", err); }
+}
+
+// the GPU's logits (B*T rows of V real entries) as fp32 on the host
+static void gpu_logits(GPT2CU* m, int BT, float* out, floatX* row_x) {
+    int V = m->config.vocab_size, Vp = m->config.padded_vocab_size;
+    cudaCheck(cudaStreamSynchronize(m->stream));
+    for (int bt = 0; bt < BT; bt++) {
+        cudaCheck(cudaMemcpy(row_x, m->acts.logits + (size_t)bt * Vp, (size_t)V * sizeof(floatX), cudaMemcpyDeviceToHost));
+        for (int i = 0; i < V; i++) { out[(size_t)bt * V + i] = host_fx2f(row_x[i]); }
+    }
+}
+
+static void gpu_grads(GPT2CU* m, float* out) {
+    cudaCheck(cudaStreamSynchronize(m->stream));
+    cudaCheck(cudaMemcpy(out, m->grads_memory, m->num_parameters * sizeof(float), cudaMemcpyDeviceToHost));
+}
+
+// one forward + backward on the GPU, returns the loss
+static float gpu_pass(GPT2CU* m, const int* x, const int* y, int B, int T, float loss_scale) {
+    gpt2cu_loss_reset(m);
+    gpt2cu_forward(m, x, y, B, T);
+    gpt2cu_backward(m, loss_scale);
+    return (float)gpt2cu_loss_read(m);
+}
+
+static void compare_grads(const char* what, const float* ours, const float* other, const size_t* sizes, double tol) {
+    size_t offset = 0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        double e = scaled_max_error(ours + offset, other + offset, sizes[i]);
+        char name[96];
+        snprintf(name, sizeof(name), "grad %s %s", PARAMETER_NAMES[i], what);
+        check(e <= tol, name, "scaled max error %.2e, tolerance %.0e", e, tol);
+        offset += sizes[i];
+    }
+}
+
+int main(int argc, char** argv) {
+    if (argc != 2) { die("usage: test_gpt_cu PREFIX (reads PREFIX_model.bin and PREFIX_debug_state.bin)"); }
+    char model_path[1024], state_path[1024];
+    snprintf(model_path, sizeof(model_path), "%s_model.bin", argv[1]);
+    snprintf(state_path, sizeof(state_path), "%s_debug_state.bin", argv[1]);
+
+    GPT2 cpu;
+    gpt2_build_from_checkpoint(&cpu, model_path);
+    GPT2CU gpu;
+    gpt2cu_build_from_checkpoint(&gpu, model_path);
+    gpu.recompute = 0;     // the plain path first; the options are checked against it below
+    gpu.gelu_fusion = 0;
+    GPT2Config* c = &gpu.config;
+    size_t P = gpu.num_parameters;
+
+    FILE* f = fopen_check(state_path, "rb");
+    int32_t header[256];
+    float hp[8];
+    read_or_die(header, sizeof(int32_t), 256, f, state_path);
+    if (header[0] != 20240327 || header[1] != 1) { die("%s: not a version-1 debug state", state_path); }
+    int B = header[2], T = header[3], V = header[4], Vp = header[5], nsteps = header[6];
+    if (V != c->vocab_size || Vp != c->padded_vocab_size || header[7] != c->num_layers ||
+        header[8] != c->num_heads || header[9] != c->channels) {
+        die("%s does not match %s", state_path, model_path);
+    }
+    read_or_die(hp, sizeof(float), 8, f, state_path);
+    float lr = hp[0], beta1 = hp[1], beta2 = hp[2], eps = hp[3], wd = hp[4], clip = hp[5];
+    int BT = B * T;
+    int* x = (int*)malloc_check((size_t)BT * sizeof(int), "x");
+    int* y = (int*)malloc_check((size_t)BT * sizeof(int), "y");
+    float* ref_logits = float_alloc_check((size_t)BT * V, "ref logits");
+    float ref_loss;
+    float* ref_grads = float_alloc_check(P, "ref grads");
+    float* ref_losses = float_alloc_check(nsteps, "ref losses");
+    float* ref_params = float_alloc_check(P, "ref params");
+    read_or_die(x, sizeof(int), (size_t)BT, f, state_path);
+    read_or_die(y, sizeof(int), (size_t)BT, f, state_path);
+    read_or_die(ref_logits, sizeof(float), (size_t)BT * V, f, state_path);
+    read_or_die(&ref_loss, sizeof(float), 1, f, state_path);
+    read_or_die(ref_grads, sizeof(float), P, f, state_path);
+    read_or_die(ref_losses, sizeof(float), nsteps, f, state_path);
+    read_or_die(ref_params, sizeof(float), P, f, state_path);
+    fclose(f);
+    printf("test_gpt_cu (%s): %s: L=%d C=%d NH=%d V=%d Vp=%d B=%d T=%d, %zu parameters, %d steps\n", PRECISION_NAME,
+           argv[1], c->num_layers, c->channels, c->num_heads, V, Vp, B, T, P, nsteps);
+
+    gpt2_allocate(&cpu, B, T, 0, P);
+    gpt2cu_allocate(&gpu, B, T);
+    floatX* row_x = (floatX*)malloc_check((size_t)V * sizeof(floatX), "row");
+    float* logits = float_alloc_check((size_t)BT * V, "gpu logits");
+    float* cpu_logits = float_alloc_check((size_t)BT * V, "cpu logits");
+    float* grads = float_alloc_check(P, "gpu grads");
+    float* grads2 = float_alloc_check(P, "gpu grads 2");
+
+    // forward
+    gpt2_forward(&cpu, x, y, B, T);
+    for (int bt = 0; bt < BT; bt++) { memcpy(cpu_logits + (size_t)bt * V, cpu.acts.logits + (size_t)bt * Vp, V * sizeof(float)); }
+    gpt2cu_loss_reset(&gpu);
+    gpt2cu_forward(&gpu, x, y, B, T);
+    float loss = (float)gpt2cu_loss_read(&gpu);
+    gpu_logits(&gpu, BT, logits, row_x);
+    double e = scaled_max_error(logits, ref_logits, (size_t)BT * V);
+    check(e <= TOL_LOGITS, "logits vs reference", "scaled max error %.2e, tolerance %.0e", e, TOL_LOGITS);
+    e = scaled_max_error(logits, cpu_logits, (size_t)BT * V);
+    check(e <= TOL_LOGITS, "logits vs CPU", "scaled max error %.2e, tolerance %.0e", e, TOL_LOGITS);
+    e = fabs(loss - ref_loss) / fabs(ref_loss);
+    check(e <= TOL_LOSS, "loss vs reference", "gpu %.7f ref %.7f, relative error %.2e, tolerance %.0e", loss, ref_loss, e, TOL_LOSS);
+    e = fabs(loss - cpu.mean_loss) / fabs(cpu.mean_loss);
+    check(e <= TOL_LOSS, "loss vs CPU", "gpu %.7f cpu %.7f, relative error %.2e, tolerance %.0e", loss, cpu.mean_loss, e, TOL_LOSS);
+
+    // backward
+    gpt2_zero_grad(&cpu);
+    gpt2_backward(&cpu, 1.0f);
+    gpt2cu_zero_grad(&gpu);
+    gpt2cu_backward(&gpu, 1.0f);
+    gpu_grads(&gpu, grads);
+    compare_grads("vs reference", grads, ref_grads, gpu.param_sizes, TOL_GRAD);
+    compare_grads("vs CPU", grads, cpu.grads_memory, gpu.param_sizes, TOL_GRAD);
+
+    // bitwise repeatability
+    gpt2cu_zero_grad(&gpu);
+    gpu_pass(&gpu, x, y, B, T, 1.0f);
+    gpu_grads(&gpu, grads2);
+    check(memcmp(grads, grads2, P * sizeof(float)) == 0, "bitwise repeatable GPU forward+backward", "two identical passes");
+
+    // gradient accumulation: two halves with loss_scale 1/2 == one batch
+    if (B % 2 == 0) {
+        int half = B / 2;
+        gpt2cu_zero_grad(&gpu);
+        for (int h = 0; h < 2; h++) { gpu_pass(&gpu, x + (size_t)h * half * T, y + (size_t)h * half * T, half, T, 0.5f); }
+        gpu_grads(&gpu, grads2);
+        e = scaled_max_error(grads2, grads, P);
+        double tol = TOL_VARIANT;
+        check(e <= tol, "gradient accumulation", "2 x B=%d vs 1 x B=%d: scaled max error %.2e, tolerance %.0e", half, B, e, tol);
+    }
+
+    // the memory/speed options against the plain path, on a second GPU model
+    {
+        int nvariants = 1;
+#ifndef ENABLE_FP32
+        nvariants = 2;  // cuBLASLt's GELU epilogues are checked in the bf16 build (the one that uses them)
+#endif
+        for (int variant = 0; variant < nvariants; variant++) {
+            GPT2CU alt;
+            gpt2cu_build_from_checkpoint(&alt, model_path);
+            alt.recompute = 1;
+            alt.gelu_fusion = variant == 1;
+            gpt2cu_allocate(&alt, B, T);
+            gpt2cu_zero_grad(&alt);
+            float l2 = gpu_pass(&alt, x, y, B, T, 1.0f);
+            gpu_grads(&alt, grads2);
+            const char* name = variant == 0 ? "recompute" : "recompute + GELU fusion";
+            double tol = variant == 0 ? TOL_VARIANT : TOL_GRAD;
+            e = fabs(l2 - loss) / fabs(loss);
+            char label[128];
+            snprintf(label, sizeof(label), "%s: loss", name);
+            check(e <= (variant == 0 ? TOL_VARIANT : TOL_LOSS), label, "%.7f vs plain %.7f, relative error %.2e", l2, loss, e);
+            e = scaled_max_error(grads2, grads, P);
+            snprintf(label, sizeof(label), "%s: gradients", name);
+            check(e <= tol, label, "scaled max error %.2e vs plain, tolerance %.0e", e, tol);
+            gpt2cu_free(&alt);
+        }
+    }
+
+    // N AdamW steps on the same batch, GPU and CPU side by side
+    int ok_ref = 1, ok_cpu = 1;
+    double worst_ref = 0.0, worst_cpu = 0.0;
+    for (int step = 0; step < nsteps; step++) {
+        gpt2cu_zero_grad(&gpu);
+        float l = gpu_pass(&gpu, x, y, B, T, 1.0f);
+        float norm = gpt2cu_grad_norm(&gpu);
+        gpt2cu_update(&gpu, lr, beta1, beta2, eps, wd, grad_clip_scale(norm, clip), step + 1);
+        gpt2_forward(&cpu, x, y, B, T);
+        gpt2_zero_grad(&cpu);
+        gpt2_backward(&cpu, 1.0f);
+        float cnorm = gpt2_grad_norm(&cpu);
+        gpt2_update(&cpu, cpu.grads_memory, lr, beta1, beta2, eps, wd, grad_clip_scale(cnorm, clip), step + 1);
+        double dr = fabs(l - ref_losses[step]) / fabs(ref_losses[step]);
+        double dc = fabs(l - cpu.mean_loss) / fabs(cpu.mean_loss);
+        if (!(dr <= TOL_STEP)) { ok_ref = 0; }
+        if (!(dc <= TOL_STEP)) { ok_cpu = 0; }
+        if (!(dr <= worst_ref)) { worst_ref = dr; }
+        if (!(dc <= worst_cpu)) { worst_cpu = dc; }
+        printf("  step %2d: gpu %.7f cpu %.7f ref %.7f | norm gpu %.4f cpu %.4f\n", step, l, cpu.mean_loss,
+               ref_losses[step], norm, cnorm);
+    }
+    check(ok_ref, "AdamW step losses vs reference", "%d steps, worst relative error %.2e, tolerance %.0e", nsteps, worst_ref, TOL_STEP);
+    check(ok_cpu, "AdamW step losses vs CPU", "%d steps, worst relative error %.2e, tolerance %.0e", nsteps, worst_cpu, TOL_STEP);
+    gpt2cu_download(&gpu, 0);
+    e = scaled_max_error(gpu.h_params, ref_params, P);
+    check(e <= TOL_PARAMS, "parameters after AdamW steps vs reference", "scaled max error %.2e, tolerance %.0e", e, TOL_PARAMS);
+
+    // checkpoint round trip: version 3 and version 5 files load back
+    {
+        char p3[1100], p5[1100];
+        snprintf(p3, sizeof(p3), "%s_cu_v3.bin", argv[1]);
+        snprintf(p5, sizeof(p5), "%s_cu_v5.bin", argv[1]);
+        checkpoint_write(p3, &gpu.config, gpu.h_params, 3);
+        checkpoint_write(p5, &gpu.config, gpu.h_params, 5);
+        GPT2Config c3, c5;
+        float *q3 = NULL, *q5 = NULL;
+        char err[LLMC_ERRLEN];
+        int r3 = checkpoint_read(p3, &c3, &q3, err);
+        int r5 = checkpoint_read(p5, &c5, &q5, err);
+        check(r3 == 0 && memcmp(q3, gpu.h_params, P * sizeof(float)) == 0, "version-3 checkpoint round trip", "bitwise");
+        double e5 = r5 == 0 ? scaled_max_error(q5, gpu.h_params, P) : NAN;
+        check(r5 == 0 && e5 <= 4e-3, "version-5 (bf16) checkpoint round trip", "scaled max error %.2e, tolerance 4e-3", e5);
+        free(q3);
+        free(q5);
+        remove(p3);
+        remove(p5);
+    }
+
+    free(x); free(y); free(ref_logits); free(ref_grads); free(ref_losses); free(ref_params);
+    free(logits); free(cpu_logits); free(grads); free(grads2); free(row_x);
+    gpt2_free(&cpu);
+    gpt2cu_free(&gpu);
+    matmul_cuda_free();
+    return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,717 @@
+/*
+GPT-2 training on one NVIDIA GPU: the CUDA twin of train_gpt.c.
+
+Same model, flags (llmc/args.h), data loader, checkpoints, training state, logs and LR schedule
+as the CPU reference; the kernels are the CUDA twins in the same llmc/ headers.
+
+Precision (make PRECISION=BF16, the default, or FP32):
+  - fp32 master weights, fp32 AdamW moments, fp32 parameter gradients (accumulated across
+    micro-batches in fp32 by the matmuls' beta = 1);
+  - floatX (bf16, or fp32 in the FP32 build) copies of the weights that the matmuls read,
+    floatX activations and activation gradients;
+  - fp32 LayerNorm statistics, attention logsumexp, losses.
+Memory is allocated once, in gpt2cu_allocate; a step allocates nothing on the device.
+
+Kernels: cuBLASLt matmuls with the bias (and optionally GELU) in the epilogue, our own
+FlashAttention-style attention (no T x T matrix), residual add fused with the next LayerNorm,
+a fused classifier that turns the bf16 logits into the loss and dlogits in place.
+
+GPU options among the shared flags (llmc/args.h): -r 1 recomputes GELU and LayerNorm outputs
+in the backward pass (saves ln1, ln2 and fch_gelu per layer, about 6C of the 16C floatX values
+per token and layer, for a GELU and two LayerNorms per layer); --gelu-fusion 1 runs GELU
+forward and backward inside the cuBLASLt epilogues; --attention tc picks the tensor-core (WMMA)
+attention for head sizes 64 and 128 in bf16 builds (the default is the simpler CUDA-core
+kernels until a GPU has checked it); --write-bf16 also writes version-5 model files;
+--peak-tflops (or LLMC_PEAK_TFLOPS, else a datasheet table) sets the peak for MFU.
+Several GPUs: mpirun -np N, one process per GPU, gradients summed with NCCL (llmc/comm_nccl.h).
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <signal.h>
+
+#include "llmc/utils.h"
+#include "llmc/checkpoint.h"
+#include "llmc/train_loop.h"
+#include "llmc/comm_nccl.h"
+#include "llmc/cuda_common.h"
+#include "llmc/encoder.h"
+#include "llmc/layernorm.h"
+#include "llmc/matmul_cuda.h"
+#include "llmc/attention.h"
+#include "llmc/gelu.h"
+#include "llmc/residual.h"
+#include "llmc/crossentropy.h"
+#include "llmc/adamw.h"
+
+// ----------------------------------------------------------------------------
+// The model on the device
+
+// floatX copies of the weights, pointers into one allocation in checkpoint order
+typedef struct {
+    floatX *wte, *wpe, *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;
+    floatX *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb, *lnfw, *lnfb;
+} ParamsX;
+
+// fp32 tensors of the same shapes (gradients)
+typedef struct {
+    float *wte, *wpe, *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;
+    float *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb, *lnfw, *lnfb;
+} ParamsF;
+
+static void point_params_x(ParamsX* p, floatX* m, const size_t sizes[NUM_PARAMETER_TENSORS]) {
+    floatX** ptrs[NUM_PARAMETER_TENSORS] = {
+        &p->wte, &p->wpe, &p->ln1w, &p->ln1b, &p->qkvw, &p->qkvb, &p->attprojw, &p->attprojb,
+        &p->ln2w, &p->ln2b, &p->fcw, &p->fcb, &p->fcprojw, &p->fcprojb, &p->lnfw, &p->lnfb
+    };
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { *ptrs[i] = m; m += sizes[i]; }
+}
+
+static void point_params_f(ParamsF* p, float* m, const size_t sizes[NUM_PARAMETER_TENSORS]) {
+    float** ptrs[NUM_PARAMETER_TENSORS] = {
+        &p->wte, &p->wpe, &p->ln1w, &p->ln1b, &p->qkvw, &p->qkvb, &p->attprojw, &p->attprojb,
+        &p->ln2w, &p->ln2b, &p->fcw, &p->fcb, &p->fcprojw, &p->fcprojb, &p->lnfw, &p->lnfb
+    };
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { *ptrs[i] = m; m += sizes[i]; }
+}
+
+// Activations kept for the backward pass. Per-layer tensors are (L, B, T, ...) at the
+// allocated B, T; with recompute on, ln1, ln2 and fch_gelu hold one layer and are rebuilt.
+typedef struct {
+    floatX* encoded;    // (B, T, C)
+    floatX* ln1;        // (L or 1, B, T, C)
+    float* ln1_mean;    // (L, B, T)
+    float* ln1_rstd;    // (L, B, T)
+    floatX* qkv;        // (L, B, T, 3C)
+    floatX* atty;       // (L, B, T, C)
+    float* att_lse;     // (L, B, NH, T)
+    floatX* residual2;  // (L, B, T, C)
+    floatX* ln2;        // (L or 1, B, T, C)
+    float* ln2_mean;    // (L, B, T)
+    float* ln2_rstd;    // (L, B, T)
+    floatX* fch;        // (L, B, T, 4C) before the GELU
+    floatX* fch_gelu;   // (L or 1, B, T, 4C)
+    floatX* residual3;  // (L, B, T, C)
+    floatX* lnf;        // (B, T, C)
+    float* lnf_mean;    // (B, T)
+    float* lnf_rstd;    // (B, T)
+    floatX* logits;     // (B, T, Vp); the backward overwrites them with dlogits
+    float* losses;      // (B, T)
+    floatX* proj;       // (B, T, C) a projection's output before the residual add
+} ActsCU;
+
+// Gradients of activations, one layer's worth, reused by every layer
+typedef struct {
+    floatX* dresidual;  // (B, T, C)
+    floatX* dln;        // (B, T, C)
+    floatX* datty;      // (B, T, C)
+    floatX* dqkv;       // (B, T, 3C)
+    floatX* dfch;       // (B, T, 4C)
+    floatX* dfch_gelu;  // (B, T, 4C)
+    float* att_dsum;    // (B, NH, T)
+    float* reduce;      // column-sum partials (bias and LayerNorm weight gradients)
+} GradScratchCU;
+
+typedef struct {
+    GPT2Config config;
+    size_t param_sizes[NUM_PARAMETER_TENSORS];
+    size_t num_parameters;
+    int recompute;
+    int gelu_fusion;
+    cudaStream_t stream;
+    // device
+    float* master;        // fp32 weights
+    floatX* params_memory;
+    ParamsX params;
+    float* grads_memory;
+    ParamsF grads;
+    float* m_memory;
+    float* v_memory;
+    void* acts_memory;
+    ActsCU acts;
+    void* scratch_memory;
+    GradScratchCU scratch;
+    int* d_inputs;        // (B, T)
+    int* d_targets;       // (B, T)
+    int* d_enc_order;     // encoder backward buckets (llmc/encoder.h)
+    int* d_enc_start;
+    int* d_enc_token;
+    double* d_norm;       // 1 + SUMSQ_BLOCKS doubles
+    double* d_loss_sum;   // sum of the mean losses of the forwards since gpt2cu_loss_reset
+    // host
+    float* h_params;      // fp32 copy for checkpoints, and the initial upload
+    float* h_m;           // AdamW moments, for the training state
+    float* h_v;
+    int* h_inputs;
+    int* h_enc_count;
+    int* h_enc_order;
+    int* h_enc_start;
+    int* h_enc_token;
+    int enc_buckets;
+    int B, T;
+    int batch_B, batch_T;
+    int has_targets;
+    size_t device_bytes;  // what gpt2cu_allocate took
+    float* h_losses;      // host copies for the training loop (gpu_losses, gpu_logits_at)
+    float* h_logits;
+    floatX* h_logits_x;
+    NcclComm nccl;        // several GPUs: the gradient all-reduce
+} GPT2CU;
+
+static void gpt2cu_init_common(GPT2CU* model) {
+    gpt2_parameter_sizes(model->param_sizes, &model->config);
+    model->num_parameters = gpt2_num_parameters(&model->config);
+    model->recompute = 0;    // the flags -r and --gelu-fusion set these before gpt2cu_allocate
+    model->gelu_fusion = 0;
+    model->h_losses = NULL;
+    model->h_logits = NULL;
+    model->h_logits_x = NULL;
+    model->acts_memory = NULL;
+    model->B = model->T = 0;
+    model->has_targets = 0;
+    cudaCheck(cudaStreamCreate(&model->stream));
+    matmul_cuda_init();
+}
+
+// Weights from host fp32 into the master copy and the floatX copy
+static void gpt2cu_upload_params(GPT2CU* model) {
+    size_t n = model->num_parameters;
+    cudaCheck(cudaMemcpy(model->master, model->h_params, n * sizeof(float), cudaMemcpyHostToDevice));
+    // convert on the host in chunks through a small staging buffer (no big second copy)
+    const size_t chunk = 1 << 20;
+    floatX* stage = (floatX*)malloc_check(chunk * sizeof(floatX), "upload staging");
+    for (size_t done = 0; done < n; done += chunk) {
+        size_t k = n - done < chunk ? n - done : chunk;
+        for (size_t i = 0; i < k; i++) { stage[i] = host_f2fx(model->h_params[done + i]); }
+        cudaCheck(cudaMemcpy(model->params_memory + done, stage, k * sizeof(floatX), cudaMemcpyHostToDevice));
+    }
+    free(stage);
+}
+
+// Allocates the parameters, gradients and moments; h_params must hold the weights.
+static void gpt2cu_allocate_params(GPT2CU* model) {
+    size_t n = model->num_parameters;
+    model->master = (float*)cuda_malloc_check(n * sizeof(float), "master weights");
+    model->params_memory = (floatX*)cuda_malloc_check(n * sizeof(floatX), "weights (floatX)");
+    model->grads_memory = (float*)cuda_malloc_check(n * sizeof(float), "gradients");
+    model->m_memory = (float*)cuda_malloc_check(n * sizeof(float), "AdamW m");
+    model->v_memory = (float*)cuda_malloc_check(n * sizeof(float), "AdamW v");
+    cudaCheck(cudaMemset(model->grads_memory, 0, n * sizeof(float)));
+    cudaCheck(cudaMemset(model->m_memory, 0, n * sizeof(float)));
+    cudaCheck(cudaMemset(model->v_memory, 0, n * sizeof(float)));
+    point_params_x(&model->params, model->params_memory, model->param_sizes);
+    point_params_f(&model->grads, model->grads_memory, model->param_sizes);
+    model->h_m = float_alloc_check(n, "AdamW m (host copy)");
+    model->h_v = float_alloc_check(n, "AdamW v (host copy)");
+    model->device_bytes = n * (4 * sizeof(float) + sizeof(floatX));
+    gpt2cu_upload_params(model);
+}
+
+// Takes ownership of params (host fp32, gpt2_num_parameters(config) floats) and uploads them.
+static void gpt2cu_build_from_params(GPT2CU* model, const GPT2Config* config, float* params) {
+    model->config = *config;
+    model->h_params = params;
+    gpt2cu_init_common(model);
+    gpt2cu_allocate_params(model);
+}
+
+static void gpt2cu_build_from_checkpoint(GPT2CU* model, const char* path) {
+    char err[LLMC_ERRLEN];
+    GPT2Config config;
+    float* params;
+    if (checkpoint_read(path, &config, &params, err) != 0) { die("%s", err); }
+    gpt2cu_build_from_params(model, &config, params);
+}
+
+// carves n elements of `bytes` each out of *cursor, 256-byte aligned (cuBLASLt likes it)
+static void* carve(char** cursor, size_t n, size_t bytes) {
+    void* p = *cursor;
+    *cursor += (n * bytes + 255) & ~(size_t)255;
+    return p;
+}
+
+// Everything a step at (B, T) needs, once. Two passes over the same layout: the first
+// measures (base NULL), the second assigns.
+static size_t gpt2cu_layout(GPT2CU* model, int B, int T, char* base_acts, char* base_scratch, size_t* scratch_bytes) {
+    GPT2Config* c = &model->config;
+    size_t L = c->num_layers, C = c->channels, NH = c->num_heads, Vp = c->padded_vocab_size;
+    size_t BT = (size_t)B * T;
+    size_t Lr = model->recompute ? 1 : L;
+    ActsCU* a = &model->acts;
+    char* cur = base_acts;
+    a->encoded = (floatX*)carve(&cur, BT * C, sizeof(floatX));
+    a->ln1 = (floatX*)carve(&cur, Lr * BT * C, sizeof(floatX));
+    a->ln1_mean = (float*)carve(&cur, L * BT, sizeof(float));
+    a->ln1_rstd = (float*)carve(&cur, L * BT, sizeof(float));
+    a->qkv = (floatX*)carve(&cur, L * BT * 3 * C, sizeof(floatX));
+    a->atty = (floatX*)carve(&cur, L * BT * C, sizeof(floatX));
+    a->att_lse = (float*)carve(&cur, L * B * NH * T, sizeof(float));
+    a->residual2 = (floatX*)carve(&cur, L * BT * C, sizeof(floatX));
+    a->ln2 = (floatX*)carve(&cur, Lr * BT * C, sizeof(floatX));
+    a->ln2_mean = (float*)carve(&cur, L * BT, sizeof(float));
+    a->ln2_rstd = (float*)carve(&cur, L * BT, sizeof(float));
+    a->fch = (floatX*)carve(&cur, L * BT * 4 * C, sizeof(floatX));
+    a->fch_gelu = (floatX*)carve(&cur, Lr * BT * 4 * C, sizeof(floatX));
+    a->residual3 = (floatX*)carve(&cur, L * BT * C, sizeof(floatX));
+    a->lnf = (floatX*)carve(&cur, BT * C, sizeof(floatX));
+    a->lnf_mean = (float*)carve(&cur, BT, sizeof(float));
+    a->lnf_rstd = (float*)carve(&cur, BT, sizeof(float));
+    a->logits = (floatX*)carve(&cur, BT * Vp, sizeof(floatX));
+    a->losses = (float*)carve(&cur, BT, sizeof(float));
+    a->proj = (floatX*)carve(&cur, BT * C, sizeof(floatX));
+    size_t acts_bytes = (size_t)(cur - base_acts);
+
+    GradScratchCU* s = &model->scratch;
+    cur = base_scratch;
+    s->dresidual = (floatX*)carve(&cur, BT * C, sizeof(floatX));
+    s->dln = (floatX*)carve(&cur, BT * C, sizeof(floatX));
+    s->datty = (floatX*)carve(&cur, BT * C, sizeof(floatX));
+    s->dqkv = (floatX*)carve(&cur, BT * 3 * C, sizeof(floatX));
+    s->dfch = (floatX*)carve(&cur, BT * 4 * C, sizeof(floatX));
+    s->dfch_gelu = (floatX*)carve(&cur, BT * 4 * C, sizeof(floatX));
+    s->att_dsum = (float*)carve(&cur, (size_t)B * NH * T, sizeof(float));
+    size_t red = colsum_scratch_floats((int)BT, (int)(4 * C));
+    size_t red_ln = layernorm_scratch_floats((int)BT, (int)C);
+    s->reduce = (float*)carve(&cur, red > red_ln ? red : red_ln, sizeof(float));
+    *scratch_bytes = (size_t)(cur - base_scratch);
+    return acts_bytes;
+}
+
+static void gpt2cu_allocate(GPT2CU* model, int B, int T) {
+    if (model->acts_memory != NULL) { die("gpt2cu_allocate called twice"); }
+    GPT2Config* c = &model->config;
+    if (T > c->max_seq_len) { die("-t: sequence length %d exceeds the model's maxT %d", T, c->max_seq_len); }
+    if (c->channels / c->num_heads > 128) { die("head size %d: the CUDA attention supports head sizes up to 128", c->channels / c->num_heads); }
+    size_t scratch_bytes = 0;
+    size_t acts_bytes = gpt2cu_layout(model, B, T, (char*)NULL, (char*)NULL, &scratch_bytes);
+    model->acts_memory = cuda_malloc_check(acts_bytes, "activations");
+    model->scratch_memory = cuda_malloc_check(scratch_bytes, "gradient scratch");
+    gpt2cu_layout(model, B, T, (char*)model->acts_memory, (char*)model->scratch_memory, &scratch_bytes);
+    size_t BT = (size_t)B * T;
+    model->d_inputs = (int*)cuda_malloc_check(BT * sizeof(int), "inputs");
+    model->d_targets = (int*)cuda_malloc_check(BT * sizeof(int), "targets");
+    model->d_enc_order = (int*)cuda_malloc_check(BT * sizeof(int), "encoder order");
+    model->d_enc_start = (int*)cuda_malloc_check((BT + 1) * sizeof(int), "encoder buckets");
+    model->d_enc_token = (int*)cuda_malloc_check(BT * sizeof(int), "encoder tokens");
+    model->d_norm = (double*)cuda_malloc_check((1 + SUMSQ_BLOCKS) * sizeof(double), "norm scratch");
+    model->d_loss_sum = (double*)cuda_malloc_check(sizeof(double), "loss sum");
+    model->h_inputs = (int*)calloc_check(BT, sizeof(int), "inputs");
+    model->h_enc_count = (int*)calloc_check((size_t)c->vocab_size + 1, sizeof(int), "encoder counts");
+    model->h_enc_order = (int*)calloc_check(BT, sizeof(int), "encoder order");
+    model->h_enc_start = (int*)calloc_check(BT + 1, sizeof(int), "encoder buckets");
+    model->h_enc_token = (int*)calloc_check(BT, sizeof(int), "encoder tokens");
+    model->device_bytes += acts_bytes + scratch_bytes + BT * 4 * sizeof(int) + CUBLASLT_WORKSPACE_BYTES;
+    model->B = B;
+    model->T = T;
+}
+
+static void gpt2cu_loss_reset(GPT2CU* model) {
+    cudaCheck(cudaMemsetAsync(model->d_loss_sum, 0, sizeof(double), model->stream));
+}
+
+// the sum of the mean losses of the forwards with targets since the last reset (synchronizes)
+static double gpt2cu_loss_read(GPT2CU* model) {
+    double s;
+    cudaCheck(cudaMemcpyAsync(&s, model->d_loss_sum, sizeof(double), cudaMemcpyDeviceToHost, model->stream));
+    cudaCheck(cudaStreamSynchronize(model->stream));
+    return s;
+}
+
+// *sum += mean of losses[0..n): one block, fixed order (deterministic)
+__global__ static void loss_mean_accumulate_kernel(double* sum, const float* losses, int n) {
+    __shared__ float shared[32];
+    float s = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) { s += losses[i]; }
+    s = block_reduce_sum(s, shared);
+    if (threadIdx.x == 0) { *sum += (double)s / n; }
+}
+
+// Forward pass on host inputs (B, T), with targets also the losses (added to the loss sum).
+// B and T may be smaller than the allocated shape.
+static void gpt2cu_forward(GPT2CU* model, const int* inputs, const int* targets, int B, int T) {
+    if (model->acts_memory == NULL) { die("gpt2cu_forward before gpt2cu_allocate"); }
+    if (B > model->B || T > model->T) { die("batch %dx%d exceeds the allocated %dx%d", B, T, model->B, model->T); }
+    GPT2Config* cfg = &model->config;
+    int V = cfg->vocab_size, Vp = cfg->padded_vocab_size, L = cfg->num_layers;
+    int NH = cfg->num_heads, C = cfg->channels;
+    int BT = B * T;
+    for (int i = 0; i < BT; i++) {
+        if (inputs[i] < 0 || inputs[i] >= V) { die("input token %d at position %d is outside the vocabulary (V=%d)", inputs[i], i, V); }
+        if (targets != NULL && (targets[i] < 0 || targets[i] >= V)) { die("target token %d at position %d is outside the vocabulary (V=%d)", targets[i], i, V); }
+    }
+    cudaStream_t st = model->stream;
+    memcpy(model->h_inputs, inputs, (size_t)BT * sizeof(int));
+    cudaCheck(cudaMemcpyAsync(model->d_inputs, model->h_inputs, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, st));
+    if (targets != NULL) {
+        cudaCheck(cudaMemcpyAsync(model->d_targets, targets, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, st));
+        // the encoder backward's token buckets, while the GPU runs the forward
+        model->enc_buckets = encoder_backward_buckets(inputs, BT, V, model->h_enc_count, model->h_enc_order,
+                                                      model->h_enc_start, model->h_enc_token);
+        cudaCheck(cudaMemcpyAsync(model->d_enc_order, model->h_enc_order, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, st));
+        cudaCheck(cudaMemcpyAsync(model->d_enc_start, model->h_enc_start, (size_t)(model->enc_buckets + 1) * sizeof(int), cudaMemcpyHostToDevice, st));
+        cudaCheck(cudaMemcpyAsync(model->d_enc_token, model->h_enc_token, (size_t)model->enc_buckets * sizeof(int), cudaMemcpyHostToDevice, st));
+    }
+    // the copies above read pageable host memory: they complete before returning, so the
+    // host buffers may change once this function returns
+    model->batch_B = B;
+    model->batch_T = T;
+    model->has_targets = targets != NULL;
+
+    ParamsX* p = &model->params;
+    ActsCU* a = &model->acts;
+    size_t lbtc = (size_t)model->B * model->T * C;  // per-layer strides use the allocated shape
+    size_t lbt = (size_t)model->B * model->T;
+    size_t llse = (size_t)model->B * NH * model->T;
+    size_t lr = model->recompute ? 0 : 1;           // layer stride multiplier of ln1, ln2, fch_gelu
+
+    encoder_forward_cuda(a->encoded, model->d_inputs, p->wte, p->wpe, B, T, C, st);
+    layernorm_forward_cuda(a->ln1, a->ln1_mean, a->ln1_rstd, a->encoded, p->ln1w, p->ln1b, BT, C, st);
+    for (int l = 0; l < L; l++) {
+        const floatX* residual = l == 0 ? a->encoded : a->residual3 + (l - 1) * lbtc;
+        floatX* ln1 = a->ln1 + lr * l * lbtc;
+        floatX* qkv = a->qkv + l * 3 * lbtc;
+        floatX* atty = a->atty + l * lbtc;
+        float* lse = a->att_lse + l * llse;
+        floatX* residual2 = a->residual2 + l * lbtc;
+        floatX* ln2 = a->ln2 + lr * l * lbtc;
+        floatX* fch = a->fch + l * 4 * lbtc;
+        floatX* fch_gelu = a->fch_gelu + lr * l * 4 * lbtc;
+        floatX* residual3 = a->residual3 + l * lbtc;
+
+        matmul_forward_cuda(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C, BT, C, 3 * C, NULL, st);
+        attention_forward_cuda(atty, lse, qkv, B, T, C, NH, st);
+        matmul_forward_cuda(a->proj, atty, p->attprojw + (size_t)l * C * C, p->attprojb + l * C, BT, C, C, NULL, st);
+        fused_residual_layernorm_forward_cuda(residual2, ln2, a->ln2_mean + l * lbt, a->ln2_rstd + l * lbt,
+                                              residual, a->proj, p->ln2w + l * C, p->ln2b + l * C, BT, C, st);
+        if (model->gelu_fusion) {
+            matmul_forward_cuda(fch_gelu, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, BT, C, 4 * C, fch, st);
+        } else {
+            matmul_forward_cuda(fch, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, BT, C, 4 * C, NULL, st);
+            gelu_forward_cuda(fch_gelu, fch, (size_t)BT * 4 * C, st);
+        }
+        matmul_forward_cuda(a->proj, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, p->fcprojb + l * C, BT, 4 * C, C, NULL, st);
+        // the residual add, fused with the next LayerNorm (layer l+1's ln1, or the final one)
+        if (l + 1 < L) {
+            fused_residual_layernorm_forward_cuda(residual3, a->ln1 + lr * (l + 1) * lbtc, a->ln1_mean + (l + 1) * lbt,
+                                                  a->ln1_rstd + (l + 1) * lbt, residual2, a->proj,
+                                                  p->ln1w + (l + 1) * C, p->ln1b + (l + 1) * C, BT, C, st);
+        } else {
+            fused_residual_layernorm_forward_cuda(residual3, a->lnf, a->lnf_mean, a->lnf_rstd, residual2, a->proj,
+                                                  p->lnfw, p->lnfb, BT, C, st);
+        }
+    }
+    matmul_forward_cuda(a->logits, a->lnf, p->wte, NULL, BT, C, Vp, NULL, st);
+    if (targets != NULL) {
+        fused_classifier_cuda(a->logits, a->losses, model->d_targets, 0.0f, BT, V, Vp, st);  // losses only
+        loss_mean_accumulate_kernel<<<1, 1024, 0, st>>>(model->d_loss_sum, a->losses, BT);
+        cudaCheckLaunch();
+    }
+}
+
+static void gpt2cu_zero_grad(GPT2CU* model) {
+    cudaCheck(cudaMemsetAsync(model->grads_memory, 0, model->num_parameters * sizeof(float), model->stream));
+}
+
+// Backward pass of the last forward (with targets); adds into the gradients. loss_scale is
+// the weight of this micro-batch in the step's loss (1 / accumulation steps).
+static void gpt2cu_backward(GPT2CU* model, float loss_scale) {
+    if (!model->has_targets) { die("gpt2cu_backward needs a forward pass with targets"); }
+    GPT2Config* cfg = &model->config;
+    int B = model->batch_B, T = model->batch_T;
+    int V = cfg->vocab_size, Vp = cfg->padded_vocab_size, L = cfg->num_layers;
+    int NH = cfg->num_heads, C = cfg->channels;
+    int BT = B * T;
+    cudaStream_t st = model->stream;
+    ParamsX* p = &model->params;
+    ParamsF* g = &model->grads;
+    ActsCU* a = &model->acts;
+    GradScratchCU* s = &model->scratch;
+    size_t lbtc = (size_t)model->B * model->T * C;
+    size_t lbt = (size_t)model->B * model->T;
+    size_t llse = (size_t)model->B * NH * model->T;
+    size_t lr = model->recompute ? 0 : 1;
+
+    // classifier: logits -> dlogits in place (the losses are recomputed, identically)
+    float dloss = loss_scale / (float)BT;
+    fused_classifier_cuda(a->logits, a->losses, model->d_targets, dloss, BT, V, Vp, st);
+    matmul_backward_cuda(s->dln, g->wte, NULL, a->logits, a->lnf, p->wte, BT, C, Vp, NULL, s->reduce, st);
+    cudaCheck(cudaMemsetAsync(s->dresidual, 0, (size_t)BT * C * sizeof(floatX), st));
+    const floatX* top = a->residual3 + (L - 1) * lbtc;
+    layernorm_backward_cuda(s->dresidual, g->lnfw, g->lnfb, s->dln, top, p->lnfw, a->lnf_mean, a->lnf_rstd,
+                            BT, C, s->reduce, st);
+
+    for (int l = L - 1; l >= 0; l--) {
+        const floatX* residual = l == 0 ? a->encoded : a->residual3 + (l - 1) * lbtc;
+        floatX* ln1 = a->ln1 + lr * l * lbtc;
+        const floatX* qkv = a->qkv + l * 3 * lbtc;
+        const floatX* atty = a->atty + l * lbtc;
+        const float* lse = a->att_lse + l * llse;
+        const floatX* residual2 = a->residual2 + l * lbtc;
+        floatX* ln2 = a->ln2 + lr * l * lbtc;
+        const floatX* fch = a->fch + l * 4 * lbtc;
+        floatX* fch_gelu = a->fch_gelu + lr * l * 4 * lbtc;
+        const float* ln1_mean = a->ln1_mean + l * lbt;
+        const float* ln1_rstd = a->ln1_rstd + l * lbt;
+        const float* ln2_mean = a->ln2_mean + l * lbt;
+        const float* ln2_rstd = a->ln2_rstd + l * lbt;
+        if (model->recompute) {
+            // rebuild what the forward did not keep (same kernels, same results)
+            layernorm_forward_cuda(ln1, NULL, NULL, residual, p->ln1w + l * C, p->ln1b + l * C, BT, C, st);
+            layernorm_forward_cuda(ln2, NULL, NULL, residual2, p->ln2w + l * C, p->ln2b + l * C, BT, C, st);
+            gelu_forward_cuda(fch_gelu, fch, (size_t)BT * 4 * C, st);
+        }
+        // MLP; dresidual holds d(residual3)
+        if (model->gelu_fusion) {
+            matmul_backward_cuda(s->dfch, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, s->dresidual,
+                                 fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C, fch, s->reduce, st);
+        } else {
+            matmul_backward_cuda(s->dfch_gelu, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, s->dresidual,
+                                 fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C, NULL, s->reduce, st);
+            gelu_backward_cuda(s->dfch, fch, s->dfch_gelu, (size_t)BT * 4 * C, st);
+        }
+        matmul_backward_cuda(s->dln, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, s->dfch, ln2,
+                             p->fcw + (size_t)l * 4 * C * C, BT, C, 4 * C, NULL, s->reduce, st);
+        layernorm_backward_cuda(s->dresidual, g->ln2w + l * C, g->ln2b + l * C, s->dln, residual2, p->ln2w + l * C,
+                                ln2_mean, ln2_rstd, BT, C, s->reduce, st);
+        // attention; dresidual holds d(residual2)
+        matmul_backward_cuda(s->datty, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, s->dresidual, atty,
+                             p->attprojw + (size_t)l * C * C, BT, C, C, NULL, s->reduce, st);
+        attention_backward_cuda(s->dqkv, s->att_dsum, s->datty, qkv, atty, lse, B, T, C, NH, st);
+        matmul_backward_cuda(s->dln, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, s->dqkv, ln1,
+                             p->qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C, NULL, s->reduce, st);
+        layernorm_backward_cuda(s->dresidual, g->ln1w + l * C, g->ln1b + l * C, s->dln, residual, p->ln1w + l * C,
+                                ln1_mean, ln1_rstd, BT, C, s->reduce, st);
+    }
+    encoder_backward_cuda(g->wte, g->wpe, s->dresidual, model->d_enc_order, model->d_enc_start, model->d_enc_token,
+                          model->enc_buckets, B, T, C, st);
+}
+
+// global L2 norm of the gradients (synchronizes)
+static float gpt2cu_grad_norm(GPT2CU* model) {
+    sum_of_squares_cuda(model->d_norm, model->grads_memory, model->num_parameters, model->d_norm + 1, model->stream);
+    double s;
+    cudaCheck(cudaMemcpyAsync(&s, model->d_norm, sizeof(double), cudaMemcpyDeviceToHost, model->stream));
+    cudaCheck(cudaStreamSynchronize(model->stream));
+    return (float)sqrt(s);
+}
+
+static void gpt2cu_update(GPT2CU* model, float lr, float beta1, float beta2, float eps, float weight_decay,
+                          float grad_scale, int step) {
+    size_t off = 0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        size_t n = model->param_sizes[i];
+        float wd = PARAMETER_DECAYS[i] ? weight_decay : 0.0f;
+        adamw_update_cuda(model->master + off, model->params_memory + off, model->grads_memory + off,
+                          model->m_memory + off, model->v_memory + off, n, lr, beta1, beta2, eps, wd,
+                          grad_scale, step, model->stream);
+        off += n;
+    }
+}
+
+// device -> host copies of the master weights (and moments) for checkpoints
+static void gpt2cu_download(GPT2CU* model, int with_moments) {
+    size_t bytes = model->num_parameters * sizeof(float);
+    cudaCheck(cudaStreamSynchronize(model->stream));
+    cudaCheck(cudaMemcpy(model->h_params, model->master, bytes, cudaMemcpyDeviceToHost));
+    if (with_moments) {
+        cudaCheck(cudaMemcpy(model->h_m, model->m_memory, bytes, cudaMemcpyDeviceToHost));
+        cudaCheck(cudaMemcpy(model->h_v, model->v_memory, bytes, cudaMemcpyDeviceToHost));
+    }
+}
+
+static void gpt2cu_upload_moments(GPT2CU* model) {
+    size_t bytes = model->num_parameters * sizeof(float);
+    cudaCheck(cudaMemcpy(model->m_memory, model->h_m, bytes, cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(model->v_memory, model->h_v, bytes, cudaMemcpyHostToDevice));
+}
+
+static void gpt2cu_free(GPT2CU* model) {
+    cudaCheck(cudaFree(model->master));
+    cudaCheck(cudaFree(model->params_memory));
+    cudaCheck(cudaFree(model->grads_memory));
+    cudaCheck(cudaFree(model->m_memory));
+    cudaCheck(cudaFree(model->v_memory));
+    if (model->acts_memory != NULL) {
+        cudaCheck(cudaFree(model->acts_memory));
+        cudaCheck(cudaFree(model->scratch_memory));
+        cudaCheck(cudaFree(model->d_inputs));
+        cudaCheck(cudaFree(model->d_targets));
+        cudaCheck(cudaFree(model->d_enc_order));
+        cudaCheck(cudaFree(model->d_enc_start));
+        cudaCheck(cudaFree(model->d_enc_token));
+        cudaCheck(cudaFree(model->d_norm));
+        cudaCheck(cudaFree(model->d_loss_sum));
+        free(model->h_inputs);
+        free(model->h_enc_count);
+        free(model->h_enc_order);
+        free(model->h_enc_start);
+        free(model->h_enc_token);
+    }
+    free(model->h_params);
+    free(model->h_m);
+    free(model->h_v);
+    free(model->h_losses);
+    free(model->h_logits);
+    free(model->h_logits_x);
+    cudaCheck(cudaStreamDestroy(model->stream));
+}
+
+// ----------------------------------------------------------------------------
+// The model as the shared training loop sees it (llmc/train_loop.h)
+
+static void gpu_allocate(void* self, int B, int T, size_t opt_offset, size_t opt_count) {
+    GPT2CU* model = (GPT2CU*)self;
+    if (opt_offset != 0 || opt_count != model->num_parameters) {
+        die("-z 1: ZeRO-1 sharding of the optimizer state is not implemented on GPUs yet (use -z 0)");
+    }
+    gpt2cu_allocate(model, B, T);
+    model->h_losses = float_alloc_check((size_t)B * T, "losses (host)");
+    model->h_logits = float_alloc_check(model->config.padded_vocab_size, "logits row (host)");
+    model->h_logits_x = (floatX*)malloc_check((size_t)model->config.padded_vocab_size * sizeof(floatX), "logits row staging");
+    gpt2cu_loss_reset(model);
+}
+
+static void gpu_forward(void* self, const int* inputs, const int* targets, int B, int T) {
+    gpt2cu_forward((GPT2CU*)self, inputs, targets, B, T);
+}
+
+static double gpu_take_loss_sum(void* self) {
+    GPT2CU* model = (GPT2CU*)self;
+    double s = gpt2cu_loss_read(model);  // synchronizes
+    gpt2cu_loss_reset(model);
+    return s;
+}
+
+static const float* gpu_losses(void* self) {
+    GPT2CU* model = (GPT2CU*)self;
+    size_t n = (size_t)model->batch_B * model->batch_T;
+    cudaCheck(cudaMemcpyAsync(model->h_losses, model->acts.losses, n * sizeof(float), cudaMemcpyDeviceToHost, model->stream));
+    cudaCheck(cudaStreamSynchronize(model->stream));
+    return model->h_losses;
+}
+
+static const float* gpu_logits_at(void* self, int t) {
+    GPT2CU* model = (GPT2CU*)self;
+    int V = model->config.vocab_size, Vp = model->config.padded_vocab_size;
+    cudaCheck(cudaMemcpyAsync(model->h_logits_x, model->acts.logits + (size_t)t * Vp, (size_t)V * sizeof(floatX),
+                              cudaMemcpyDeviceToHost, model->stream));
+    cudaCheck(cudaStreamSynchronize(model->stream));
+    for (int k = 0; k < V; k++) { model->h_logits[k] = host_fx2f(model->h_logits_x[k]); }
+    return model->h_logits;
+}
+
+static void gpu_zero_grad(void* self) { gpt2cu_zero_grad((GPT2CU*)self); }
+
+static void gpu_backward(void* self, float loss_scale) { gpt2cu_backward((GPT2CU*)self, loss_scale); }
+
+// Several GPUs: the gradients are summed with NCCL (llmc/comm_nccl.h), then this process's
+// shard (comm_shard) of the sums gives its part of the norm, as on the CPU.
+static double gpu_reduce_gradients(void* self, Comm* comm, int zero1) {
+    GPT2CU* model = (GPT2CU*)self;
+    (void)zero1;  // gpu_allocate refuses ZeRO-1
+    size_t off, cnt;
+    comm_shard(model->num_parameters, comm->world, comm->rank, &off, &cnt);
+    if (comm->world > 1) { nccl_allreduce_sum(&model->nccl, model->grads_memory, model->num_parameters, model->stream); }
+    sum_of_squares_cuda(model->d_norm, model->grads_memory + off, cnt, model->d_norm + 1, model->stream);
+    double s;
+    cudaCheck(cudaMemcpyAsync(&s, model->d_norm, sizeof(double), cudaMemcpyDeviceToHost, model->stream));
+    cudaCheck(cudaStreamSynchronize(model->stream));
+    return s;
+}
+
+static void gpu_update(void* self, Comm* comm, int zero1, float lr, float beta1, float beta2, float eps,
+                       float weight_decay, float grad_scale, int t) {
+    (void)comm; (void)zero1;
+    gpt2cu_update((GPT2CU*)self, lr, beta1, beta2, eps, weight_decay, grad_scale, t);
+}
+
+static const float* gpu_params_host(void* self) {
+    GPT2CU* model = (GPT2CU*)self;
+    gpt2cu_download(model, 0);
+    return model->h_params;
+}
+
+static void gpu_moments_host(void* self, float** m, float** v) {
+    GPT2CU* model = (GPT2CU*)self;
+    gpt2cu_download(model, 1);
+    *m = model->h_m;
+    *v = model->h_v;
+}
+
+static void gpu_moments_loaded(void* self) { gpt2cu_upload_moments((GPT2CU*)self); }
+
+static void gpu_report(void* self) {
+    GPT2CU* model = (GPT2CU*)self;
+    const GPT2Config* mc = &model->config;
+    printf("precision: %s activations, fp32 master weights; recompute %s, GELU fusion %s, attention %s; %.2f GiB allocated\n",
+           PRECISION_NAME, model->recompute ? "on" : "off", model->gelu_fusion ? "on" : "off",
+           attention_use_tc(mc->channels / mc->num_heads) ? "tensor cores" : "CUDA cores",
+           model->device_bytes / 1073741824.0);
+#ifdef ENABLE_CUDNN
+    printf("note: this is a USE_CUDNN=1 build, but cuDNN attention is not implemented yet: our attention runs\n");
+#endif
+}
+
+#ifndef TESTING
+int main(int argc, char** argv) {
+    Comm comm;
+    comm_init(&comm, &argc, &argv);
+    TrainConfig cfg;
+    train_config_parse(&cfg, argc, argv,
+        "usage: train_gpt_cu [flags]     or: mpirun -np N train_gpt_cu [flags] (one process per GPU)\n"
+        "Trains a GPT-2 on token shards on NVIDIA GPUs (" PRECISION_NAME " activations, fp32 master weights).\n"
+        "Example: ./train_gpt_cu -e d12 -b 32 -t 1024 -x 100 -o log_d12");
+    // one GPU per process: the local rank picks it
+    int device_count = 0;
+    cudaCheck(cudaGetDeviceCount(&device_count));
+    int device = comm_local_rank(&comm, cfg.gpus_per_node) % device_count;
+    cudaCheck(cudaSetDevice(device));
+    cudaDeviceProp prop;
+    cudaCheck(cudaGetDeviceProperties(&prop, device));
+    attention_cuda_mode = strcmp(cfg.attention, "tc") == 0 ? 2 : 1;
+
+    char model_path[1100];
+    int start_step = train_resume_step(&cfg, &comm, model_path, sizeof(model_path));
+    GPT2Config config;
+    float* params = train_initial_params(&cfg, start_step, model_path, &config);
+    GPT2CU model;
+    gpt2cu_build_from_params(&model, &config, params);
+    model.recompute = cfg.recompute;
+    model.gelu_fusion = cfg.gelu_fusion;
+    nccl_init(&model.nccl, &comm, &cfg);
+
+    char device_name[300];
+    snprintf(device_name, sizeof(device_name), "%s (sm_%d%d, %d SMs, %.1f GiB)", prop.name, prop.major, prop.minor,
+             prop.multiProcessorCount, prop.totalGlobalMem / 1073741824.0);
+    ModelOps ops;
+    memset(&ops, 0, sizeof(ops));
+    ops.self = &model;
+    ops.config = model.config;
+    ops.num_parameters = model.num_parameters;
+    ops.device_name = device_name;
+    ops.allocate = gpu_allocate;
+    ops.forward = gpu_forward;
+    ops.take_loss_sum = gpu_take_loss_sum;
+    ops.losses = gpu_losses;
+    ops.logits_at = gpu_logits_at;
+    ops.zero_grad = gpu_zero_grad;
+    ops.backward = gpu_backward;
+    ops.reduce_gradients = gpu_reduce_gradients;
+    ops.update = gpu_update;
+    ops.params_host = gpu_params_host;
+    ops.moments_host = gpu_moments_host;
+    ops.moments_loaded = gpu_moments_loaded;
+    ops.report = gpu_report;
+    ops.peak_tflops = gpu_peak_bf16_tflops();
+    int rc = train_loop_run(&ops, &cfg, &comm, start_step, start_step > 0 ? model_path : cfg.init_model);
+    size_t free_b = 0, total_b = 0;
+    cudaCheck(cudaMemGetInfo(&free_b, &total_b));
+    if (comm.rank == 0) { printf("device memory in use at the end: %.2f GiB of %.1f GiB\n", (total_b - free_b) / 1073741824.0, total_b / 1073741824.0); }
+    nccl_free(&model.nccl);
+    gpt2cu_free(&model);
+    comm_finalize(&comm);
+    return rc;
+}
+#endif
