@@ -158,6 +158,11 @@ typedef struct {
     float* h_logits;
     floatX* h_logits_x;
     NcclComm nccl;        // several GPUs: the gradient all-reduce
+    // ZeRO-1 (-z 1, several GPUs): this process updates parameters [opt_offset, +opt_count);
+    // gradients and master weights are padded to world shards of shard_size floats, as NCCL's
+    // reduce-scatter and all-gather want equal shards
+    size_t opt_offset, opt_count, shard_size;
+    float* grad_shard;    // (shard_size) the summed gradients of this process's shard
 } GPT2CU;
 
 static void gpt2cu_init_common(GPT2CU* model) {
@@ -203,6 +208,10 @@ static void gpt2cu_allocate_params(GPT2CU* model) {
     cudaCheck(cudaMemset(model->v_memory, 0, n * sizeof(float)));
     point_params_x(&model->params, model->params_memory, model->param_sizes);
     point_params_f(&model->grads, model->grads_memory, model->param_sizes);
+    model->opt_offset = 0;
+    model->opt_count = n;
+    model->shard_size = n;
+    model->grad_shard = NULL;
     model->h_m = float_alloc_check(n, "AdamW m (host copy)");
     model->h_v = float_alloc_check(n, "AdamW v (host copy)");
     model->device_bytes = n * (4 * sizeof(float) + sizeof(floatX));
@@ -513,18 +522,80 @@ static void gpt2cu_update(GPT2CU* model, float lr, float beta1, float beta2, flo
 // device -> host copies of the master weights (and moments) for checkpoints
 static void gpt2cu_download(GPT2CU* model, int with_moments) {
     size_t bytes = model->num_parameters * sizeof(float);
+    size_t mbytes = model->opt_count * sizeof(float);
     cudaCheck(cudaStreamSynchronize(model->stream));
     cudaCheck(cudaMemcpy(model->h_params, model->master, bytes, cudaMemcpyDeviceToHost));
     if (with_moments) {
-        cudaCheck(cudaMemcpy(model->h_m, model->m_memory, bytes, cudaMemcpyDeviceToHost));
-        cudaCheck(cudaMemcpy(model->h_v, model->v_memory, bytes, cudaMemcpyDeviceToHost));
+        cudaCheck(cudaMemcpy(model->h_m, model->m_memory, mbytes, cudaMemcpyDeviceToHost));
+        cudaCheck(cudaMemcpy(model->h_v, model->v_memory, mbytes, cudaMemcpyDeviceToHost));
     }
 }
 
 static void gpt2cu_upload_moments(GPT2CU* model) {
-    size_t bytes = model->num_parameters * sizeof(float);
+    size_t bytes = model->opt_count * sizeof(float);
     cudaCheck(cudaMemcpy(model->m_memory, model->h_m, bytes, cudaMemcpyHostToDevice));
     cudaCheck(cudaMemcpy(model->v_memory, model->h_v, bytes, cudaMemcpyHostToDevice));
+}
+
+// ZeRO-1 over world GPUs: keep the AdamW moments of [opt_offset, +opt_count) only, and pad the
+// gradients and master weights to world * shard_size floats (llmc/comm.h's comm_shard).
+// Called once, before the first step.
+static void gpt2cu_enable_zero1(GPT2CU* model, int world, size_t opt_offset, size_t opt_count) {
+    size_t n = model->num_parameters;
+    size_t per = ((n + world - 1) / world + 63) / 64 * 64;  // comm_shard's shard size
+    size_t padded = per * world;
+    float* grads = (float*)cuda_malloc_check(padded * sizeof(float), "gradients (padded)");
+    cudaCheck(cudaMemset(grads, 0, padded * sizeof(float)));
+    cudaCheck(cudaFree(model->grads_memory));
+    model->grads_memory = grads;
+    point_params_f(&model->grads, model->grads_memory, model->param_sizes);
+    float* master = (float*)cuda_malloc_check(padded * sizeof(float), "master weights (padded)");
+    cudaCheck(cudaMemset(master, 0, padded * sizeof(float)));
+    cudaCheck(cudaMemcpy(master, model->master, n * sizeof(float), cudaMemcpyDeviceToDevice));
+    cudaCheck(cudaFree(model->master));
+    model->master = master;
+    cudaCheck(cudaFree(model->m_memory));
+    cudaCheck(cudaFree(model->v_memory));
+    model->m_memory = (float*)cuda_malloc_check(opt_count * sizeof(float) + 4, "AdamW m (shard)");
+    model->v_memory = (float*)cuda_malloc_check(opt_count * sizeof(float) + 4, "AdamW v (shard)");
+    cudaCheck(cudaMemset(model->m_memory, 0, opt_count * sizeof(float)));
+    cudaCheck(cudaMemset(model->v_memory, 0, opt_count * sizeof(float)));
+    model->grad_shard = (float*)cuda_malloc_check(per * sizeof(float), "gradient shard");
+    model->opt_offset = opt_offset;
+    model->opt_count = opt_count;
+    model->shard_size = per;
+    model->device_bytes += (padded - n) * 2 * sizeof(float) + per * sizeof(float);
+    model->device_bytes -= (n - opt_count) * 2 * sizeof(float);
+}
+
+__global__ static void float_to_floatx_kernel(floatX* out, const float* in, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) { out[i] = f2fx(in[i]); }
+}
+
+// ZeRO-1 step: AdamW on this process's shard (grads in grad_shard), then every process's
+// updated master shard to all, and the floatX weights from the gathered master.
+static void gpt2cu_update_zero1(GPT2CU* model, int rank, float lr, float beta1, float beta2, float eps,
+                                float weight_decay, float grad_scale, int step) {
+    size_t lo = model->opt_offset, hi = lo + model->opt_count;
+    size_t start = 0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        size_t end = start + model->param_sizes[i];
+        size_t a = start > lo ? start : lo;
+        size_t b = end < hi ? end : hi;
+        if (a < b) {
+            float wd = PARAMETER_DECAYS[i] ? weight_decay : 0.0f;
+            adamw_update_cuda(model->master + a, model->params_memory + a, model->grad_shard + (a - lo),
+                              model->m_memory + (a - lo), model->v_memory + (a - lo), b - a, lr, beta1, beta2, eps,
+                              wd, grad_scale, step, model->stream);
+        }
+        start = end;
+    }
+    nccl_allgather(&model->nccl, model->master + (size_t)rank * model->shard_size, model->master, model->shard_size,
+                   model->stream);
+    size_t n = model->num_parameters;
+    float_to_floatx_kernel<<<(unsigned)CEIL_DIV(n, 256), 256, 0, model->stream>>>(model->params_memory, model->master, n);
+    cudaCheckLaunch();
 }
 
 static void gpt2cu_free(GPT2CU* model) {
@@ -555,6 +626,7 @@ static void gpt2cu_free(GPT2CU* model) {
     free(model->h_losses);
     free(model->h_logits);
     free(model->h_logits_x);
+    if (model->grad_shard != NULL) { cudaCheck(cudaFree(model->grad_shard)); }
     cudaCheck(cudaStreamDestroy(model->stream));
 }
 
@@ -564,7 +636,7 @@ static void gpt2cu_free(GPT2CU* model) {
 static void gpu_allocate(void* self, int B, int T, size_t opt_offset, size_t opt_count) {
     GPT2CU* model = (GPT2CU*)self;
     if (opt_offset != 0 || opt_count != model->num_parameters) {
-        die("-z 1: ZeRO-1 sharding of the optimizer state is not implemented on GPUs yet (use -z 0)");
+        gpt2cu_enable_zero1(model, model->nccl.world, opt_offset, opt_count);
     }
     gpt2cu_allocate(model, B, T);
     model->h_losses = float_alloc_check((size_t)B * T, "losses (host)");
@@ -606,15 +678,21 @@ static void gpu_zero_grad(void* self) { gpt2cu_zero_grad((GPT2CU*)self); }
 
 static void gpu_backward(void* self, float loss_scale) { gpt2cu_backward((GPT2CU*)self, loss_scale); }
 
-// Several GPUs: the gradients are summed with NCCL (llmc/comm_nccl.h), then this process's
-// shard (comm_shard) of the sums gives its part of the norm, as on the CPU.
+// Several GPUs: the gradients are summed with NCCL (llmc/comm_nccl.h): all of them, or this
+// process's shard (ZeRO-1); the shard of the sums gives this process's part of the norm, as
+// on the CPU, so both stages give the same bits.
 static double gpu_reduce_gradients(void* self, Comm* comm, int zero1) {
     GPT2CU* model = (GPT2CU*)self;
-    (void)zero1;  // gpu_allocate refuses ZeRO-1
     size_t off, cnt;
     comm_shard(model->num_parameters, comm->world, comm->rank, &off, &cnt);
-    if (comm->world > 1) { nccl_allreduce_sum(&model->nccl, model->grads_memory, model->num_parameters, model->stream); }
-    sum_of_squares_cuda(model->d_norm, model->grads_memory + off, cnt, model->d_norm + 1, model->stream);
+    const float* shard = model->grads_memory + off;
+    if (zero1) {
+        nccl_reduce_scatter_sum(&model->nccl, model->grads_memory, model->grad_shard, model->shard_size, model->stream);
+        shard = model->grad_shard;
+    } else if (comm->world > 1) {
+        nccl_allreduce_sum(&model->nccl, model->grads_memory, model->num_parameters, model->stream);
+    }
+    sum_of_squares_cuda(model->d_norm, shard, cnt, model->d_norm + 1, model->stream);
     double s;
     cudaCheck(cudaMemcpyAsync(&s, model->d_norm, sizeof(double), cudaMemcpyDeviceToHost, model->stream));
     cudaCheck(cudaStreamSynchronize(model->stream));
@@ -623,8 +701,11 @@ static double gpu_reduce_gradients(void* self, Comm* comm, int zero1) {
 
 static void gpu_update(void* self, Comm* comm, int zero1, float lr, float beta1, float beta2, float eps,
                        float weight_decay, float grad_scale, int t) {
-    (void)comm; (void)zero1;
-    gpt2cu_update((GPT2CU*)self, lr, beta1, beta2, eps, weight_decay, grad_scale, t);
+    if (zero1) {
+        gpt2cu_update_zero1((GPT2CU*)self, comm->rank, lr, beta1, beta2, eps, weight_decay, grad_scale, t);
+    } else {
+        gpt2cu_update((GPT2CU*)self, lr, beta1, beta2, eps, weight_decay, grad_scale, t);
+    }
 }
 
 static const float* gpu_params_host(void* self) {

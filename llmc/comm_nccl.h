@@ -1,4 +1,5 @@
-// Several GPUs: the NCCL communicator for the gradient all-reduce, set up through the MPI job
+// Several GPUs: the NCCL communicator and its collectives (all-reduce for ZeRO-0, reduce-scatter
+// and all-gather for ZeRO-1), set up through the MPI job
 // of llmc/comm.h (rank 0 makes the NCCL id, MPI broadcasts it). CUDA builds only.
 // The fs and tcp rendezvous of llm.c (-pm fs|tcp, for clusters without MPI) are not
 // implemented yet: the host-side collectives of the training loop run over MPI too.
@@ -8,6 +9,7 @@
 #include <nccl.h>
 #include "comm.h"
 #include "args.h"
+#include "cuda_common.h"
 
 typedef struct {
     int world;          // 1: no communicator, nothing to do
@@ -43,6 +45,22 @@ static void nccl_init(NcclComm* n, Comm* comm, const TrainConfig* cfg) {
 static void nccl_allreduce_sum(NcclComm* n, float* x, size_t count, cudaStream_t stream) {
     if (n->world == 1) { return; }
     ncclCheck(ncclAllReduce(x, x, count, ncclFloat, ncclSum, n->comm, stream));
+}
+
+// ZeRO-1: shard_out (count floats) = the sum over processes of x[rank*count, +count); x holds
+// world*count floats
+static void nccl_reduce_scatter_sum(NcclComm* n, const float* x, float* shard_out, size_t count, cudaStream_t stream) {
+    if (n->world == 1) {
+        cudaCheck(cudaMemcpyAsync(shard_out, x, count * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+        return;
+    }
+    ncclCheck(ncclReduceScatter(x, shard_out, count, ncclFloat, ncclSum, n->comm, stream));
+}
+
+// ZeRO-1: every process's count floats (mine at shard, inside x) to all of x (world*count floats)
+static void nccl_allgather(NcclComm* n, const float* shard, float* x, size_t count, cudaStream_t stream) {
+    if (n->world == 1) { return; }
+    ncclCheck(ncclAllGather(shard, x, count, ncclFloat, n->comm, stream));
 }
 
 static void nccl_free(NcclComm* n) {
