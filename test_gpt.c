@@ -15,39 +15,7 @@ Prints PASS:/FAIL: lines; exits 1 if anything failed.
 */
 #define TESTING
 #include "train_gpt.c"
-
-static int failures = 0;
-
-static void check(int ok, const char* name, const char* fmt, ...) {
-    char detail[512];
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(detail, sizeof(detail), fmt, args);
-    va_end(args);
-    if (ok) {
-        printf("PASS: %s (%s)\n", name, detail);
-    } else {
-        printf("FAIL: %s: %s\n", name, detail);
-        failures++;
-    }
-}
-
-// max |a-b| / max |b| over n values; a NaN anywhere makes it NaN (and the check fail)
-static double scaled_max_error(const float* a, const float* b, size_t n) {
-    double maxdiff = 0.0, maxref = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (isnan(d)) { return NAN; }
-        if (d > maxdiff) { maxdiff = d; }
-        if (fabs((double)b[i]) > maxref) { maxref = fabs((double)b[i]); }
-    }
-    return maxref > 0.0 ? maxdiff / maxref : maxdiff;
-}
-
-static void read_or_die(void* p, size_t size, size_t n, FILE* f, const char* path) {
-    char err[LLMC_ERRLEN];
-    if (fread_exact(p, size, n, f, path, err) != 0) { die("%s", err); }
-}
+#include "dev/test/testing.h"
 
 int main(int argc, char** argv) {
     if (argc != 2) { die("usage: test_gpt PREFIX (reads PREFIX_model.bin and PREFIX_debug_state.bin)"); }
@@ -60,33 +28,12 @@ int main(int argc, char** argv) {
     GPT2Config* c = &model.config;
     size_t P = model.num_parameters;
 
-    FILE* f = fopen_check(state_path, "rb");
-    int32_t header[256];
-    float hp[8];
-    read_or_die(header, sizeof(int32_t), 256, f, state_path);
-    if (header[0] != 20240327 || header[1] != 1) { die("%s: not a version-1 debug state", state_path); }
-    int B = header[2], T = header[3], V = header[4], Vp = header[5], nsteps = header[6];
-    if (V != c->vocab_size || Vp != c->padded_vocab_size || header[7] != c->num_layers ||
-        header[8] != c->num_heads || header[9] != c->channels) {
-        die("%s does not match %s", state_path, model_path);
-    }
-    read_or_die(hp, sizeof(float), 8, f, state_path);
-    float lr = hp[0], beta1 = hp[1], beta2 = hp[2], eps = hp[3], wd = hp[4], clip = hp[5];
-    int* x = (int*)malloc_check((size_t)B * T * sizeof(int), "x");
-    int* y = (int*)malloc_check((size_t)B * T * sizeof(int), "y");
-    float* ref_logits = float_alloc_check((size_t)B * T * V, "ref logits");
-    float ref_loss;
-    float* ref_grads = float_alloc_check(P, "ref grads");
-    float* ref_losses = float_alloc_check(nsteps, "ref losses");
-    float* ref_params = float_alloc_check(P, "ref params");
-    read_or_die(x, sizeof(int), (size_t)B * T, f, state_path);
-    read_or_die(y, sizeof(int), (size_t)B * T, f, state_path);
-    read_or_die(ref_logits, sizeof(float), (size_t)B * T * V, f, state_path);
-    read_or_die(&ref_loss, sizeof(float), 1, f, state_path);
-    read_or_die(ref_grads, sizeof(float), P, f, state_path);
-    read_or_die(ref_losses, sizeof(float), nsteps, f, state_path);
-    read_or_die(ref_params, sizeof(float), P, f, state_path);
-    fclose(f);
+    DebugState ref;
+    debug_state_read(&ref, state_path, c);
+    int B = ref.B, T = ref.T, V = ref.V, Vp = ref.Vp, nsteps = ref.nsteps;
+    float lr = ref.lr, beta1 = ref.beta1, beta2 = ref.beta2, eps = ref.eps, wd = ref.weight_decay, clip = ref.grad_clip;
+    const int* x = ref.x;
+    const int* y = ref.y;
     printf("test_gpt: %s: L=%d C=%d NH=%d V=%d Vp=%d B=%d T=%d, %zu parameters, %d steps\n", argv[1],
            c->num_layers, c->channels, c->num_heads, V, Vp, B, T, P, nsteps);
 
@@ -98,10 +45,10 @@ int main(int argc, char** argv) {
     for (int bt = 0; bt < B * T; bt++) {
         memcpy(logits + (size_t)bt * V, model.acts.logits + (size_t)bt * Vp, V * sizeof(float));
     }
-    double e = scaled_max_error(logits, ref_logits, (size_t)B * T * V);
+    double e = scaled_max_error(logits, ref.logits, (size_t)B * T * V);
     check(e <= 1e-4, "logits", "scaled max error %.2e, tolerance 1e-4", e);
-    double le = fabs(model.mean_loss - ref_loss) / fabs(ref_loss);
-    check(le <= 1e-5, "loss", "ours %.7f ref %.7f, relative error %.2e, tolerance 1e-5", model.mean_loss, ref_loss, le);
+    double le = fabs(model.mean_loss - ref.loss) / fabs(ref.loss);
+    check(le <= 1e-5, "loss", "ours %.7f ref %.7f, relative error %.2e, tolerance 1e-5", model.mean_loss, ref.loss, le);
 
     // backward: each gradient tensor
     gpt2_zero_grad(&model);
@@ -109,7 +56,7 @@ int main(int argc, char** argv) {
     size_t offset = 0;
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
         size_t n = model.param_sizes[i];
-        e = scaled_max_error(model.grads_memory + offset, ref_grads + offset, n);
+        e = scaled_max_error(model.grads_memory + offset, ref.grads + offset, n);
         char name[64];
         snprintf(name, sizeof(name), "grad %s", PARAMETER_NAMES[i]);
         check(e <= 1e-4, name, "scaled max error %.2e, tolerance 1e-4", e);
@@ -146,17 +93,17 @@ int main(int argc, char** argv) {
         gpt2_backward(&model, 1.0f);
         float norm = gpt2_grad_norm(&model);
         gpt2_update(&model, model.grads_memory, lr, beta1, beta2, eps, wd, grad_clip_scale(norm, clip), step + 1);
-        double d = fabs(model.mean_loss - ref_losses[step]) / fabs(ref_losses[step]);
+        double d = fabs(model.mean_loss - ref.step_losses[step]) / fabs(ref.step_losses[step]);
         if (!(d <= 1e-5)) { steps_ok = 0; }
         if (!(d <= worst)) { worst = d; }
-        printf("  step %2d: loss %.7f ref %.7f norm %.4f\n", step, model.mean_loss, ref_losses[step], norm);
+        printf("  step %2d: loss %.7f ref %.7f norm %.4f\n", step, model.mean_loss, ref.step_losses[step], norm);
     }
     check(steps_ok, "AdamW step losses", "%d steps, worst relative error %.2e, tolerance 1e-5", nsteps, worst);
-    e = scaled_max_error(model.params_memory, ref_params, P);
+    e = scaled_max_error(model.params_memory, ref.params_after, P);
     check(e <= 1e-4, "parameters after AdamW steps", "scaled max error %.2e, tolerance 1e-4", e);
 
-    free(x); free(y); free(ref_logits); free(ref_grads); free(ref_losses); free(ref_params);
+    debug_state_free(&ref);
     free(logits); free(grads1);
     gpt2_free(&model);
-    return failures == 0 ? 0 : 1;
+    return test_failures == 0 ? 0 : 1;
 }

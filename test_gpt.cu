@@ -22,6 +22,7 @@ Prints PASS:/FAIL: lines; exits 1 if anything failed.
 #define TESTING
 #include "train_gpt.c"
 #include "train_gpt.cu"
+#include "dev/test/testing.h"
 
 #ifdef ENABLE_FP32
 static const double TOL_LOGITS = 1e-4, TOL_LOSS = 1e-5, TOL_GRAD = 2e-4, TOL_STEP = 2e-5, TOL_PARAMS = 2e-4;
@@ -30,34 +31,6 @@ static const double TOL_VARIANT = 5e-5;  // recompute, accumulation vs plain: sa
 static const double TOL_LOGITS = 3e-2, TOL_LOSS = 1e-2, TOL_GRAD = 1e-1, TOL_STEP = 2e-2, TOL_PARAMS = 5e-2;
 static const double TOL_VARIANT = 2e-2;
 #endif
-
-static int failures = 0;
-
-static void check(int ok, const char* name, const char* fmt, ...) {
-    char detail[512];
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(detail, sizeof(detail), fmt, args);
-    va_end(args);
-    if (ok) { printf("PASS: %s (%s)\n", name, detail); }
-    else { printf("FAIL: %s: %s\n", name, detail); failures++; }
-}
-
-static double scaled_max_error(const float* a, const float* b, size_t n) {
-    double maxdiff = 0.0, maxref = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (isnan(d)) { return NAN; }
-        if (d > maxdiff) { maxdiff = d; }
-        if (fabs((double)b[i]) > maxref) { maxref = fabs((double)b[i]); }
-    }
-    return maxref > 0.0 ? maxdiff / maxref : maxdiff;
-}
-
-static void read_or_die(void* p, size_t size, size_t n, FILE* f, const char* path) {
-    char err[LLMC_ERRLEN];
-    if (fread_exact(p, size, n, f, path, err) != 0) { die("%s", err); }
-}
 
 // the GPU's logits (B*T rows of V real entries) as fp32 on the host
 static void gpu_logits(GPT2CU* m, int BT, float* out, floatX* row_x) {
@@ -108,34 +81,13 @@ int main(int argc, char** argv) {
     GPT2Config* c = &gpu.config;
     size_t P = gpu.num_parameters;
 
-    FILE* f = fopen_check(state_path, "rb");
-    int32_t header[256];
-    float hp[8];
-    read_or_die(header, sizeof(int32_t), 256, f, state_path);
-    if (header[0] != 20240327 || header[1] != 1) { die("%s: not a version-1 debug state", state_path); }
-    int B = header[2], T = header[3], V = header[4], Vp = header[5], nsteps = header[6];
-    if (V != c->vocab_size || Vp != c->padded_vocab_size || header[7] != c->num_layers ||
-        header[8] != c->num_heads || header[9] != c->channels) {
-        die("%s does not match %s", state_path, model_path);
-    }
-    read_or_die(hp, sizeof(float), 8, f, state_path);
-    float lr = hp[0], beta1 = hp[1], beta2 = hp[2], eps = hp[3], wd = hp[4], clip = hp[5];
+    DebugState ref;
+    debug_state_read(&ref, state_path, c);
+    int B = ref.B, T = ref.T, V = ref.V, Vp = ref.Vp, nsteps = ref.nsteps;
+    float lr = ref.lr, beta1 = ref.beta1, beta2 = ref.beta2, eps = ref.eps, wd = ref.weight_decay, clip = ref.grad_clip;
     int BT = B * T;
-    int* x = (int*)malloc_check((size_t)BT * sizeof(int), "x");
-    int* y = (int*)malloc_check((size_t)BT * sizeof(int), "y");
-    float* ref_logits = float_alloc_check((size_t)BT * V, "ref logits");
-    float ref_loss;
-    float* ref_grads = float_alloc_check(P, "ref grads");
-    float* ref_losses = float_alloc_check(nsteps, "ref losses");
-    float* ref_params = float_alloc_check(P, "ref params");
-    read_or_die(x, sizeof(int), (size_t)BT, f, state_path);
-    read_or_die(y, sizeof(int), (size_t)BT, f, state_path);
-    read_or_die(ref_logits, sizeof(float), (size_t)BT * V, f, state_path);
-    read_or_die(&ref_loss, sizeof(float), 1, f, state_path);
-    read_or_die(ref_grads, sizeof(float), P, f, state_path);
-    read_or_die(ref_losses, sizeof(float), nsteps, f, state_path);
-    read_or_die(ref_params, sizeof(float), P, f, state_path);
-    fclose(f);
+    const int* x = ref.x;
+    const int* y = ref.y;
     printf("test_gpt_cu (%s): %s: L=%d C=%d NH=%d V=%d Vp=%d B=%d T=%d, %zu parameters, %d steps\n", PRECISION_NAME,
            argv[1], c->num_layers, c->channels, c->num_heads, V, Vp, B, T, P, nsteps);
 
@@ -154,12 +106,12 @@ int main(int argc, char** argv) {
     gpt2cu_forward(&gpu, x, y, B, T);
     float loss = (float)gpt2cu_loss_read(&gpu);
     gpu_logits(&gpu, BT, logits, row_x);
-    double e = scaled_max_error(logits, ref_logits, (size_t)BT * V);
+    double e = scaled_max_error(logits, ref.logits, (size_t)BT * V);
     check(e <= TOL_LOGITS, "logits vs reference", "scaled max error %.2e, tolerance %.0e", e, TOL_LOGITS);
     e = scaled_max_error(logits, cpu_logits, (size_t)BT * V);
     check(e <= TOL_LOGITS, "logits vs CPU", "scaled max error %.2e, tolerance %.0e", e, TOL_LOGITS);
-    e = fabs(loss - ref_loss) / fabs(ref_loss);
-    check(e <= TOL_LOSS, "loss vs reference", "gpu %.7f ref %.7f, relative error %.2e, tolerance %.0e", loss, ref_loss, e, TOL_LOSS);
+    e = fabs(loss - ref.loss) / fabs(ref.loss);
+    check(e <= TOL_LOSS, "loss vs reference", "gpu %.7f ref %.7f, relative error %.2e, tolerance %.0e", loss, ref.loss, e, TOL_LOSS);
     e = fabs(loss - cpu.mean_loss) / fabs(cpu.mean_loss);
     check(e <= TOL_LOSS, "loss vs CPU", "gpu %.7f cpu %.7f, relative error %.2e, tolerance %.0e", loss, cpu.mean_loss, e, TOL_LOSS);
 
@@ -169,7 +121,7 @@ int main(int argc, char** argv) {
     gpt2cu_zero_grad(&gpu);
     gpt2cu_backward(&gpu, 1.0f);
     gpu_grads(&gpu, grads);
-    compare_grads("vs reference", grads, ref_grads, gpu.param_sizes, TOL_GRAD);
+    compare_grads("vs reference", grads, ref.grads, gpu.param_sizes, TOL_GRAD);
     compare_grads("vs CPU", grads, cpu.grads_memory, gpu.param_sizes, TOL_GRAD);
 
     // bitwise repeatability
@@ -230,19 +182,19 @@ int main(int argc, char** argv) {
         gpt2_backward(&cpu, 1.0f);
         float cnorm = gpt2_grad_norm(&cpu);
         gpt2_update(&cpu, cpu.grads_memory, lr, beta1, beta2, eps, wd, grad_clip_scale(cnorm, clip), step + 1);
-        double dr = fabs(l - ref_losses[step]) / fabs(ref_losses[step]);
+        double dr = fabs(l - ref.step_losses[step]) / fabs(ref.step_losses[step]);
         double dc = fabs(l - cpu.mean_loss) / fabs(cpu.mean_loss);
         if (!(dr <= TOL_STEP)) { ok_ref = 0; }
         if (!(dc <= TOL_STEP)) { ok_cpu = 0; }
         if (!(dr <= worst_ref)) { worst_ref = dr; }
         if (!(dc <= worst_cpu)) { worst_cpu = dc; }
         printf("  step %2d: gpu %.7f cpu %.7f ref %.7f | norm gpu %.4f cpu %.4f\n", step, l, cpu.mean_loss,
-               ref_losses[step], norm, cnorm);
+               ref.step_losses[step], norm, cnorm);
     }
     check(ok_ref, "AdamW step losses vs reference", "%d steps, worst relative error %.2e, tolerance %.0e", nsteps, worst_ref, TOL_STEP);
     check(ok_cpu, "AdamW step losses vs CPU", "%d steps, worst relative error %.2e, tolerance %.0e", nsteps, worst_cpu, TOL_STEP);
     gpt2cu_download(&gpu, 0);
-    e = scaled_max_error(gpu.h_params, ref_params, P);
+    e = scaled_max_error(gpu.h_params, ref.params_after, P);
     check(e <= TOL_PARAMS, "parameters after AdamW steps vs reference", "scaled max error %.2e, tolerance %.0e", e, TOL_PARAMS);
 
     // checkpoint round trip: version 3 and version 5 files load back
@@ -266,10 +218,10 @@ int main(int argc, char** argv) {
         remove(p5);
     }
 
-    free(x); free(y); free(ref_logits); free(ref_grads); free(ref_losses); free(ref_params);
+    debug_state_free(&ref);
     free(logits); free(cpu_logits); free(grads); free(grads2); free(row_x);
     gpt2_free(&cpu);
     gpt2cu_free(&gpu);
     matmul_cuda_free();
-    return failures == 0 ? 0 : 1;
+    return test_failures == 0 ? 0 : 1;
 }

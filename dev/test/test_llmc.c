@@ -20,19 +20,9 @@ Prints PASS:/FAIL: lines; exits 1 if anything failed.
 #include "llmc/train_state.h"
 #include "llmc/hellaswag.h"
 #include "llmc/comm.h"
+#include "dev/test/testing.h"
 
-static int failures = 0;
 static char tmpdir[256];
-
-static void check(int ok, const char* name, const char* fmt, ...) {
-    char detail[LLMC_ERRLEN + 128];
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(detail, sizeof(detail), fmt, args);
-    va_end(args);
-    if (ok) { printf("PASS: %s (%s)\n", name, detail); }
-    else { printf("FAIL: %s: %s\n", name, detail); failures++; }
-}
 
 static void tmp_path(char* out, size_t n, const char* name) {
     snprintf(out, n, "%s/%s", tmpdir, name);
@@ -613,5 +603,5 @@ int main(int argc, char** argv) {
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
     if (system(cmd) != 0) { printf("warning: could not remove %s\n", tmpdir); }
-    return failures == 0 ? 0 : 1;
+    return test_failures == 0 ? 0 : 1;
 }
