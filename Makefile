@@ -52,7 +52,7 @@ dev/test/test_llmc: dev/test/test_llmc.c $(LLMC_HEADERS)
 
 data: $(DATA) $(HELLASWAG)
 
-$(DATA) &: dev/data/tinyshakespeare.py
+$(DATA) &: dev/data/tinyshakespeare.py dev/data/tokenize
 	$(PYTHON) dev/data/tinyshakespeare.py
 
 $(HELLASWAG): dev/data/hellaswag.py dev/data/tinyshakespeare.py

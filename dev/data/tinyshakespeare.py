@@ -7,12 +7,13 @@ and llm.c's decode-only tokenizer file dev/data/gpt2_tokenizer.bin.
 The text and GPT-2's tokenizer files come from ../shared/data (the directory named by
 $LLMC_SHARED_DATA if set); only if they are missing are they downloaded from their public URLs.
 Each blank-line-separated passage is encoded after an end-of-text token, as llm.c does.
-Tokenization: tiktoken's GPT-2 encoding, built offline from encoder.json + vocab.bpe.
+Tokenization: our C tokenizer, dev/data/tokenize (llmc/bpe.h), token-for-token identical to
+tiktoken's GPT-2 encoding (dev/data/test_tokenizer.py checks it on every corpus).
+gpt2_encoding() below builds that tiktoken encoding offline, for the tests and HellaSwag.
 """
 import hashlib
-import json
 import os
-import struct
+import subprocess
 import sys
 import urllib.request
 
@@ -69,41 +70,6 @@ def atomic_write(path, chunks):
     os.replace(tmp, path)
 
 
-def write_shard(path, tokens):
-    header = [0] * 256
-    header[0], header[1], header[2] = 20240520, 1, len(tokens)
-    assert all(0 <= t < 65536 for t in tokens)
-    atomic_write(path, [struct.pack("<256i", *header), struct.pack(f"<{len(tokens)}H", *tokens)])
-
-
-def gpt2_byte_decoder():
-    """GPT-2 maps every byte to a printable unicode character; this inverts that map."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
-
-
-def write_tokenizer(path, encoder_json):
-    with open(encoder_json, encoding="utf-8") as f:
-        encoder = json.load(f)
-    decoder = gpt2_byte_decoder()
-    tokens = [None] * len(encoder)
-    for s, i in encoder.items():
-        tokens[i] = bytes(decoder[ch] for ch in s) if i != EOT else s.encode("utf-8")
-    header = [0] * 256
-    header[0], header[1], header[2], header[3] = 20240328, 2, len(tokens), EOT
-    body = [struct.pack("<256i", *header)]
-    for t in tokens:
-        body.append(struct.pack("<B", len(t)) + t)
-    atomic_write(path, body)
-
-
 def gpt2_encoding(encoder_json, vocab_bpe):
     import tiktoken
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks
@@ -120,20 +86,15 @@ def main():
     text_path = find("tinyshakespeare/input.txt")
     encoder_json = find("gpt2/encoder.json")
     vocab_bpe = find("gpt2/vocab.bpe")
-    enc = gpt2_encoding(encoder_json, vocab_bpe)
-    with open(text_path, encoding="utf-8") as f:
-        text = f.read()
-    tokens = []
-    for passage in text.split("\n\n"):
-        tokens.append(EOT)
-        tokens.extend(enc.encode_ordinary(passage + "\n\n"))
+    tool = os.path.join(REPO, "dev", "data", "tokenize")
+    if not os.access(tool, os.X_OK):
+        sys.exit(f"error: {tool} is not built (make dev/data/tokenize)")
     os.makedirs(OUT_DIR, exist_ok=True)
-    write_shard(os.path.join(OUT_DIR, "tiny_shakespeare_val.bin"), tokens[:VAL_TOKENS])
-    write_shard(os.path.join(OUT_DIR, "tiny_shakespeare_train.bin"), tokens[VAL_TOKENS:])
-    write_tokenizer(TOKENIZER_OUT, encoder_json)
-    print(f"{text_path}: {len(text):,} characters -> {len(tokens):,} tokens "
-          f"({VAL_TOKENS:,} val, {len(tokens) - VAL_TOKENS:,} train) in {OUT_DIR}")
-    print(f"wrote {TOKENIZER_OUT}")
+    vocab = ["--encoder", encoder_json, "--merges", vocab_bpe]
+    subprocess.run([tool, text_path, "-o", os.path.join(OUT_DIR, "tiny_shakespeare"), "--format", "text",
+                    "--doc-sep", "\\n\\n", "--val-tokens", str(VAL_TOKENS), "--no-shard-index"] + vocab, check=True)
+    subprocess.run([tool, "--write-tokenizer", TOKENIZER_OUT] + vocab, check=True)
+    print(f"wrote {OUT_DIR}/tiny_shakespeare_{{train,val}}.bin and {TOKENIZER_OUT}")
 
 
 if __name__ == "__main__":
