@@ -18,3 +18,4 @@ bench-pipeline: dev/data/pipeline
 TEST_BINS += dev/data/pipeline dev/data/test_pipeline
 BENCH_BINS += dev/data/pipeline
 TESTS += dev/data/test_pipeline.sh
+BENCH_SCRIPTS += dev/data/bench_pipeline.sh
