@@ -39,7 +39,7 @@ Several GPUs: mpirun -np N, one process per GPU, gradients summed with NCCL (llm
 #include "llmc/cuda_common.h"
 #include "llmc/encoder.h"
 #include "llmc/layernorm.h"
-#include "llmc/matmul_cuda.h"
+#include "llmc/matmul.h"
 #include "llmc/attention.h"
 #include "llmc/gelu.h"
 #include "llmc/residual.h"

@@ -4,7 +4,7 @@
 //   bf16_TFLOPs  tensor-core bf16 peak as reached by cuBLASLt: an 8192^3 GEMM, fp32 accumulation
 //   fp32_TFLOPs  CUDA-core fp32 FMA peak: independent FMA chains in registers
 // Each is the best of several timed runs (CUDA events). usage: ceilings [output file]
-#include "../../llmc/matmul_cuda.h"
+#include "../../llmc/matmul.h"
 #include "harness.h"
 
 __global__ static void copy_kernel(uint4* dst, const uint4* src, size_t n) {

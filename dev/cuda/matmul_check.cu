@@ -1,6 +1,6 @@
-// matmul_forward_cuda / matmul_backward_cuda (cuBLASLt, llmc/matmul_cuda.h) against
+// matmul_forward_cuda / matmul_backward_cuda (cuBLASLt, llmc/matmul.h) against
 // matmul_forward / matmul_backward (+ gelu_forward / gelu_backward for the fused epilogues).
-#include "../../llmc/matmul_cuda.h"
+#include "../../llmc/matmul.h"
 #include "../../llmc/gelu.h"
 #include "harness.h"
 
