@@ -9,5 +9,5 @@ bash scripts/setup.sh
 make -s train_gpt
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 set -x
-./train_gpt -e d6 -b 8 -t 256 -x 40 -l 1e-3 -u 4 -q 0.1 -c 0.1 -v 10 -m 8 -s 20 -g 64 \
+./train_gpt -e d6 -b 8 -t 256 -x -1 -l 1e-3 -u 10 -q 0.1 -c 0.1 -v 25 -m 8 -s 50 -g 64 \
     -o log_shakespeare_d6 "$@"
