@@ -1,61 +1,19 @@
 """
-The PyTorch baseline for dev/gpu_check.sh: GPT-2 (the architecture of dev/reference/gpt2_reference.py,
-written for speed: scaled_dot_product_attention, bf16 autocast, torch.compile, fused AdamW) trained
+The PyTorch baseline for dev/gpu_check.sh: the GPT-2 of dev/reference/gpt2_reference.py, run for
+speed (scaled_dot_product_attention, bf16 autocast, torch.compile, fused AdamW) and trained
 on random tokens at the same B and T as our d12 benchmark. Prints one line:
     torch: B=.. T=.. ms/step .. tok/s .. MFU ..% peak_mem .. GiB
 usage: python dev/cuda/bench_torch.py --B 32 --T 1024 [--steps 20] [--depth 12] [--no-compile]
 """
 import argparse
-import math
+import os
+import sys
 import time
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-
-class Block(nn.Module):
-    def __init__(self, C, NH):
-        super().__init__()
-        self.NH = NH
-        self.ln_1 = nn.LayerNorm(C)
-        self.c_attn = nn.Linear(C, 3 * C)
-        self.attn_proj = nn.Linear(C, C)
-        self.ln_2 = nn.LayerNorm(C)
-        self.c_fc = nn.Linear(C, 4 * C)
-        self.mlp_proj = nn.Linear(4 * C, C)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
-        hs = C // self.NH
-        q = q.view(B, T, self.NH, hs).transpose(1, 2)
-        k = k.view(B, T, self.NH, hs).transpose(1, 2)
-        v = v.view(B, T, self.NH, hs).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.attn_proj(y.transpose(1, 2).contiguous().view(B, T, C))
-        x = x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
-        return x
-
-
-class GPT(nn.Module):
-    def __init__(self, L, C, NH, Vp, maxT):
-        super().__init__()
-        self.wte = nn.Embedding(Vp, C)
-        self.wpe = nn.Embedding(maxT, C)
-        self.blocks = nn.ModuleList([Block(C, NH) for _ in range(L)])
-        self.ln_f = nn.LayerNorm(C)
-        for p in self.parameters():
-            if p.dim() == 2:
-                nn.init.normal_(p, std=0.02)
-
-    def forward(self, idx, targets):
-        B, T = idx.shape
-        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
-        for block in self.blocks:
-            x = block(x)
-        logits = self.ln_f(x) @ self.wte.weight.t()
-        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from gpt2_reference import GPT  # noqa: E402  the oracle's model, with fused attention
 
 
 def main():
@@ -73,7 +31,9 @@ def main():
     L = args.depth
     C, NH = {12: (768, 12), 24: (1024, 16), 36: (1280, 20), 48: (1600, 25)}.get(L, (64 * L, L))
     V, Vp, maxT = 50257, 50304, 1024
-    model = GPT(L, C, NH, Vp, maxT).cuda()
+    model = GPT(L, C, NH, Vp, maxT, sdpa=True)  # the padded vocabulary, as our trainer computes it
+    model.init_weights(L)
+    model = model.cuda()
     nparams = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.0, fused=True)
     step_fn = model if args.no_compile else torch.compile(model)
@@ -86,7 +46,7 @@ def main():
         torch.cuda.synchronize()
         t0 = time.time()
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
-            loss = step_fn(x, y)
+            _, loss = step_fn(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()

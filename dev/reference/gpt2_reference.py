@@ -31,9 +31,10 @@ import torch.nn.functional as F
 
 
 class Block(nn.Module):
-    def __init__(self, C, NH):
+    def __init__(self, C, NH, sdpa=False):
         super().__init__()
         self.NH = NH
+        self.sdpa = sdpa  # fused scaled_dot_product_attention (PyTorch 2) instead of explicit math
         self.ln_1 = nn.LayerNorm(C)
         self.c_attn = nn.Linear(C, 3 * C)
         self.attn_proj = nn.Linear(C, C)
@@ -48,6 +49,9 @@ class Block(nn.Module):
         q = q.view(B, T, self.NH, hs).transpose(1, 2)
         k = k.view(B, T, self.NH, hs).transpose(1, 2)
         v = v.view(B, T, self.NH, hs).transpose(1, 2)
+        if self.sdpa:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.attn_proj(y.transpose(1, 2).contiguous().view(B, T, C))
         att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
         mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
         att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
@@ -61,12 +65,12 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, L, C, NH, V, maxT):
+    def __init__(self, L, C, NH, V, maxT, sdpa=False):
         super().__init__()
         self.V, self.maxT = V, maxT
         self.wte = nn.Embedding(V, C)
         self.wpe = nn.Embedding(maxT, C)
-        self.blocks = nn.ModuleList([Block(C, NH) for _ in range(L)])
+        self.blocks = nn.ModuleList([Block(C, NH, sdpa) for _ in range(L)])
         self.ln_f = nn.LayerNorm(C)
 
     def init_weights(self, L):
@@ -87,7 +91,7 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets):
         B, T = idx.shape
-        x = self.wte(idx) + self.wpe(torch.arange(T))
+        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
         for block in self.blocks:
             x = block(x)
         logits = self.ln_f(x) @ self.wte.weight.t()  # LM head tied to the token embedding
