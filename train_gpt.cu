@@ -744,6 +744,7 @@ int main(int argc, char** argv) {
         "usage: train_gpt_cu [flags]     or: mpirun -np N train_gpt_cu [flags] (one process per GPU)\n"
         "Trains a GPT-2 on token shards on NVIDIA GPUs (" PRECISION_NAME " activations, fp32 master weights).\n"
         "Example: ./train_gpt_cu -e d12 -b 32 -t 1024 -x 100 -o log_d12");
+    nccl_processes_from_flags(&comm, &cfg);
     // one GPU per process: the local rank picks it
     int device_count = 0;
     cudaCheck(cudaGetDeviceCount(&device_count));
@@ -752,6 +753,8 @@ int main(int argc, char** argv) {
     cudaDeviceProp prop;
     cudaCheck(cudaGetDeviceProperties(&prop, device));
     attention_cuda_mode = strcmp(cfg.attention, "tc") == 0 ? 2 : 1;
+    NcclComm nccl;
+    nccl_init(&nccl, &comm, &cfg);  // before anything that talks to the other processes
 
     char model_path[1100];
     int start_step = train_resume_step(&cfg, &comm, model_path, sizeof(model_path));
@@ -761,7 +764,7 @@ int main(int argc, char** argv) {
     gpt2cu_build_from_params(&model, &config, params);
     model.recompute = cfg.recompute;
     model.gelu_fusion = cfg.gelu_fusion;
-    nccl_init(&model.nccl, &comm, &cfg);
+    model.nccl = nccl;
 
     char device_name[300];
     snprintf(device_name, sizeof(device_name), "%s (sm_%d%d, %d SMs, %.1f GiB)", prop.name, prop.major, prop.minor,
@@ -790,8 +793,8 @@ int main(int argc, char** argv) {
     size_t free_b = 0, total_b = 0;
     cudaCheck(cudaMemGetInfo(&free_b, &total_b));
     if (comm.rank == 0) { printf("device memory in use at the end: %.2f GiB of %.1f GiB\n", (total_b - free_b) / 1073741824.0, total_b / 1073741824.0); }
-    nccl_free(&model.nccl);
     gpt2cu_free(&model);
+    nccl_free(&nccl);
     comm_finalize(&comm);
     return rc;
 }

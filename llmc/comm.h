@@ -24,10 +24,21 @@
 #include <mpi.h>
 #endif
 
+// Collectives for processes that share no MPI job (GPU runs with -pm fs|tcp): the GPU program
+// provides them over NCCL (llmc/comm_nccl.h). Unused when MPI or a single process serves.
+typedef struct {
+    void* ctx;
+    double (*allreduce_sum_double)(void* ctx, double x);
+    int (*allreduce_max_int)(void* ctx, int x);
+    void (*broadcast_int)(void* ctx, int* x);
+} CommBackend;
+
 typedef struct {
     int rank;
     int world;
     int using_mpi;          // 1 when MPI_Init was called
+    int has_backend;        // 1 when backend serves the host-side collectives
+    CommBackend backend;
     // watchdog
     pthread_t watchdog;
     int watchdog_running;
@@ -122,7 +133,21 @@ static void comm_allreduce_sum_float(Comm* c, float* x, size_t n) {
 #endif
 }
 
+// rank and world from -pr / -pn, for processes started without an MPI launcher
+static void comm_set_processes(Comm* c, int rank, int world) {
+    if (c->using_mpi) {
+        if (world != c->world || rank != c->rank) {
+            die("-pn/-pr: given as %d/%d but the MPI launcher started rank %d of %d", rank, world, c->rank, c->world);
+        }
+        return;
+    }
+    if (world < 1 || rank < 0 || rank >= world) { die("-pn/-pr: rank %d of %d processes is not valid", rank, world); }
+    c->rank = rank;
+    c->world = world;
+}
+
 static double comm_allreduce_sum_double(Comm* c, double x) {
+    if (c->world > 1 && c->has_backend) { return c->backend.allreduce_sum_double(c->backend.ctx, x); }
 #ifdef USE_MPI
     if (c->world > 1) { mpi_check(MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce"); }
 #endif
@@ -130,6 +155,7 @@ static double comm_allreduce_sum_double(Comm* c, double x) {
 }
 
 static int comm_allreduce_max_int(Comm* c, int x) {
+    if (c->world > 1 && c->has_backend) { return c->backend.allreduce_max_int(c->backend.ctx, x); }
 #ifdef USE_MPI
     if (c->world > 1) { mpi_check(MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce"); }
 #endif
@@ -171,6 +197,7 @@ static void comm_allgather(Comm* c, float* x, size_t n) {
 }
 
 static void comm_broadcast_int(Comm* c, int* x) {
+    if (c->world > 1 && c->has_backend) { c->backend.broadcast_int(c->backend.ctx, x); return; }
 #ifdef USE_MPI
     if (c->world > 1) { mpi_check(MPI_Bcast(x, 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast"); }
 #else
@@ -179,6 +206,7 @@ static void comm_broadcast_int(Comm* c, int* x) {
 }
 
 static void comm_barrier(Comm* c) {
+    if (c->world > 1 && c->has_backend) { c->backend.allreduce_max_int(c->backend.ctx, 0); return; }
 #ifdef USE_MPI
     if (c->world > 1) { mpi_check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
 #else
