@@ -109,15 +109,14 @@ static float* train_initial_params(const TrainConfig* cfg, int start_step, const
 static float train_evaluate(ModelOps* ops, DataLoader* val, int num_batches, Comm* comm) {
     char err[LLMC_ERRLEN];
     dataloader_reset(val, 0);
-    double sum = 0.0;
-    ops->take_loss_sum(ops->self);
+    ops->take_loss_sum(ops->self);  // drop what earlier forwards left
     for (int i = 0; i < num_batches; i++) {
         if (dataloader_next(val, err) != 0) { die("%s", err); }
         ops->forward(ops->self, val->inputs, val->targets, val->B, val->T);
         comm_heartbeat(comm, "evaluating the val loss");
     }
-    sum = ops->take_loss_sum(ops->self);
-    return (float)(comm_allreduce_sum_double(comm, sum / num_batches) / comm->world);
+    double mean = ops->take_loss_sum(ops->self) / num_batches;
+    return (float)(comm_allreduce_sum_double(comm, mean) / comm->world);
 }
 
 // HellaSwag accuracy over the first n examples (llmc/hellaswag.h): each ending is scored by
