@@ -2,7 +2,8 @@
 HellaSwag scoring in PyTorch, the oracle for train_gpt's C evaluation (llmc/hellaswag.h):
 loads an llm.c checkpoint and the tokenized examples (dev/data/hellaswag.py), scores each
 ending by its mean cross-entropy given the context, and prints the accuracy over the first N
-examples in the same line format as train_gpt --eval.
+examples in the same line format as train_gpt --eval, then the number of near ties (best and
+runner-up within 1e-4 relative: fp32 scoring may pick either).
 
 usage: hellaswag_reference.py CHECKPOINT HELLASWAG_BIN N
 """
@@ -38,6 +39,7 @@ def main():
     ckpt, data, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     model = load_llmc_checkpoint(ckpt)
     correct = 0
+    near_ties = 0  # best and runner-up closer than fp32 scoring can tell apart
     examples = read_examples(data, n)
     with torch.no_grad():
         for label, ctx, endings in examples:
@@ -49,7 +51,10 @@ def main():
                 losses = F.cross_entropy(logits[0], y[0], reduction="none")
                 scores.append(losses[len(ctx) - 1:].mean().item())
             correct += int(np.argmin(scores) == label)
+            two = sorted(scores)[:2]
+            near_ties += int(two[1] - two[0] < 1e-4 * abs(two[0]))
     print(f"step 0: HellaSwag accuracy {correct / len(examples):.4f} ({len(examples)} examples)")
+    print(f"near ties: {near_ties}")
 
 
 if __name__ == "__main__":
