@@ -16,7 +16,7 @@ LLMC_HEADERS = $(wildcard llmc/*.h)
 
 # Tests and benchmarks register here; dev/*/*.mk add their own.
 # TESTS are commands run by dev/test/run_tests.sh, each printing PASS:/FAIL: lines.
-TEST_BINS := dev/test/test_llmc dev/test/test_rendezvous
+TEST_BINS := dev/test/test_llmc dev/test/test_rendezvous dev/test/test_hellaswag
 TESTS := "dev/test/test_llmc $(DATA_DIR)/tiny_shakespeare_val.bin dev/data/gpt2_tokenizer.bin $(HELLASWAG)" \
          dev/test/test_reference.sh \
          dev/test/test_train.sh \
@@ -49,6 +49,9 @@ test_gpt: test_gpt.c train_gpt.c $(LLMC_HEADERS)
 	$(CC) $(CFLAGS) -o $@ test_gpt.c $(LDLIBS)
 
 dev/test/test_llmc: dev/test/test_llmc.c $(LLMC_HEADERS)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+dev/test/test_hellaswag: dev/test/test_hellaswag.c train_gpt.c $(LLMC_HEADERS)
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 dev/test/test_rendezvous: dev/test/test_rendezvous.c $(LLMC_HEADERS)

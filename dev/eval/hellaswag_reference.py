@@ -5,7 +5,8 @@ ending by its mean cross-entropy given the context, and prints the accuracy over
 examples in the same line format as train_gpt --eval, then the number of near ties (best and
 runner-up within 1e-4 relative: fp32 scoring may pick either).
 
-usage: hellaswag_reference.py CHECKPOINT HELLASWAG_BIN N
+usage: hellaswag_reference.py CHECKPOINT HELLASWAG_BIN N [SCORES_OUT]
+SCORES_OUT, if given, receives the N x 4 mean losses as float32 (dev/test/test_hellaswag.c).
 """
 import os
 import struct
@@ -38,6 +39,7 @@ def read_examples(path, n):
 def main():
     ckpt, data, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     model = load_llmc_checkpoint(ckpt)
+    all_scores = []
     correct = 0
     near_ties = 0  # best and runner-up closer than fp32 scoring can tell apart
     examples = read_examples(data, n)
@@ -50,11 +52,14 @@ def main():
                 logits, _ = model(x, y)
                 losses = F.cross_entropy(logits[0], y[0], reduction="none")
                 scores.append(losses[len(ctx) - 1:].mean().item())
+            all_scores.append(scores)
             correct += int(np.argmin(scores) == label)
             two = sorted(scores)[:2]
             near_ties += int(two[1] - two[0] < 1e-4 * abs(two[0]))
     print(f"step 0: HellaSwag accuracy {correct / len(examples):.4f} ({len(examples)} examples)")
     print(f"near ties: {near_ties}")
+    if len(sys.argv) > 4:
+        np.array(all_scores, dtype=np.float32).tofile(sys.argv[4])
 
 
 if __name__ == "__main__":

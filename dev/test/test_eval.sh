@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # train_gpt's HellaSwag evaluation against the PyTorch scorer (dev/eval/hellaswag_reference.py)
-# on the same checkpoint (a fresh random reference model, GPT-2 vocabulary) and examples.
+# on the same checkpoint (a fresh random reference model, GPT-2 vocabulary) and examples: the
+# accuracy, and each ending's score.
 set -u
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=2
@@ -12,7 +13,7 @@ trap 'rm -rf "$work"' EXIT
 seed=$(( ($(date +%s) ^ $$) % 100000 ))
 $PYTHON dev/reference/gpt2_reference.py --out "$work/m" --seed "$seed" --L 2 --C 64 --NH 4 --V 50257 \
     --maxT 128 --B 1 --T 8 --steps 1 > /dev/null || { echo "FAIL: reference model"; exit 1; }
-out=$($PYTHON dev/eval/hellaswag_reference.py "$work/m_model.bin" "$HS" "$N")
+out=$($PYTHON dev/eval/hellaswag_reference.py "$work/m_model.bin" "$HS" "$N" "$work/scores.bin")
 ref=$(echo "$out" | grep "HellaSwag accuracy")
 ties=$(echo "$out" | sed -n 's/^near ties: //p')
 ours=$(./train_gpt -e "$work/m_model.bin" -b 1 -t 127 --eval -h 1 --hellaswag-examples "$N" -m 1 | grep "HellaSwag accuracy")
@@ -25,3 +26,5 @@ else
     echo "FAIL: HellaSwag accuracy: ours '$ours', PyTorch '$ref' ($ties near ties, seed $seed)"
     exit 1
 fi
+# and every ending's score, the quantity the accuracy is decided on
+./dev/test/test_hellaswag "$work/m_model.bin" "$HS" "$N" "$work/scores.bin"
