@@ -710,6 +710,9 @@ static void print_usage(void) {
 "  --max-top-ngram A,B,C max fraction of word characters in the most frequent 2/3/4-gram\n"
 "                        [0.20,0.18,0.16]. Words are runs of non-space characters; each\n"
 "                        kana/CJK character is a word on its own.\n"
+"  --words A,B           the number of words must lie in [A,B] [50,100000; off with --lang ja]\n"
+"  --max-bullet-lines F  max fraction of lines starting with a bullet (- * \u2022 \u30fb ...) [0.9]\n"
+"  --min-alpha-words F   min fraction of words holding a letter (kana/CJK count) [0.8]\n"
 "2. exact dedup (64-bit hash of the text, ASCII lower-cased, white space collapsed)\n"
 "  --no-exact-dedup\n"
 "3. near dedup (MinHash + LSH over character shingles of the normalized text)\n"
@@ -803,6 +806,15 @@ int main(int argc, char** argv) {
         }
         else if (strcmp(a, "--max-symbol-ratio") == 0) { NEED_VALUE(); c->qc.max_symbol_ratio = atof(v); }
         else if (strcmp(a, "--max-ellipsis-lines") == 0) { NEED_VALUE(); c->qc.max_ellipsis_lines = atof(v); }
+        else if (strcmp(a, "--words") == 0) {
+            NEED_VALUE();
+            double lo, hi;
+            if (parse_pair(v, &lo, &hi) != 0) { die("--words wants A,B"); }
+            c->qc.min_words = (long)lo;
+            c->qc.max_words = (long)hi;
+        }
+        else if (strcmp(a, "--max-bullet-lines") == 0) { NEED_VALUE(); c->qc.max_bullet_lines = atof(v); }
+        else if (strcmp(a, "--min-alpha-words") == 0) { NEED_VALUE(); c->qc.min_alpha_words = atof(v); }
         else if (strcmp(a, "--max-dup-lines") == 0) {
             NEED_VALUE();
             if (parse_pair(v, &c->qc.max_dup_line_frac, &c->qc.max_dup_line_chars) != 0) { die("--max-dup-lines wants F,G"); }

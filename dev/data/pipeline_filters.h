@@ -116,13 +116,16 @@ enum {
     QF_TOP_2GRAM,
     QF_TOP_3GRAM,
     QF_TOP_4GRAM,
+    QF_WORD_COUNT,
+    QF_BULLET_LINES,
+    QF_ALPHA_WORDS,
     QF_NREASONS
 };
 
 static const char* qf_reason_name[QF_NREASONS] = {
     "pass", "min_chars", "ja_fraction", "mean_word_len", "symbol_hash_ratio", "symbol_ellipsis_ratio",
     "ellipsis_lines", "dup_line_frac", "dup_line_chars", "dup_para_frac", "dup_para_chars",
-    "top_2gram", "top_3gram", "top_4gram",
+    "top_2gram", "top_3gram", "top_4gram", "word_count", "bullet_lines", "alpha_words",
 };
 
 typedef struct {
@@ -137,6 +140,9 @@ typedef struct {
     double max_dup_para_frac;  // Gopher: 0.3
     double max_dup_para_chars; // Gopher: 0.2
     double max_top_ngram[5];   // Gopher: [2] 0.20, [3] 0.18, [4] 0.16 (fraction of word characters)
+    long min_words, max_words; // Gopher: 50..100,000 words (0/0 = off; off for Japanese)
+    double max_bullet_lines;   // Gopher: 0.9 of lines start with a bullet
+    double min_alpha_words;    // Gopher: 0.8 of words hold a letter (kana and CJK count)
 } QualityConfig;
 
 static void quality_config_default(QualityConfig* c, int japanese) {
@@ -155,6 +161,11 @@ static void quality_config_default(QualityConfig* c, int japanese) {
     c->max_top_ngram[2] = 0.20;
     c->max_top_ngram[3] = 0.18;
     c->max_top_ngram[4] = 0.16;
+    // every kana/CJK character is a word here, so word counts mean little for Japanese
+    c->min_words = japanese ? 0 : 50;
+    c->max_words = japanese ? 0 : 100000;
+    c->max_bullet_lines = 0.9;
+    c->min_alpha_words = 0.8;
 }
 
 // the measured values, for reports and tests
@@ -168,9 +179,26 @@ typedef struct {
     double ellipsis_lines;
     double dup_line_frac, dup_line_chars, dup_para_frac, dup_para_chars;
     double top_ngram[5];
+    double bullet_lines;   // fraction of non-blank lines that start with a bullet
+    double alpha_words;    // fraction of words holding a letter
 } QualityStats;
 
-typedef struct { long start; int len; int punct_only; uint64_t h; } Word;
+typedef struct { long start; int len; int punct_only; int has_letter; uint64_t h; } Word;
+
+// a letter for Gopher's alphabetic-word rule: Latin (ASCII and accented), Greek, Cyrillic,
+// kana and CJK ideographs
+static int cp_is_letter(int32_t c) {
+    return cp_is_ascii_alpha(c) || (c >= 0xC0 && c <= 0x24F && c != 0xD7 && c != 0xF7) ||
+           (c >= 0x370 && c <= 0x52F) || (c >= 0x3041 && c <= 0x30FA) || (c >= 0x4E00 && c <= 0x9FFF) ||
+           (c >= 0x3400 && c <= 0x4DBF) || (c >= 0xFF66 && c <= 0xFF9D);
+}
+
+// a line that starts with one of these is a bullet-point line
+static int cp_is_bullet(int32_t c) {
+    return c == 0x2022 || c == 0x2023 || c == 0x2043 || c == 0x25E6 || c == 0x25CF || c == 0x25CB ||
+           c == 0x25A0 || c == 0x25A1 || c == 0x25AA || c == 0x25B6 || c == 0x25BA || c == 0x30FB ||
+           c == '-' || c == '*';
+}
 
 // Words, Gopher-style: runs of non-space characters; a kana or CJK character is a word on its
 // own (those scripts have no spaces). Returns the number of words; *out is malloc'ed.
@@ -188,14 +216,16 @@ static long split_words(const int32_t* cps, long n, Word** out) {
             while (i < n && !cp_is_space(cps[i]) && !cp_is_cjk_word(cps[i])) { i++; }
         }
         if (nw == cap) { cap *= 2; w = realloc(w, cap * sizeof(Word)); if (!w) { die("out of memory (words)"); } }
-        int punct = 1;
+        int punct = 1, letter = 0;
         for (long k = s; k < i; k++) {
             int32_t c = cps[k];
-            if (!(c < 0x80 && ispunct((int)c))) { punct = 0; break; }
+            if (!(c < 0x80 && ispunct((int)c))) { punct = 0; }
+            if (cp_is_letter(c)) { letter = 1; }
         }
         w[nw].start = s;
         w[nw].len = (int)(i - s);
         w[nw].punct_only = punct;
+        w[nw].has_letter = letter;
         w[nw].h = hash_cps(cps + s, i - s);
         nw++;
     }
@@ -243,11 +273,13 @@ static int quality_check(const QualityConfig* c, const int32_t* cps, long n, Qua
     Word* w;
     long nw = split_words(cps, n, &w);
     st->words = nw;
-    long word_chars = 0, content_words = 0, content_chars = 0;
+    long word_chars = 0, content_words = 0, content_chars = 0, letter_words = 0;
     for (long i = 0; i < nw; i++) {
         word_chars += w[i].len;
         if (!w[i].punct_only) { content_words++; content_chars += w[i].len; }
+        letter_words += w[i].has_letter;
     }
+    st->alpha_words = nw ? (double)letter_words / nw : 0.0;
     st->mean_word_len = content_words ? (double)content_chars / content_words : 0.0;
     long hashes = 0, ellipses = 0;
     for (long i = 0; i < n; i++) {
@@ -262,7 +294,7 @@ static int quality_check(const QualityConfig* c, const int32_t* cps, long n, Qua
     HashCount lines, paras;
     hc_init(&lines, 64, 0);
     hc_init(&paras, 16, 0);
-    long nlines = 0, ell_lines = 0, dup_lines = 0, dup_line_chars = 0;
+    long nlines = 0, ell_lines = 0, dup_lines = 0, dup_line_chars = 0, bullet_lines = 0;
     long nparas = 0, dup_paras = 0, dup_para_chars = 0;
     long para_start = -1, para_end = -1;  // first/last non-blank char of the current paragraph
     long i = 0;
@@ -275,6 +307,7 @@ static int quality_check(const QualityConfig* c, const int32_t* cps, long n, Qua
         int blank = e == s;
         if (!blank) {
             nlines++;
+            bullet_lines += cp_is_bullet(cps[s]);
             if (cps[e - 1] == 0x2026 || (e - s >= 3 && cps[e - 1] == '.' && cps[e - 2] == '.' && cps[e - 3] == '.')) { ell_lines++; }
             if (hc_add(&lines, hash_cps(cps + s, e - s), 0) > 1) { dup_lines++; dup_line_chars += e - s; }
             if (para_start < 0) { para_start = s; }
@@ -294,6 +327,7 @@ static int quality_check(const QualityConfig* c, const int32_t* cps, long n, Qua
     hc_free(&paras);
     st->lines = nlines;
     st->ellipsis_lines = nlines ? (double)ell_lines / nlines : 0.0;
+    st->bullet_lines = nlines ? (double)bullet_lines / nlines : 0.0;
     st->dup_line_frac = nlines ? (double)dup_lines / nlines : 0.0;
     st->dup_line_chars = n ? (double)dup_line_chars / n : 0.0;
     st->dup_para_frac = nparas ? (double)dup_paras / nparas : 0.0;
@@ -301,6 +335,7 @@ static int quality_check(const QualityConfig* c, const int32_t* cps, long n, Qua
     for (int g = 2; g <= 4; g++) { st->top_ngram[g] = top_ngram_fraction(w, nw, g, word_chars); }
     free(w);
 
+    if (c->max_words > 0 && (nw < c->min_words || nw > c->max_words)) { return QF_WORD_COUNT; }
     if (c->mean_word_max > 0 && (st->mean_word_len < c->mean_word_min || st->mean_word_len > c->mean_word_max)) { return QF_MEAN_WORD_LEN; }
     if (st->hash_ratio > c->max_symbol_ratio) { return QF_SYMBOL_HASH; }
     if (st->ellipsis_ratio > c->max_symbol_ratio) { return QF_SYMBOL_ELLIPSIS; }
@@ -312,6 +347,8 @@ static int quality_check(const QualityConfig* c, const int32_t* cps, long n, Qua
     for (int g = 2; g <= 4; g++) {
         if (c->max_top_ngram[g] > 0 && st->top_ngram[g] > c->max_top_ngram[g]) { return QF_TOP_2GRAM + g - 2; }
     }
+    if (st->bullet_lines > c->max_bullet_lines) { return QF_BULLET_LINES; }
+    if (st->alpha_words < c->min_alpha_words) { return QF_ALPHA_WORDS; }
     return QF_PASS;
 }
 

@@ -74,6 +74,9 @@ static QualityConfig config_all_off(void) {
     c.max_symbol_ratio = c.max_ellipsis_lines = 1e9;
     c.max_dup_line_frac = c.max_dup_line_chars = c.max_dup_para_frac = c.max_dup_para_chars = 1e9;
     for (int g = 0; g < 5; g++) { c.max_top_ngram[g] = 0; }
+    c.min_words = c.max_words = 0;
+    c.max_bullet_lines = 1e9;
+    c.min_alpha_words = 0;
     return c;
 }
 
@@ -263,6 +266,27 @@ static void edit_repeat_phrase(const char* base, int k, const char* phrase, Buf*
     buf_put(out, base, strlen(base));
     for (int i = 0; i < k; i++) { buf_putc(out, ' '); buf_put(out, phrase, strlen(phrase)); }
 }
+static void edit_keep_words(const char* base, int k, Buf* out) {  // the first 60-k words only
+    int words = 0, in_word = 0;
+    for (const char* p = base; *p; p++) {
+        int sp = *p == ' ' || *p == '\n';
+        if (!sp && !in_word && ++words > 60 - k) { break; }
+        in_word = !sp;
+        buf_putc(out, *p);
+    }
+}
+static void edit_bullets(const char* base, int k, Buf* out) {  // "\u2022 " before the first k lines
+    int lines = 0, at_start = 1;
+    for (const char* p = base; *p; p++) {
+        if (at_start && *p != '\n' && lines < k) { buf_put(out, "\xe2\x80\xa2 ", 4); lines++; }
+        at_start = *p == '\n';
+        buf_putc(out, *p);
+    }
+}
+static void edit_numbers(const char* base, int k, Buf* out) {  // + k words without a letter
+    buf_put(out, base, strlen(base));
+    for (int i = 0; i < k; i++) { char num[16]; snprintf(num, sizeof(num), " %d", 1000 + i); buf_put(out, num, strlen(num)); }
+}
 static void edit_2gram(const char* base, int k, Buf* out) { edit_repeat_phrase(base, k, "little pig,", out); }
 static void edit_3gram(const char* base, int k, Buf* out) { edit_repeat_phrase(base, k, "said the rabbit.", out); }
 static void edit_4gram(const char* base, int k, Buf* out) { edit_repeat_phrase(base, k, "once upon a time;", out); }
@@ -338,6 +362,16 @@ static void test_quality(const Texts* ld, const Texts* gb) {
     c = config_all_off();
     c.max_top_ngram[4] = 0.16;
     threshold_case("quality top 4-gram 0.16 (Gutenberg)", &c, QF_TOP_4GRAM, en, edit_4gram, 5000);
+    c = config_all_off();
+    c.min_words = 50; c.max_words = 100000;
+    threshold_case("quality at least 50 words (Gutenberg cut to 60-k words)", &c, QF_WORD_COUNT, en, edit_keep_words, 59);
+    c = config_all_off();
+    c.max_bullet_lines = 0.9;
+    threshold_case("quality bullet lines 0.9 (Gutenberg, bullets added)", &c, QF_BULLET_LINES, en, edit_bullets, 5000);
+    c = config_all_off();
+    c.min_alpha_words = 0.8;
+    threshold_case("quality words with a letter 0.8 (Gutenberg + numbers)", &c, QF_ALPHA_WORDS, en, edit_numbers, 5000);
+    threshold_case("quality words with a letter 0.8 (livedoor + numbers)", &c, QF_ALPHA_WORDS, ja, edit_numbers, 50000);
     free(en);
 }
 
