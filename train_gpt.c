@@ -229,10 +229,7 @@ static void gpt2_forward(GPT2* model, const int* inputs, const int* targets, int
     GPT2Config* cfg = &model->config;
     int V = cfg->vocab_size, Vp = cfg->padded_vocab_size, L = cfg->num_layers;
     int NH = cfg->num_heads, C = cfg->channels;
-    for (int i = 0; i < B * T; i++) {
-        if (inputs[i] < 0 || inputs[i] >= V) { die("input token %d at position %d is outside the vocabulary (V=%d)", inputs[i], i, V); }
-        if (targets != NULL && (targets[i] < 0 || targets[i] >= V)) { die("target token %d at position %d is outside the vocabulary (V=%d)", targets[i], i, V); }
-    }
+    gpt2_check_tokens(cfg, inputs, targets, B * T);
     memcpy(model->inputs, inputs, (size_t)B * T * sizeof(int));
     if (targets != NULL) { memcpy(model->targets, targets, (size_t)B * T * sizeof(int)); }
     model->batch_B = B;

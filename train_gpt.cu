@@ -346,10 +346,7 @@ static void gpt2cu_forward(GPT2CU* model, const int* inputs, const int* targets,
     int V = cfg->vocab_size, Vp = cfg->padded_vocab_size, L = cfg->num_layers;
     int NH = cfg->num_heads, C = cfg->channels;
     int BT = B * T;
-    for (int i = 0; i < BT; i++) {
-        if (inputs[i] < 0 || inputs[i] >= V) { die("input token %d at position %d is outside the vocabulary (V=%d)", inputs[i], i, V); }
-        if (targets != NULL && (targets[i] < 0 || targets[i] >= V)) { die("target token %d at position %d is outside the vocabulary (V=%d)", targets[i], i, V); }
-    }
+    gpt2_check_tokens(cfg, inputs, targets, BT);
     cudaStream_t st = model->stream;
     memcpy(model->h_inputs, inputs, (size_t)BT * sizeof(int));
     cudaCheck(cudaMemcpyAsync(model->d_inputs, model->h_inputs, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, st));

@@ -102,6 +102,16 @@ static int gpt2_config_from_preset(const char* name, GPT2Config* cfg, char* err)
     return 0;
 }
 
+// Dies unless every input (and target, if given) of a batch of n tokens is a real token id
+// (the model's padded rows V..Vp are never an input or a target).
+static void gpt2_check_tokens(const GPT2Config* cfg, const int* inputs, const int* targets, int n) {
+    int V = cfg->vocab_size;
+    for (int i = 0; i < n; i++) {
+        if (inputs[i] < 0 || inputs[i] >= V) { die("input token %d at position %d is outside the vocabulary (V=%d)", inputs[i], i, V); }
+        if (targets != NULL && (targets[i] < 0 || targets[i] >= V)) { die("target token %d at position %d is outside the vocabulary (V=%d)", targets[i], i, V); }
+    }
+}
+
 // FLOPs of one training step per token: 6 per parameter that multiplies an activation (all but
 // wpe; wte counts once, as the LM head), plus attention's QK^T and att @ V: 2 matmuls of
 // 2 * T * C FLOPs per token each, forward and backward (x3), halved by the causal mask.
