@@ -251,7 +251,8 @@ def main():
         grads.tobytes(), np.array(losses, dtype=np.float32).tobytes(), params_final.tobytes(),
     ])
     print(f"reference: L={args.L} C={args.C} NH={args.NH} V={args.V} Vp={Vp} maxT={args.maxT} B={B} T={T} "
-          f"seed={args.seed} {args.dtype}: loss {loss0:.6f}, after {args.steps} steps {losses[-1]:.6f} -> {args.out}_*.bin")
+          f"seed={args.seed} {args.dtype}: loss {loss0:.6f}, after {args.steps} steps "
+          f"{losses[-1] if losses else loss0:.6f} -> {args.out}_*.bin")
 
 
 if __name__ == "__main__":
