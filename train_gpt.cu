@@ -19,9 +19,10 @@ a fused classifier that turns the bf16 logits into the loss and dlogits in place
 GPU options among the shared flags (llmc/args.h): -r 1 recomputes GELU and LayerNorm outputs
 in the backward pass (saves ln1, ln2 and fch_gelu per layer, about 6C of the 16C floatX values
 per token and layer, for a GELU and two LayerNorms per layer); --gelu-fusion 1 runs GELU
-forward and backward inside the cuBLASLt epilogues; --attention tc picks the tensor-core (WMMA)
-attention for head sizes 64 and 128 in bf16 builds (the default is the simpler CUDA-core
-kernels until a GPU has checked it); --write-bf16 also writes version-5 model files;
+forward and backward inside the cuBLASLt epilogues; --attention picks the attention: scalar
+(our CUDA-core kernels, the default until a GPU has checked the others), tc (our tensor-core
+WMMA kernels, head sizes 64 and 128, bf16) or cudnn (cuDNN's fused SDPA, the default of a
+make ... USE_CUDNN=1 build, bf16); --write-bf16 also writes version-5 model files;
 --peak-tflops (or LLMC_PEAK_TFLOPS, else a datasheet table) sets the peak for MFU.
 Several GPUs: mpirun -np N, one process per GPU, gradients summed with NCCL (llmc/comm_nccl.h).
 */
@@ -120,6 +121,7 @@ typedef struct {
     size_t num_parameters;
     int recompute;
     int gelu_fusion;
+    Attention attention;  // which attention runs (--attention), and cuDNN's graphs if it is cuDNN
     cudaStream_t stream;
     // device
     float* master;        // fp32 weights
@@ -170,6 +172,8 @@ static void gpt2cu_init_common(GPT2CU* model) {
     model->num_parameters = gpt2_num_parameters(&model->config);
     model->recompute = 0;    // the flags -r and --gelu-fusion set these before gpt2cu_allocate
     model->gelu_fusion = 0;
+    // main sets it from --attention before gpt2cu_allocate; test_gpt_cu reads LLMC_ATTENTION
+    attention_init(&model->attention, attention_kind_from_env());
     model->h_losses = NULL;
     model->h_logits = NULL;
     model->h_logits_x = NULL;
@@ -312,6 +316,8 @@ static void gpt2cu_allocate(GPT2CU* model, int B, int T) {
     model->h_enc_start = (int*)calloc_check(BT + 1, sizeof(int), "encoder buckets");
     model->h_enc_token = (int*)calloc_check(BT, sizeof(int), "encoder tokens");
     model->device_bytes += acts_bytes + scratch_bytes + BT * 4 * sizeof(int) + CUBLASLT_WORKSPACE_BYTES;
+    attention_setup(&model->attention, B, T, c->channels, c->num_heads, model->stream);
+    model->device_bytes += attention_device_bytes(&model->attention);
     model->B = B;
     model->T = T;
 }
@@ -352,7 +358,7 @@ static void gpt2cu_forward(GPT2CU* model, const int* inputs, const int* targets,
     cudaCheck(cudaMemcpyAsync(model->d_inputs, model->h_inputs, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, st));
     if (targets != NULL) {
         cudaCheck(cudaMemcpyAsync(model->d_targets, targets, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, st));
-        // the encoder backward's token buckets, while the GPU runs the forward
+        // the encoder backward's token buckets (host work, overlapping whatever the GPU still has queued)
         model->enc_buckets = encoder_backward_buckets(inputs, BT, V, model->h_enc_count, model->h_enc_order,
                                                       model->h_enc_start, model->h_enc_token);
         cudaCheck(cudaMemcpyAsync(model->d_enc_order, model->h_enc_order, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, st));
@@ -387,7 +393,7 @@ static void gpt2cu_forward(GPT2CU* model, const int* inputs, const int* targets,
         floatX* residual3 = a->residual3 + l * lbtc;
 
         matmul_forward_cuda(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C, BT, C, 3 * C, NULL, st);
-        attention_forward_cuda(atty, lse, qkv, B, T, C, NH, st);
+        attention_forward_cuda(&model->attention, atty, lse, qkv, B, T, C, NH, st);
         matmul_forward_cuda(a->proj, atty, p->attprojw + (size_t)l * C * C, p->attprojb + l * C, BT, C, C, NULL, st);
         fused_residual_layernorm_forward_cuda(residual2, ln2, a->ln2_mean + l * lbt, a->ln2_rstd + l * lbt,
                                               residual, a->proj, p->ln2w + l * C, p->ln2b + l * C, BT, C, st);
@@ -463,7 +469,10 @@ static void gpt2cu_backward(GPT2CU* model, float loss_scale) {
         const float* ln2_mean = a->ln2_mean + l * lbt;
         const float* ln2_rstd = a->ln2_rstd + l * lbt;
         if (model->recompute) {
-            // rebuild what the forward did not keep (same kernels, same results)
+            // rebuild what the forward did not keep: the same math, though not always the same
+            // kernel (the forward's LayerNorms are fused with the residual add, and with
+            // --gelu-fusion its GELU ran in the matmul epilogue), so a bf16 value can differ in
+            // its last bit from the one the forward used
             layernorm_forward_cuda(ln1, NULL, NULL, residual, p->ln1w + l * C, p->ln1b + l * C, BT, C, st);
             layernorm_forward_cuda(ln2, NULL, NULL, residual2, p->ln2w + l * C, p->ln2b + l * C, BT, C, st);
             gelu_forward_cuda(fch_gelu, fch, (size_t)BT * 4 * C, st);
@@ -484,7 +493,7 @@ static void gpt2cu_backward(GPT2CU* model, float loss_scale) {
         // attention; dresidual holds d(residual2)
         matmul_backward_cuda(s->datty, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, s->dresidual, atty,
                              p->attprojw + (size_t)l * C * C, BT, C, C, NULL, s->reduce, st);
-        attention_backward_cuda(s->dqkv, s->att_dsum, s->datty, qkv, atty, lse, B, T, C, NH, st);
+        attention_backward_cuda(&model->attention, s->dqkv, s->att_dsum, s->datty, qkv, atty, lse, B, T, C, NH, st);
         matmul_backward_cuda(s->dln, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, s->dqkv, ln1,
                              p->qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C, NULL, s->reduce, st);
         layernorm_backward_cuda(s->dresidual, g->ln1w + l * C, g->ln1b + l * C, s->dln, residual, p->ln1w + l * C,
@@ -617,6 +626,7 @@ static void gpt2cu_free(GPT2CU* model) {
         free(model->h_enc_start);
         free(model->h_enc_token);
     }
+    attention_free(&model->attention);
     free(model->h_params);
     free(model->h_m);
     free(model->h_v);
@@ -725,11 +735,8 @@ static void gpu_report(void* self) {
     const GPT2Config* mc = &model->config;
     printf("precision: %s activations, fp32 master weights; recompute %s, GELU fusion %s, attention %s; %.2f GiB allocated\n",
            PRECISION_NAME, model->recompute ? "on" : "off", model->gelu_fusion ? "on" : "off",
-           attention_use_tc(mc->channels / mc->num_heads) ? "tensor cores" : "CUDA cores",
+           attention_name(&model->attention, mc->channels / mc->num_heads),
            model->device_bytes / 1073741824.0);
-#ifdef ENABLE_CUDNN
-    printf("note: this is a USE_CUDNN=1 build, but cuDNN attention is not implemented yet: our attention runs\n");
-#endif
 }
 
 #ifndef TESTING
@@ -749,7 +756,6 @@ int main(int argc, char** argv) {
     cudaCheck(cudaSetDevice(device));
     cudaDeviceProp prop;
     cudaCheck(cudaGetDeviceProperties(&prop, device));
-    attention_cuda_mode = strcmp(cfg.attention, "tc") == 0 ? 2 : 1;
     NcclComm nccl;
     nccl_init(&nccl, &comm, &cfg);  // before anything that talks to the other processes
 
@@ -761,6 +767,7 @@ int main(int argc, char** argv) {
     gpt2cu_build_from_params(&model, &config, params);
     model.recompute = cfg.recompute;
     model.gelu_fusion = cfg.gelu_fusion;
+    model.attention.kind = attention_kind_parse(cfg.attention, "--attention");
     model.nccl = nccl;
 
     char device_name[300];
@@ -791,6 +798,7 @@ int main(int argc, char** argv) {
     cudaCheck(cudaMemGetInfo(&free_b, &total_b));
     if (comm.rank == 0) { printf("device memory in use at the end: %.2f GiB of %.1f GiB\n", (total_b - free_b) / 1073741824.0, total_b / 1073741824.0); }
     gpt2cu_free(&model);
+    matmul_cuda_free();
     nccl_free(&nccl);
     comm_finalize(&comm);
     return rc;

@@ -1,168 +1,279 @@
 #!/usr/bin/env bash
-# The one script to run on a lent GPU (about 7 minutes). From the repository root:
-#     bash dev/gpu_check.sh            (output also goes to $OUT/gpu_check.log when OUT is set)
-# 1. builds train_gpt_cu, test_gpt_cu (bf16 and fp32) and every dev/cuda harness for this GPU's
-#    architecture (sm_90 on Hopper), unless nvcc is missing: then it uses the binaries already in
-#    build/gpu_check/ (prepare them elsewhere with `bash dev/gpu_check.sh --build-only`)
-# 2. test_gpt_cu in BF16 and FP32 against the PyTorch references in build/cuda_refs/ (made by
-#    dev/cuda/make_refs.sh here, or earlier on a machine with PyTorch) and the CPU reference
-# 3. the card's ceilings (dev/cuda/ceilings -> dev/cuda/CEILINGS.md), then every kernel
-#    harness: bf16 checks + timings against those ceilings, fp32 checks
-# 4. d12 (GPT-2 124M) training at T=1024 with the largest B of 64, 32, 16 that fits:
-#    tokens/s, ms/step, MFU, device memory
-# 5. the PyTorch baseline (dev/cuda/bench_torch.py: bf16, torch.compile, SDPA, fused AdamW) at
-#    the same B and T, if this machine's python has torch with CUDA
-# 6. a compact table
+# The one script to run on a lent GPU. From the repository root:
+#     OUT=dir bash dev/gpu_check.sh     (the log also goes to dir/gpu_check.log)
+# It keeps to a time budget (GPU_CHECK_BUDGET seconds, default 420): each phase gets what is
+# left, and a phase that would start with too little time says SKIPPED. Phases, in order of
+# what they tell us:
+# 1. builds train_gpt_cu (+NCCL), test_gpt_cu (bf16, fp32), every dev/cuda harness and the
+#    ceilings for this GPU's architecture; with cuDNN and its frontend headers present
+#    (build/cudnn_frontend/include: carry it), the USE_CUDNN=1 trainer, test and attention harness.
+#    With build/gpu_check/PREBUILT present (made by --build-only here), it uses those binaries.
+# 2. test_gpt_cu against the PyTorch references in build/cuda_refs/ (carry them, or they are made
+#    here with this machine's PyTorch) and the CPU model: bf16 with each attention, and fp32
+# 3. the card's ceilings (dev/cuda/CEILINGS.md), then every kernel harness (bf16 checks and
+#    timings, fp32 checks)
+# 4. d12 (GPT-2 124M) at T=1024 with the largest B of 64, 32, 16 that fits in memory: each
+#    attention, GELU fusion, recompute; one run also evaluates and samples (other shapes)
+# 5. the PyTorch baseline (dev/cuda/bench_torch.py: bf16 autocast, torch.compile, SDPA, fused
+#    AdamW) at the same B and T and the same peak for MFU
+# 6. a compact table; the exit status is 1 when anything failed
+# Needs: dev/data/tinyshakespeare (carry it: it is made from ../shared, which is not there).
 set -u
 cd "$(dirname "$0")/.."
 LOG=/dev/null
 if [ -n "${OUT:-}" ]; then mkdir -p "$OUT"; LOG="$OUT/gpu_check.log"; fi
 exec > >(tee "$LOG") 2>&1
 T0=$(date +%s)
+BUDGET=${GPU_CHECK_BUDGET:-420}
 elapsed() { echo $(( $(date +%s) - T0 )); }
+left() { echo $(( T0 + BUDGET - $(date +%s) )); }
+# tmo N: a timeout of N seconds, or what is left of the budget if less (at least 5)
+tmo() { local n=$1 l; l=$(left); [ "$l" -lt "$n" ] && n=$l; [ "$n" -lt 5 ] && n=5; echo "$n"; }
 NVCC=${NVCC:-/usr/local/cuda/bin/nvcc}
 BIN=build/gpu_check
 mkdir -p "$BIN"
 declare -A RESULT
+FAILS=0
 
-echo "=== gpu_check $(date -u) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "=== gpu_check $(date -u) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') budget ${BUDGET}s"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>/dev/null || echo "(no nvidia-smi)"
 
-# ---------------------------------------------------------------- 1. build
-if [ -x "$NVCC" ]; then
-    CC_MAJOR=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
-    ARCH=${GPU_ARCH:-sm_${CC_MAJOR:-90}}
-    echo "=== build for $ARCH ($NVCC)"
-    FLAGS="-O3 -lineinfo -std=c++17 -I. -Drestrict=__restrict__ -diag-suppress 1675,550 -Xcompiler -fopenmp,-Wno-unknown-pragmas -arch=$ARCH"
-    LIBS="-lcublasLt -lm"
-    pids=()
-    $NVCC $FLAGS -o $BIN/train_gpt_cu train_gpt.cu $LIBS > $BIN/build_train.log 2>&1 & pids+=($!)
-    $NVCC $FLAGS -o $BIN/test_gpt_cu test_gpt.cu $LIBS > $BIN/build_test.log 2>&1 & pids+=($!)
-    $NVCC $FLAGS -DENABLE_FP32 -o $BIN/test_gpt_cu_fp32 test_gpt.cu $LIBS > $BIN/build_test32.log 2>&1 & pids+=($!)
-    $NVCC $FLAGS -o $BIN/ceilings dev/cuda/ceilings.cu $LIBS > $BIN/build_ceilings.log 2>&1 & pids+=($!)
-    for f in dev/cuda/*_check.cu; do
-        n=$(basename "$f" .cu)
-        $NVCC $FLAGS -o $BIN/$n "$f" $LIBS > $BIN/build_$n.log 2>&1 & pids+=($!)
-        $NVCC $FLAGS -DENABLE_FP32 -o $BIN/${n}_fp32 "$f" $LIBS > $BIN/build_${n}_fp32.log 2>&1 & pids+=($!)
-    done
-    fails=0
-    for p in "${pids[@]}"; do wait "$p" || fails=$((fails + 1)); done
-    if [ "$fails" -ne 0 ]; then echo "FAIL: $fails builds failed:"; grep -l -i error $BIN/build_*.log | while read -r l; do echo "--- $l"; head -20 "$l"; done; fi
-    RESULT[build]="$fails failed"
-    echo "build done at $(elapsed)s"
-else
-    echo "=== no nvcc at $NVCC: using the binaries in $BIN/"
-    RESULT[build]="prebuilt"
-fi
-if [ "${1:-}" = "--build-only" ]; then exit 0; fi
-
-# ---------------------------------------------------------------- 2. test_gpt_cu
+# python with torch (references, baseline), and the pip-installed NVIDIA libraries it brings
 PY=""
 for p in .venv/bin/python python3 python; do
     if command -v $p > /dev/null 2>&1 && $p -c "import torch" > /dev/null 2>&1; then PY=$p; break; fi
 done
-if [ ! -f build/cuda_refs/hs64_debug_state.bin ]; then
-    if [ -n "$PY" ]; then PYTHON=$PY bash dev/cuda/make_refs.sh > /dev/null; else echo "no PyTorch and no build/cuda_refs: test_gpt_cu cannot run"; fi
+# pip_nvidia NAME: the folder of the nvidia.NAME wheel (holding include/ and lib/), if any
+pip_nvidia() {
+    [ -n "$PY" ] || return 0
+    $PY -c "import nvidia.$1 as m, os; print(os.path.dirname(m.__file__) if m.__file__ else list(m.__path__)[0])" 2>/dev/null
+}
+# NCCL and cuDNN: the CUDA toolkit's folders first, else the wheels that came with PyTorch
+EXTRA_INC=""; EXTRA_LIB=""; NCCL_LIB="-lnccl"; CUDNN_LIB="-lcudnn"
+if ! ls /usr/local/cuda/lib64/libnccl.so* > /dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q libnccl.so; then
+    d=$(pip_nvidia nccl)
+    if [ -n "$d" ]; then EXTRA_INC="$EXTRA_INC -I$d/include"; EXTRA_LIB="$EXTRA_LIB $d/lib"; NCCL_LIB="-L$d/lib -l:libnccl.so.2"; fi
 fi
-for prec in bf16 bf16_tc fp32; do
-    exe=$BIN/test_gpt_cu; [ $prec = fp32 ] && exe=$BIN/test_gpt_cu_fp32
-    att=scalar; [ $prec = bf16_tc ] && att=tc   # the tensor-core attention (head sizes 64, 128)
-    pass=0; fail=0
-    for ref in awkward hs64 hs128; do
-        [ -f build/cuda_refs/${ref}_model.bin ] || continue
-        echo "=== test_gpt_cu ($prec) $ref"
-        out=$(LLMC_ATTENTION=$att timeout 120 $exe build/cuda_refs/$ref 2>&1); rc=$?
-        echo "$out"
-        pass=$((pass + $(echo "$out" | grep -c '^PASS'))); f=$(echo "$out" | grep -c '^FAIL')
-        [ $rc -ne 0 ] && [ $f -eq 0 ] && f=1
-        fail=$((fail + f))
+HAVE_CUDNN=0
+if [ -f /usr/local/cuda/include/cudnn.h ] && ls /usr/local/cuda/lib64/libcudnn.so* > /dev/null 2>&1; then
+    HAVE_CUDNN=1
+else
+    d=$(pip_nvidia cudnn)
+    if [ -n "$d" ] && [ -f "$d/include/cudnn.h" ]; then
+        HAVE_CUDNN=1; EXTRA_INC="$EXTRA_INC -I$d/include"; EXTRA_LIB="$EXTRA_LIB $d/lib"; CUDNN_LIB="-L$d/lib -l:libcudnn.so.9"
+    fi
+fi
+CUDNN_FE=${CUDNN_FRONTEND_PATH:-build/cudnn_frontend/include}
+if [ ! -f "$CUDNN_FE/cudnn_frontend.h" ]; then
+    bash dev/cuda/get_cudnn_frontend.sh > /dev/null 2>&1 || true   # no network on a lent GPU: carry it
+fi
+[ -f "$CUDNN_FE/cudnn_frontend.h" ] || HAVE_CUDNN=0
+for d in $EXTRA_LIB; do export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; done
+echo "python with torch: ${PY:-none}; cuDNN attention: $([ $HAVE_CUDNN = 1 ] && echo yes || echo 'no (no cuDNN or no frontend headers)')"
+
+# ---------------------------------------------------------------- 1. build
+if [ -f "$BIN/PREBUILT" ]; then
+    echo "=== using the prebuilt binaries in $BIN ($(cat "$BIN/PREBUILT"))"
+    RESULT[build]="prebuilt"
+    [ -x "$BIN/test_gpt_cu_cudnn" ] || HAVE_CUDNN=0
+elif [ -x "$NVCC" ]; then
+    CC_MAJOR=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
+    ARCH=${GPU_ARCH:-sm_${CC_MAJOR:-90}}
+    echo "=== build for $ARCH ($NVCC)"
+    rm -f "$BIN"/*  # never run a stale binary after a failed build
+    FLAGS="-O3 -lineinfo -std=c++17 -I. $EXTRA_INC -Drestrict=__restrict__ -diag-suppress 1675,550,177 -Xcompiler -fopenmp,-Wno-unknown-pragmas -arch=$ARCH"
+    CUDNN_FLAGS="-DENABLE_CUDNN -isystem $CUDNN_FE"
+    LIBS="-lcublasLt -lm"
+    pids=()
+    build() { local out=$1; shift; $NVCC $FLAGS -o "$BIN/$out" "$@" > "$BIN/build_$out.log" 2>&1 & pids+=($!); }
+    build train_gpt_cu train_gpt.cu $LIBS $NCCL_LIB
+    build test_gpt_cu test_gpt.cu $LIBS
+    build test_gpt_cu_fp32 -DENABLE_FP32 test_gpt.cu $LIBS
+    build ceilings dev/cuda/ceilings.cu $LIBS
+    for f in dev/cuda/*_check.cu; do
+        n=$(basename "$f" .cu)
+        build "$n" "$f" $LIBS
+        build "${n}_fp32" -DENABLE_FP32 "$f" $LIBS
     done
-    RESULT[test_$prec]="$pass passed, $fail failed"
+    if [ $HAVE_CUDNN = 1 ]; then
+        build train_gpt_cu_cudnn $CUDNN_FLAGS train_gpt.cu $LIBS $NCCL_LIB $CUDNN_LIB -lnvrtc
+        build test_gpt_cu_cudnn $CUDNN_FLAGS test_gpt.cu $LIBS $CUDNN_LIB -lnvrtc
+        build attention_check_cudnn $CUDNN_FLAGS dev/cuda/attention_check.cu $LIBS $CUDNN_LIB -lnvrtc
+    fi
+    nb=0
+    for p in "${pids[@]}"; do wait "$p" || nb=$((nb + 1)); done
+    if [ "$nb" -ne 0 ]; then
+        echo "FAIL: $nb builds failed:"
+        for l in "$BIN"/build_*.log; do
+            if grep -q -i "error" "$l"; then echo "--- $l"; grep -i -m5 -B2 "error" "$l"; fi
+        done
+        FAILS=$((FAILS + nb))
+    fi
+    RESULT[build]="${#pids[@]} builds, $nb failed ($(elapsed)s)"
+    echo "build done at $(elapsed)s"
+    if [ "${1:-}" = "--build-only" ]; then
+        echo "$ARCH, commit $(git rev-parse --short HEAD 2>/dev/null), $(date -u +%F)" > "$BIN/PREBUILT"
+        rm -f "$BIN"/build_*.log
+        exit $((nb > 0))
+    fi
+else
+    echo "FAIL: no nvcc at $NVCC and no prebuilt binaries in $BIN (GPU_ARCH=sm_90 bash dev/gpu_check.sh --build-only)"
+    exit 1
+fi
+
+# run NAME TIMEOUT CMD...: runs, prints the output, counts PASS/FAIL lines into RESULT[NAME]
+# (a non-zero exit without a FAIL line counts as one failure)
+run_counted() {
+    local name=$1 t=$2; shift 2
+    local out rc p f
+    out=$(timeout -k 5 "$(tmo "$t")" "$@" 2>&1); rc=$?
+    echo "$out"
+    p=$(echo "$out" | grep -c '^PASS'); f=$(echo "$out" | grep -c '^FAIL')
+    if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "FAIL: $* exited $rc"; fi
+    local prev=${RESULT[$name]:-0 0}
+    RESULT[$name]="$(( ${prev% *} + p )) $(( ${prev#* } + f ))"
+    FAILS=$((FAILS + f))
+}
+counted() { local v=${RESULT[$1]:-}; [ -n "$v" ] && echo "${v% *} passed, ${v#* } failed" || echo "not run"; }
+
+# ---------------------------------------------------------------- 2. test_gpt_cu
+if [ ! -f build/cuda_refs/hs64_debug_state.bin ] && [ -n "$PY" ]; then
+    PYTHON=$PY timeout 120 bash dev/cuda/make_refs.sh > /dev/null || echo "FAIL: dev/cuda/make_refs.sh"
+fi
+VARIANTS="bf16:scalar:test_gpt_cu bf16_tc:tc:test_gpt_cu fp32:scalar:test_gpt_cu_fp32"
+[ $HAVE_CUDNN = 1 ] && VARIANTS="$VARIANTS bf16_cudnn:cudnn:test_gpt_cu_cudnn"
+for v in $VARIANTS; do
+    IFS=: read -r prec att exe <<< "$v"
+    for ref in awkward hs64 hs128; do
+        if [ "$(left)" -lt 30 ]; then echo "SKIPPED: test_gpt_cu $prec $ref (out of time)"; continue; fi
+        if [ ! -f build/cuda_refs/${ref}_model.bin ]; then
+            echo "FAIL: no build/cuda_refs/${ref}_model.bin (make cuda-refs, and carry build/cuda_refs)"
+            RESULT[test_$prec]="0 1"; FAILS=$((FAILS + 1)); continue
+        fi
+        echo "=== test_gpt_cu ($prec, attention $att) $ref"
+        run_counted "test_$prec" 40 env LLMC_ATTENTION=$att "$BIN/$exe" build/cuda_refs/$ref
+    done
 done
 echo "tests done at $(elapsed)s"
 
 # ---------------------------------------------------------------- 3. kernel harnesses
-# the card's measured ceilings first (dev/cuda/CEILINGS.md), which the harnesses print against
 echo "=== ceilings"
-timeout 60 $BIN/ceilings dev/cuda/CEILINGS.md && cat dev/cuda/CEILINGS.md
-if [ -n "${OUT:-}" ] && [ -f dev/cuda/CEILINGS.md ]; then cp dev/cuda/CEILINGS.md "$OUT/"; fi
-hpass=0; hfail=0; ATT=""
-for f in dev/cuda/*_check.cu; do
-    n=$(basename "$f" .cu)
-    for v in "" _fp32; do
-        echo "=== $n$v"
-        if [ "$v" = _fp32 ]; then out=$(HARNESS_CHECK_ONLY=1 timeout 120 $BIN/$n$v 2>&1); rc=$?
-        else out=$(timeout 120 $BIN/$n$v 2>&1); rc=$?; fi
-        echo "$out"
-        if [ "$n$v" = attention_check ]; then ATT=$(echo "$out" | grep "attention fwd+bwd .* B=8 T=1024 NH=12" | sed 's/^ *attention fwd+bwd //' | tr '\n' ';'); fi
-        hpass=$((hpass + $(echo "$out" | grep -c '^PASS'))); f2=$(echo "$out" | grep -c '^FAIL')
-        [ $rc -ne 0 ] && [ $f2 -eq 0 ] && f2=1
-        hfail=$((hfail + f2))
-    done
+if timeout -k 5 "$(tmo 60)" "$BIN/ceilings" dev/cuda/CEILINGS.md; then
+    cat dev/cuda/CEILINGS.md
+    if [ -n "${OUT:-}" ]; then cp dev/cuda/CEILINGS.md "$OUT/"; fi
+else
+    echo "FAIL: ceilings"; FAILS=$((FAILS + 1))
+fi
+ATT=""
+HARNESSES=""
+for f in dev/cuda/*_check.cu; do n=$(basename "$f" .cu); HARNESSES="$HARNESSES $n ${n}_fp32"; done
+[ $HAVE_CUDNN = 1 ] && HARNESSES="$HARNESSES attention_check_cudnn"
+for n in $HARNESSES; do
+    if [ "$(left)" -lt 120 ]; then echo "SKIPPED: $n (out of time; the training benchmark goes first)"; continue; fi
+    echo "=== $n"
+    case $n in
+        *_fp32) out=$(HARNESS_CHECK_ONLY=1 timeout -k 5 "$(tmo 60)" "$BIN/$n" 2>&1); rc=$? ;;
+        *) out=$(timeout -k 5 "$(tmo 60)" "$BIN/$n" 2>&1); rc=$? ;;
+    esac
+    echo "$out"
+    case $n in attention_check|attention_check_cudnn)
+        ATT="$ATT$(echo "$out" | grep -E "attention fwd\+bwd .*B=8 T=1024 NH=12" | sed 's/^ *attention fwd+bwd //' | tr '\n' ';')" ;;
+    esac
+    p=$(echo "$out" | grep -c '^PASS'); f=$(echo "$out" | grep -c '^FAIL')
+    if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "FAIL: $n exited $rc"; fi
+    prev=${RESULT[harness]:-0 0}
+    RESULT[harness]="$(( ${prev% *} + p )) $(( ${prev#* } + f ))"
+    FAILS=$((FAILS + f))
 done
-RESULT[harness]="$hpass passed, $hfail failed"
 echo "harnesses done at $(elapsed)s"
 
 # ---------------------------------------------------------------- 4. d12 training benchmark
 DATA=dev/data/tinyshakespeare/tiny_shakespeare_train.bin
-if [ ! -f $DATA ] && [ -n "$PY" ]; then $PY dev/data/tinyshakespeare.py > /dev/null 2>&1; fi
-TRAIN_B=""; TRAIN_LINE=""
-for B in 64 32 16; do
-    echo "=== train_gpt_cu d12 B=$B T=1024"
-    out=$(timeout 150 $BIN/train_gpt_cu -e d12 -b $B -t 1024 -x 12 -v 0 -s 0 -l 3e-4 -i $DATA -j $DATA 2>&1); rc=$?
-    echo "$out" | grep -v "^step .*ETA" | tail -8
+VAL=dev/data/tinyshakespeare/tiny_shakespeare_val.bin
+if [ ! -f $DATA ]; then echo "FAIL: no $DATA (carry dev/data/tinyshakespeare)"; FAILS=$((FAILS + 1)); fi
+[ -f $VAL ] || VAL=$DATA
+COMMON="-e d12 -t 1024 -l 3e-4 -i $DATA -j $VAL"
+declare -A TRAIN
+# train NAME TIMEOUT flags...: one run, its "average step" line into TRAIN[NAME]
+train() {
+    local name=$1 t=$2; shift 2
+    if [ "$(left)" -lt 25 ]; then echo "SKIPPED: train $name (out of time)"; return 1; fi
+    echo "=== train_gpt_cu $name: $*"
+    local out rc
+    out=$(timeout -k 5 "$(tmo "$t")" "$@" 2>&1); rc=$?
+    echo "$out" | grep -v "^step" | grep -v "^ *$" | tail -12
     echo "$out" | grep "^step" | tail -3
-    if [ $rc -eq 0 ] && echo "$out" | grep -q "average step"; then
-        TRAIN_B=$B; TRAIN_LINE=$(echo "$out" | grep "average step" | tail -1); break
-    fi
-    echo "(B=$B did not run: exit $rc; trying a smaller B)"
-done
-TRAIN_TC=""; TRAIN_TC_ALL=""
+    TRAIN[$name]=$(echo "$out" | grep "average step" | tail -1)
+    LAST_OUT=$out
+    if [ $rc -ne 0 ] || [ -z "${TRAIN[$name]}" ]; then TRAIN[$name]="failed (exit $rc)"; return 1; fi
+    return 0
+}
+TRAIN_B=""
+if [ -f $DATA ]; then
+    for B in 64 32 16; do
+        if train "scalar B=$B" 90 $BIN/train_gpt_cu $COMMON -b $B -x 10 -v 0 -s 0 --attention scalar; then TRAIN_B=$B; break; fi
+        if ! echo "$LAST_OUT" | grep -q -i "out of memory\|cudaMalloc"; then
+            echo "FAIL: train_gpt_cu B=$B failed, and not for memory"; FAILS=$((FAILS + 1)); break
+        fi
+        echo "(B=$B does not fit; trying a smaller B)"
+    done
+fi
 if [ -n "$TRAIN_B" ]; then
-    echo "=== train_gpt_cu d12 B=$TRAIN_B with --attention tc (tensor-core attention)"
-    out=$(timeout 150 $BIN/train_gpt_cu --attention tc -e d12 -b $TRAIN_B -t 1024 -x 12 -v 0 -s 0 -l 3e-4 -i $DATA -j $DATA 2>&1)
-    echo "$out" | grep "^step" | tail -3; echo "$out" | grep -E "error" | head -3
-    TRAIN_TC=$(echo "$out" | grep "average step" | tail -1)
-    echo "$TRAIN_TC"
-    echo "=== train_gpt_cu d12 B=$TRAIN_B with --attention tc --gelu-fusion 1"
-    out=$(timeout 150 $BIN/train_gpt_cu --attention tc --gelu-fusion 1 -e d12 -b $TRAIN_B -t 1024 -x 12 -v 0 -s 0 -l 3e-4 -i $DATA -j $DATA 2>&1)
-    echo "$out" | grep "^step" | tail -3; echo "$out" | grep -E "error" | head -3
-    TRAIN_TC_ALL=$(echo "$out" | grep "average step" | tail -1)
-    echo "$TRAIN_TC_ALL"
-    echo "=== train_gpt_cu d12 B=$TRAIN_B with -r 1 (recompute: memory option; speed cost)"
-    timeout 150 $BIN/train_gpt_cu --attention tc -r 1 -e d12 -b $TRAIN_B -t 1024 -x 6 -v 0 -s 0 -l 3e-4 -i $DATA -j $DATA 2>&1 | grep -E "average step|error|memory"
+    B=$TRAIN_B
+    train "tc" 90 $BIN/train_gpt_cu $COMMON -b $B -x 10 -v 0 -s 0 --attention tc || FAILS=$((FAILS + 1))
+    BEST=tc
+    if [ $HAVE_CUDNN = 1 ]; then
+        # also the shapes cuDNN's graphs do not cover: val batches (same shape) and sampling (B=1, T growing)
+        train "cudnn" 90 $BIN/train_gpt_cu_cudnn $COMMON -b $B -x 10 -v 10 -m 2 -s 10 -g 16 --attention cudnn || FAILS=$((FAILS + 1))
+        BEST=cudnn
+    fi
+    exe=$BIN/train_gpt_cu; [ $BEST = cudnn ] && exe=$BIN/train_gpt_cu_cudnn
+    train "$BEST + GELU fusion" 90 $exe $COMMON -b $B -x 10 -v 0 -s 0 --attention $BEST --gelu-fusion 1 || FAILS=$((FAILS + 1))
+    train "$BEST + recompute" 90 $exe $COMMON -b $B -x 6 -v 0 -s 0 --attention $BEST -r 1 || FAILS=$((FAILS + 1))
+    echo "$LAST_OUT" | grep -i "allocated\|memory" | head -3
 fi
 echo "training benchmark done at $(elapsed)s"
 
 # ---------------------------------------------------------------- 5. PyTorch baseline
 TORCH_LINE="skipped (no python with torch + CUDA)"
+PEAK=$(echo "${TRAIN[scalar B=$TRAIN_B]:-}" | sed -n 's/.* of \([0-9]*\) TFLOP\/s.*/\1/p')
 if [ -n "$PY" ] && [ -n "$TRAIN_B" ] && $PY -c "import torch; assert torch.cuda.is_available()" > /dev/null 2>&1; then
-    echo "=== PyTorch baseline B=$TRAIN_B T=1024"
-    TORCH_LINE=$(timeout 240 $PY dev/cuda/bench_torch.py --B $TRAIN_B --T 1024 --steps 15 2>&1 | tail -1)
-    echo "$TORCH_LINE"
+    if [ "$(left)" -lt 60 ]; then
+        TORCH_LINE="SKIPPED (out of time)"
+    else
+        echo "=== PyTorch baseline B=$TRAIN_B T=1024"
+        TORCH_OUT=$(timeout -k 5 "$(tmo 200)" $PY dev/cuda/bench_torch.py --B $TRAIN_B --T 1024 --steps 15 ${PEAK:+--peak-tflops $PEAK} 2>&1); rc=$?
+        echo "$TORCH_OUT" | tail -5
+        TORCH_LINE=$(echo "$TORCH_OUT" | grep "^torch:" | tail -1)
+        [ $rc -eq 0 ] && [ -n "$TORCH_LINE" ] || { TORCH_LINE="failed (exit $rc)"; FAILS=$((FAILS + 1)); }
+    fi
 fi
 
 # ---------------------------------------------------------------- 6. table
-ours_tok=0
-for l in "$TRAIN_LINE" "$TRAIN_TC" "$TRAIN_TC_ALL"; do
-    t=$(echo "$l" | sed -n 's/.* \([0-9]*\) tok\/s.*/\1/p')
-    if [ -n "$t" ] && [ "$t" -gt "$ours_tok" ]; then ours_tok=$t; fi
+tok_of() { echo "$1" | sed -n 's/.* \([0-9]*\) tok\/s.*/\1/p'; }
+ours_tok=0; ours_name=""
+for k in "${!TRAIN[@]}"; do
+    case $k in *recompute*) continue ;; esac
+    t=$(tok_of "${TRAIN[$k]}")
+    if [ -n "$t" ] && [ "$t" -gt "$ours_tok" ]; then ours_tok=$t; ours_name=$k; fi
 done
 torch_tok=$(echo "$TORCH_LINE" | sed -n 's/.* tok\/s \([0-9]*\) .*/\1/p')
 ratio="n/a"
 if [ "$ours_tok" -gt 0 ] && [ -n "$torch_tok" ] && [ "$torch_tok" -gt 0 ]; then ratio=$(awk "BEGIN{printf \"%.2fx\", $ours_tok/$torch_tok}"); fi
 echo
-echo "================ gpu_check summary ($(elapsed)s) ================"
-printf "%-22s %s\n" "GPU" "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
-printf "%-22s %s\n" "build" "${RESULT[build]}"
-printf "%-22s %s\n" "test_gpt_cu bf16" "${RESULT[test_bf16]:-not run}"
-printf "%-22s %s\n" "test_gpt_cu bf16 tc" "${RESULT[test_bf16_tc]:-not run}"
-printf "%-22s %s\n" "test_gpt_cu fp32" "${RESULT[test_fp32]:-not run}"
-printf "%-22s %s\n" "ceilings" "$(grep -E '=' dev/cuda/CEILINGS.md 2>/dev/null | tr -s ' \n' ' ')"
-printf "%-22s %s\n" "kernel harnesses" "${RESULT[harness]}"
-printf "%-22s %s\n" "attention d12 shape" "${ATT:-n/a}"
-printf "%-22s %s\n" "ours d12 B=${TRAIN_B:-?}" "${TRAIN_LINE:-did not run}"
-printf "%-22s %s\n" "  + tc attention" "${TRAIN_TC:-did not run}"
-printf "%-22s %s\n" "  + tc + GELU fusion" "${TRAIN_TC_ALL:-did not run}"
-printf "%-22s %s\n" "PyTorch d12" "$TORCH_LINE"
-printf "%-22s %s\n" "ours (best) / PyTorch" "$ratio tokens/s"
+echo "================ gpu_check summary ($(elapsed)s, $FAILS failures) ================"
+printf "%-24s %s\n" "GPU" "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
+printf "%-24s %s\n" "build" "${RESULT[build]}"
+for v in $VARIANTS; do
+    IFS=: read -r prec att exe <<< "$v"
+    printf "%-24s %s\n" "test_gpt_cu $prec" "$(counted "test_$prec")"
+done
+printf "%-24s %s\n" "ceilings" "$(grep -E '=' dev/cuda/CEILINGS.md 2>/dev/null | tr -s ' \n' ' ')"
+printf "%-24s %s\n" "kernel harnesses" "$(counted harness)"
+printf "%-24s %s\n" "attention d12 shape" "${ATT:-n/a}"
+for k in "scalar B=$TRAIN_B" tc cudnn "tc + GELU fusion" "cudnn + GELU fusion" "tc + recompute" "cudnn + recompute"; do
+    [ -n "${TRAIN[$k]:-}" ] && printf "%-24s %s\n" "d12 $k" "${TRAIN[$k]}"
+done
+printf "%-24s %s\n" "PyTorch d12" "$TORCH_LINE"
+printf "%-24s %s\n" "ours (best) / PyTorch" "$ratio tokens/s (best: ${ours_name:-none})"
+[ "$FAILS" -eq 0 ]

@@ -163,7 +163,7 @@ typedef struct {
     int write_bf16;           //     also write each checkpoint's model as a version-5 (bf16) file
     int recompute;            // -r  GPU: recompute GELU and LayerNorm outputs in the backward pass
     int gelu_fusion;          //     GPU: GELU in the matmul's epilogue
-    const char* attention;    //     GPU: attention kernel, scalar | tc (tensor cores)
+    const char* attention;    //     GPU: attention kernel, scalar | tc | cudnn; "" = the build's default
 } TrainConfig;
 
 static void train_config_defaults(TrainConfig* c) {
@@ -218,7 +218,7 @@ static void train_config_defaults(TrainConfig* c) {
     c->write_bf16 = 0;
     c->recompute = 0;
     c->gelu_fusion = 0;
-    c->attention = "scalar";
+    c->attention = "";  // cuDNN in a USE_CUDNN=1 build, else our CUDA-core kernels
 }
 
 #define TRAIN_NUM_ARGS 52
@@ -277,7 +277,7 @@ static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
         {NULL, "--write-bf16", ARG_FLAG, &c->write_bf16, 0, 0, "also write each checkpoint's model in bf16 (version 5)"},
         {"-r", "--recompute", ARG_INT, &c->recompute, 0, 1, "GPU: 1 recomputes GELU and LayerNorm outputs in backward (less memory)"},
         {NULL, "--gelu-fusion", ARG_INT, &c->gelu_fusion, 0, 1, "GPU: 1 fuses GELU into the matmul epilogue"},
-        {NULL, "--attention", ARG_STRING, &c->attention, 0, 0, "GPU: attention kernel, tc (tensor cores) or scalar"},
+        {NULL, "--attention", ARG_STRING, &c->attention, 0, 0, "GPU: attention: scalar (CUDA cores), tc (tensor cores) or cudnn (USE_CUDNN=1 builds)"},
     };
     memcpy(specs, s, sizeof(s));
 }
@@ -306,8 +306,9 @@ static void train_config_parse(TrainConfig* c, int argc, char** argv, const char
     if (strcmp(c->init_method, "mpi") != 0 && strcmp(c->init_method, "fs") != 0 && strcmp(c->init_method, "tcp") != 0) {
         die("-pm: unknown init method '%s' (mpi, fs, tcp)", c->init_method);
     }
-    if (strcmp(c->attention, "tc") != 0 && strcmp(c->attention, "scalar") != 0) {
-        die("--attention: unknown kernel '%s' (tc, scalar)", c->attention);
+    if (c->attention[0] != '\0' && strcmp(c->attention, "tc") != 0 && strcmp(c->attention, "scalar") != 0 &&
+        strcmp(c->attention, "cudnn") != 0) {
+        die("--attention: unknown kernel '%s' (scalar, tc, cudnn)", c->attention);
     }
     if (c->total_batch_size != -1 && c->total_batch_size <= 0) {
         die("-d: total batch size must be positive or -1, got %d", c->total_batch_size);

@@ -124,13 +124,15 @@ static void attention_backward(float* dinp, const float* dout, const float* inp,
 // rows [r0, r0 + ATT_TILE) of one of q/k/v (which = 0/1/2) of head h into s (row stride ld)
 __device__ static inline void att_load_tile(float* s, int ld, const floatX* qkv, int which, int b, int h,
                                             int r0, int T, int C, int hs) {
-    int n = ATT_TILE * hs;
+    // columns [hs, 32 * ceil(hs / 32)) are zeroed: the lanes' register slices read them
+    int hsp = (hs + 31) / 32 * 32;
+    int n = ATT_TILE * hsp;
     for (int idx = threadIdx.x; idx < n; idx += blockDim.x) {
-        int r = idx / hs;
-        int d = idx % hs;
+        int r = idx / hsp;
+        int d = idx % hsp;
         int t = r0 + r;
         float v = 0.0f;
-        if (t < T) { v = fx2f(qkv[((size_t)b * T + t) * 3 * C + which * C + h * hs + d]); }
+        if (t < T && d < hs) { v = fx2f(qkv[((size_t)b * T + t) * 3 * C + which * C + h * hs + d]); }
         s[r * ld + d] = v;
     }
 }
@@ -235,9 +237,9 @@ attention_backward_dkdv_kernel(floatX* dqkv, const floatX* dout, const floatX* q
         __syncthreads();
         att_load_tile(&Qs[0][0], HSP + 1, qkv, 0, b, h, i0, T, C, hs);
         // dout has row stride C, not 3C: load it here
-        for (int idx = threadIdx.x; idx < ATT_TILE * hs; idx += blockDim.x) {
-            int r = idx / hs, d = idx % hs, t = i0 + r;
-            dOs[r][d] = t < T ? fx2f(dout[((size_t)b * T + t) * C + h * hs + d]) : 0.0f;
+        for (int idx = threadIdx.x; idx < ATT_TILE * HK * 32; idx += blockDim.x) {
+            int r = idx / (HK * 32), d = idx % (HK * 32), t = i0 + r;
+            dOs[r][d] = (t < T && d < hs) ? fx2f(dout[((size_t)b * T + t) * C + h * hs + d]) : 0.0f;
         }
         if (threadIdx.x < ATT_TILE) {
             int t = i0 + threadIdx.x;
@@ -341,7 +343,7 @@ attention_backward_dq_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv
 // probabilities go back as bf16 (as in FlashAttention). The forward keeps its output
 // accumulator in shared memory (it is rescaled per row as the max moves); the backward keeps
 // dk, dv (or dq) in registers. Two backward kernels again (dk/dv by key tile, dq by query tile):
-// no atomics. Selected with LLMC_ATTENTION=tc (or attention_cuda_mode = 2); the scalar kernels
+// no atomics. Selected with ATTENTION_TC (--attention tc, LLMC_ATTENTION=tc); the scalar kernels
 // above stay the default until the harness has checked this path on a GPU.
 #ifndef ENABLE_FP32
 #include <mma.h>
@@ -721,21 +723,113 @@ static void attention_backward_tc(floatX* dqkv, const float* Dsum, const floatX*
 }
 #endif // !ENABLE_FP32
 
-// 0: from the environment (LLMC_ATTENTION=tc or scalar; default scalar), 1: scalar, 2: tensor cores
-static int attention_cuda_mode = 0;
+// ----------------------------------------------------------------------------
+// Which implementation runs. The caller owns the choice (train_gpt_cu's --attention, the
+// harnesses' and test_gpt_cu's LLMC_ATTENTION): there is no global switch.
+//   ATTENTION_SCALAR  the CUDA-core kernels above: any head size <= 128, bf16 or fp32
+//   ATTENTION_TC      the tensor-core (WMMA) kernels: bf16, head sizes 64 and 128 (others: scalar)
+//   ATTENTION_CUDNN   cuDNN's fused SDPA (llmc/attention_cudnn.h; USE_CUDNN=1 bf16 builds):
+//                     graphs are built once for the training shape (B, T); a forward of any
+//                     other shape (evaluation of shorter sequences, sampling) runs the scalar kernels
+typedef enum { ATTENTION_SCALAR = 1, ATTENTION_TC = 2, ATTENTION_CUDNN = 3 } AttentionKind;
+
+#if defined(ENABLE_CUDNN) && !defined(ENABLE_FP32)
+#include "attention_cudnn.h"
+#define ATTENTION_HAS_CUDNN 1
+#else
+#define ATTENTION_HAS_CUDNN 0
+typedef struct AttentionCudnn AttentionCudnn;  // never defined: no cuDNN in this build
+#endif
+
+typedef struct {
+    AttentionKind kind;
+    AttentionCudnn* cudnn;  // ATTENTION_CUDNN: the graphs of one (B, T) shape (attention_setup)
+} Attention;
+
+
+// "scalar", "tc", "cudnn", or "" for this build's default (cuDNN when built in, else scalar);
+// what names the choice (a flag or a variable) goes into the error
+static AttentionKind attention_kind_parse(const char* name, const char* what) {
+    if (name == NULL || name[0] == '\0') { return ATTENTION_HAS_CUDNN ? ATTENTION_CUDNN : ATTENTION_SCALAR; }
+    if (strcmp(name, "scalar") == 0) { return ATTENTION_SCALAR; }
+    if (strcmp(name, "tc") == 0) {
+#ifdef ENABLE_FP32
+        fprintf(stderr, "error: %s tc: the tensor-core attention is bf16 only; this is a PRECISION=FP32 build\n", what);
+        exit(EXIT_FAILURE);
+#endif
+        return ATTENTION_TC;
+    }
+    if (strcmp(name, "cudnn") == 0) {
+        if (!ATTENTION_HAS_CUDNN) {
+            fprintf(stderr, "error: %s cudnn: this build has no cuDNN attention (build with make ... USE_CUDNN=1, bf16)\n", what);
+            exit(EXIT_FAILURE);
+        }
+        return ATTENTION_CUDNN;
+    }
+    fprintf(stderr, "error: %s: unknown attention '%s' (scalar, tc, cudnn)\n", what, name);
+    exit(EXIT_FAILURE);
+}
+
+// the tests and harnesses: LLMC_ATTENTION=scalar|tc|cudnn, unset for the build's default
+static AttentionKind attention_kind_from_env(void) {
+    return attention_kind_parse(getenv("LLMC_ATTENTION"), "LLMC_ATTENTION");
+}
+
+static void attention_init(Attention* att, AttentionKind kind) {
+    att->kind = kind;
+    att->cudnn = NULL;
+}
+
+// Before the first step, with the shape the training runs at: cuDNN builds its graphs and
+// allocates its workspace here (a step allocates nothing). Nothing to do for our kernels.
+static void attention_setup(Attention* att, int B, int T, int C, int NH, cudaStream_t stream) {
+#if ATTENTION_HAS_CUDNN
+    if (att->kind == ATTENTION_CUDNN && att->cudnn == NULL) { att->cudnn = attention_cudnn_create(B, T, C, NH, stream); }
+#else
+    (void)att; (void)B; (void)T; (void)C; (void)NH; (void)stream;
+#endif
+}
+
+static void attention_free(Attention* att) {
+#if ATTENTION_HAS_CUDNN
+    if (att->cudnn != NULL) { attention_cudnn_destroy(att->cudnn); }
+#endif
+    att->cudnn = NULL;
+}
 
 // whether this call goes to the tensor-core kernels
-static int attention_use_tc(int hs) {
+static int attention_use_tc(const Attention* att, int hs) {
 #ifdef ENABLE_FP32
-    (void)hs;
+    (void)att; (void)hs;
     return 0;
 #else
-    if (attention_cuda_mode == 0) {
-        const char* e = getenv("LLMC_ATTENTION");
-        attention_cuda_mode = (e != NULL && strcmp(e, "tc") == 0) ? 2 : 1;
-    }
-    return attention_cuda_mode == 2 && (hs == 64 || hs == 128);
+    return att->kind == ATTENTION_TC && (hs == 64 || hs == 128);
 #endif
+}
+
+// whether this call goes to cuDNN: its graphs exist for exactly one shape
+static int attention_use_cudnn(const Attention* att, int B, int T, int C, int NH) {
+#if ATTENTION_HAS_CUDNN
+    return att->kind == ATTENTION_CUDNN && att->cudnn != NULL && attention_cudnn_matches(att->cudnn, B, T, C, NH);
+#else
+    (void)att; (void)B; (void)T; (void)C; (void)NH;
+    return 0;
+#endif
+}
+
+// what runs at the training shape, for the run's header line
+static const char* attention_name(const Attention* att, int hs) {
+    if (att->kind == ATTENTION_CUDNN) { return "cuDNN SDPA"; }
+    return attention_use_tc(att, hs) ? "tensor cores" : "CUDA cores";
+}
+
+// device memory attention_setup took
+static size_t attention_device_bytes(const Attention* att) {
+#if ATTENTION_HAS_CUDNN
+    if (att->cudnn != NULL) { return (size_t)att->cudnn->workspace_bytes; }
+#endif
+    (void)att;
+    return 0;
 }
 
 static void attention_check_shape(int C, int NH) {
@@ -745,12 +839,18 @@ static void attention_check_shape(int C, int NH) {
     }
 }
 
-static void attention_forward_cuda(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH,
-                                   cudaStream_t stream) {
+static void attention_forward_cuda(const Attention* att, floatX* out, float* lse, const floatX* qkv, int B, int T,
+                                   int C, int NH, cudaStream_t stream) {
     attention_check_shape(C, NH);
     int hs = C / NH;
+#if ATTENTION_HAS_CUDNN
+    if (attention_use_cudnn(att, B, T, C, NH)) {
+        attention_cudnn_forward(att->cudnn, out, lse, qkv, stream);
+        return;
+    }
+#endif
 #ifndef ENABLE_FP32
-    if (attention_use_tc(hs)) {
+    if (attention_use_tc(att, hs)) {
         if (hs == 64) { attention_forward_tc<64>(out, lse, qkv, B, T, C, NH, stream); }
         else { attention_forward_tc<128>(out, lse, qkv, B, T, C, NH, stream); }
         return;
@@ -767,17 +867,24 @@ static void attention_forward_cuda(floatX* out, float* lse, const floatX* qkv, i
     cudaCheckLaunch();
 }
 
-// Dsum: B*NH*T floats of scratch
-static void attention_backward_cuda(floatX* dqkv, float* Dsum, const floatX* dout, const floatX* qkv,
-                                    const floatX* out, const float* lse, int B, int T, int C, int NH,
-                                    cudaStream_t stream) {
+// Dsum: B*NH*T floats of scratch (unused by cuDNN). The backward must follow a forward of the
+// same implementation: lse is each implementation's own (cuDNN's stats or our logsumexp).
+static void attention_backward_cuda(const Attention* att, floatX* dqkv, float* Dsum, const floatX* dout,
+                                    const floatX* qkv, const floatX* out, const float* lse, int B, int T, int C,
+                                    int NH, cudaStream_t stream) {
     attention_check_shape(C, NH);
     int hs = C / NH;
+#if ATTENTION_HAS_CUDNN
+    if (attention_use_cudnn(att, B, T, C, NH)) {
+        attention_cudnn_backward(att->cudnn, dqkv, dout, qkv, out, lse, stream);
+        return;
+    }
+#endif
     size_t rows = (size_t)B * NH * T;
     attention_backward_dsum_kernel<<<(unsigned)CEIL_DIV(rows, 8), 256, 0, stream>>>(Dsum, dout, out, B, T, C, NH, hs);
     cudaCheckLaunch();
 #ifndef ENABLE_FP32
-    if (attention_use_tc(hs)) {
+    if (attention_use_tc(att, hs)) {
         if (hs == 64) { attention_backward_tc<64>(dqkv, Dsum, dout, qkv, lse, B, T, C, NH, stream); }
         else { attention_backward_tc<128>(dqkv, Dsum, dout, qkv, lse, B, T, C, NH, stream); }
         return;

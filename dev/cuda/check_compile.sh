@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CI without a GPU: every .cu file in the repository compiles and links for sm_80 and sm_90,
-# in bf16 and in fp32; train_gpt.cu and test_gpt.cu also with the cuDNN flag (USE_CUDNN=1).
+# in bf16 and in fp32; train_gpt.cu, test_gpt.cu and the attention harness also with cuDNN's
+# attention (USE_CUDNN=1: needs cuDNN's frontend headers, fetched by get_cudnn_frontend.sh).
 # Prints PASS:/FAIL: lines. Without nvcc it says so and checks nothing (cuda.mk only
 # registers this test when nvcc exists). Builds go to a temporary directory, two at a time.
 set -u
@@ -23,6 +24,13 @@ if command -v mpicc > /dev/null 2>&1; then
     MPI_LIBS="$(mpicc -showme:link)"
 fi
 
+# cuDNN's C++ frontend headers (from PyPI, into build/): a failure to fetch them is a FAIL of
+# the cuDNN builds, not a silent skip
+CUDNN_FE=${CUDNN_FRONTEND_PATH:-build/cudnn_frontend/include}
+if [ ! -f "$CUDNN_FE/cudnn_frontend.h" ]; then
+    bash dev/cuda/get_cudnn_frontend.sh || echo "FAIL: cuDNN frontend headers: dev/cuda/get_cudnn_frontend.sh failed"
+fi
+
 # one line per build: name|extra flags|extra libs|file
 jobs_file="$tmp/jobs"
 : > "$jobs_file"
@@ -33,7 +41,8 @@ for f in $files; do
     echo "$f bf16|||$f|$base.bf16" >> "$jobs_file"
     echo "$f fp32|-DENABLE_FP32||$f|$base.fp32" >> "$jobs_file"
     case "$f" in
-        train_gpt.cu|test_gpt.cu) echo "$f bf16 cuDNN|-DENABLE_CUDNN|-lcudnn|$f|$base.cudnn" >> "$jobs_file" ;;
+        train_gpt.cu|test_gpt.cu|dev/cuda/attention_check.cu)
+            echo "$f bf16 cuDNN|-DENABLE_CUDNN -isystem $CUDNN_FE|-lcudnn -lnvrtc|$f|$base.cudnn" >> "$jobs_file" ;;
     esac
     if [ "$f" = "train_gpt.cu" ] && [ -n "${MPI_FLAGS:-}" ]; then
         echo "$f bf16 MPI+NCCL|$MPI_FLAGS|$MPI_LIBS|$f|$base.mpi" >> "$jobs_file"

@@ -3,7 +3,7 @@
 # registers itself as a test when nvcc exists.
 #   make train_gpt_cu test_gpt_cu              bf16 build for sm_80 + sm_90
 #   make train_gpt_cu PRECISION=FP32           fp32 everywhere (exact comparisons)
-#   make train_gpt_cu USE_CUDNN=1              (reserved: cuDNN attention, not implemented yet)
+#   make train_gpt_cu USE_CUDNN=1              cuDNN attention (bf16); fetches cuDNN's frontend headers first
 #   make cuda-harnesses                        dev/cuda/*_check.cu -> build/cuda/*_check[_fp32], build/cuda/ceilings
 #   make cuda-refs                             PyTorch references for test_gpt_cu -> build/cuda_refs/
 #   CUDA_ARCHS="-gencode arch=compute_90,code=sm_90" make ...   one architecture (faster builds)
@@ -29,9 +29,13 @@ NVCC_FLAGS += -DENABLE_FP32
 else ifneq ($(PRECISION),BF16)
 $(error PRECISION must be BF16 or FP32, not $(PRECISION))
 endif
+# cuDNN's attention goes through its header-only C++ frontend, which dev/cuda/get_cudnn_frontend.sh
+# unpacks from PyPI into build/cudnn_frontend (CUDNN_FRONTEND_PATH to use another copy)
+CUDNN_FRONTEND_PATH ?= build/cudnn_frontend/include
 ifeq ($(USE_CUDNN),1)
-NVCC_FLAGS += -DENABLE_CUDNN
-NVCC_LDLIBS += -lcudnn
+NVCC_FLAGS += -DENABLE_CUDNN -isystem $(CUDNN_FRONTEND_PATH)
+NVCC_LDLIBS += -lcudnn -lnvrtc
+CUDNN_DEPS = $(CUDNN_FRONTEND_PATH)/cudnn_frontend.h
 endif
 CUDA_HEADERS = $(wildcard llmc/*.h) $(wildcard dev/cuda/*.h)
 CUDA_HARNESSES = $(basename $(notdir $(wildcard dev/cuda/*_check.cu)))
@@ -40,18 +44,21 @@ CUDA_HARNESSES = $(basename $(notdir $(wildcard dev/cuda/*_check.cu)))
 
 cuda: train_gpt_cu test_gpt_cu
 
-train_gpt_cu: train_gpt.cu $(CUDA_HEADERS)
+build/cudnn_frontend/include/cudnn_frontend.h:
+	bash dev/cuda/get_cudnn_frontend.sh
+
+train_gpt_cu: train_gpt.cu $(CUDA_HEADERS) $(CUDNN_DEPS)
 	$(NVCC) $(NVCC_FLAGS) $(NVCC_MPI_FLAGS) $(CUDA_ARCHS) -o $@ $< $(NVCC_LDLIBS) $(NVCC_MPI_LIBS)
 
-test_gpt_cu: test_gpt.cu train_gpt.cu train_gpt.c $(CUDA_HEADERS)
+test_gpt_cu: test_gpt.cu train_gpt.cu train_gpt.c $(CUDA_HEADERS) $(CUDNN_DEPS)
 	$(NVCC) $(NVCC_FLAGS) $(CUDA_ARCHS) -o $@ $< $(NVCC_LDLIBS)
 
 # the harnesses in both precisions, side by side
-build/cuda/%_check: dev/cuda/%_check.cu $(CUDA_HEADERS)
+build/cuda/%_check: dev/cuda/%_check.cu $(CUDA_HEADERS) $(CUDNN_DEPS)
 	@mkdir -p build/cuda
 	$(NVCC) $(filter-out -DENABLE_FP32,$(NVCC_FLAGS)) $(CUDA_ARCHS) -o $@ $< $(NVCC_LDLIBS)
 
-build/cuda/%_check_fp32: dev/cuda/%_check.cu $(CUDA_HEADERS)
+build/cuda/%_check_fp32: dev/cuda/%_check.cu $(CUDA_HEADERS) $(CUDNN_DEPS)
 	@mkdir -p build/cuda
 	$(NVCC) $(filter-out -DENABLE_FP32,$(NVCC_FLAGS)) -DENABLE_FP32 $(CUDA_ARCHS) -o $@ $< $(NVCC_LDLIBS)
 
@@ -64,7 +71,7 @@ cuda-harnesses: $(addprefix build/cuda/,$(CUDA_HARNESSES)) $(addsuffix _fp32,$(a
 cuda-refs:
 	bash dev/cuda/make_refs.sh
 
-# CI without a GPU: every .cu file compiles and links (sm_80, sm_90; bf16, fp32; cuDNN flag)
+# CI without a GPU: every .cu file compiles and links (sm_80, sm_90; bf16, fp32; cuDNN attention)
 ifneq ($(wildcard $(NVCC)),)
 TESTS += dev/cuda/check_compile.sh
 endif

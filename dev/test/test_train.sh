@@ -43,6 +43,7 @@ expect_error "a corrupt checkpoint" "bad magic" -e "$TRAIN"
 expect_error "B*T larger than the data" "^error: -j: data .* fewer than one batch" -e d1 -b 64 -t 1024
 expect_error "a missing HellaSwag file" "^error: --hellaswag: /nonexistent.bin: cannot open" -e d1 -h 1 --hellaswag /nonexistent.bin
 expect_error "-y without -o" "^error: -y" -e d1 -y 1
+expect_error "an unknown attention kernel" "^error: --attention: unknown kernel 'flash' (scalar, tc, cudnn)" -e d1 --attention flash
 ${PYTHON:-.venv/bin/python} dev/reference/gpt2_reference.py --out "$work/small" --maxT 16 --steps 0 > /dev/null
 expect_error "a checkpoint smaller than -t" "^error: -t: sequence length 64 exceeds the model's maxT 16" -e "$work/small_model.bin" -t 64
 
