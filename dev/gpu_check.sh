@@ -10,6 +10,7 @@
 #    With build/gpu_check/PREBUILT present (made by --build-only here), it uses those binaries.
 # 2. test_gpt_cu against the PyTorch references in build/cuda_refs/ (carry them, or they are made
 #    here with this machine's PyTorch) and the CPU model: bf16 with each attention, and fp32
+#    then a GPU run killed after a checkpoint and resumed, against the uninterrupted run
 # 3. the card's ceilings (dev/cuda/CEILINGS.md), then every kernel harness (bf16 checks and
 #    timings, fp32 checks)
 # 4. d12 (GPT-2 124M) at T=1024 with the largest B of 64, 32, 16 that fits in memory: each
@@ -156,6 +157,31 @@ for v in $VARIANTS; do
 done
 echo "tests done at $(elapsed)s"
 
+# ---------------------------------------------------------------- 2b. exact resume on the GPU
+# the trainer's checkpoint path (params and AdamW moments down, then up again): a run killed
+# after its step-3 checkpoint and resumed must end bitwise where the uninterrupted run ends
+DATA=dev/data/tinyshakespeare/tiny_shakespeare_train.bin
+VAL=dev/data/tinyshakespeare/tiny_shakespeare_val.bin
+[ -f $VAL ] || VAL=$DATA
+if [ -f $DATA ] && [ "$(left)" -gt 90 ]; then
+    echo "=== resume: kill at step 4, resume from the step-3 checkpoint (d4, B=4, T=256)"
+    rdir=$(mktemp -d /tmp/gpu_resume.XXXXXX)
+    RARGS="-e d4 -b 4 -t 256 -x 6 -n 3 -v 0 -s 0 --seed 11 -i $DATA -j $VAL"
+    timeout -k 5 "$(tmo 40)" $BIN/train_gpt_cu $RARGS -o $rdir/ref > $rdir/ref.out 2>&1; r1=$?
+    LLMC_TEST_KILL_AT_STEP=4 timeout -k 5 "$(tmo 40)" $BIN/train_gpt_cu $RARGS -o $rdir/k > $rdir/k1.out 2>&1; r2=$?
+    timeout -k 5 "$(tmo 40)" $BIN/train_gpt_cu $RARGS -o $rdir/k -y 1 > $rdir/k2.out 2>&1; r3=$?
+    if [ $r1 -eq 0 ] && [ $r2 -eq 137 ] && [ $r3 -eq 0 ] && grep -q "resume: from step 3" $rdir/k2.out &&
+       cmp -s $rdir/ref/model_00000006.bin $rdir/k/model_00000006.bin &&
+       cmp -s $rdir/ref/state_00000006_00000.bin $rdir/k/state_00000006_00000.bin; then
+        echo "PASS: GPU resume: bitwise the same weights and optimizer state as the uninterrupted run"
+        RESULT[resume]="PASS"
+    else
+        echo "FAIL: GPU resume (exits $r1 $r2 $r3)"; tail -3 $rdir/ref.out $rdir/k1.out $rdir/k2.out
+        RESULT[resume]="FAIL (exits $r1 $r2 $r3)"; FAILS=$((FAILS + 1))
+    fi
+    rm -rf "$rdir"
+fi
+
 # ---------------------------------------------------------------- 3. kernel harnesses
 echo "=== ceilings"
 if timeout -k 5 "$(tmo 60)" "$BIN/ceilings" dev/cuda/CEILINGS.md; then
@@ -188,10 +214,7 @@ done
 echo "harnesses done at $(elapsed)s"
 
 # ---------------------------------------------------------------- 4. d12 training benchmark
-DATA=dev/data/tinyshakespeare/tiny_shakespeare_train.bin
-VAL=dev/data/tinyshakespeare/tiny_shakespeare_val.bin
 if [ ! -f $DATA ]; then echo "FAIL: no $DATA (carry dev/data/tinyshakespeare)"; FAILS=$((FAILS + 1)); fi
-[ -f $VAL ] || VAL=$DATA
 COMMON="-e d12 -t 1024 -l 3e-4 -i $DATA -j $VAL"
 declare -A TRAIN
 # train NAME TIMEOUT flags...: one run, its "average step" line into TRAIN[NAME]
@@ -268,6 +291,7 @@ for v in $VARIANTS; do
     IFS=: read -r prec att exe <<< "$v"
     printf "%-24s %s\n" "test_gpt_cu $prec" "$(counted "test_$prec")"
 done
+printf "%-24s %s\n" "resume (kill -9, -y 1)" "${RESULT[resume]:-not run}"
 printf "%-24s %s\n" "ceilings" "$(grep -E '=' dev/cuda/CEILINGS.md 2>/dev/null | tr -s ' \n' ' ')"
 printf "%-24s %s\n" "kernel harnesses" "$(counted harness)"
 printf "%-24s %s\n" "attention d12 shape" "${ATT:-n/a}"

@@ -38,7 +38,7 @@ static void cuda_check_impl(cudaError_t err, const char* file, int line) {
 
 static void cublas_check_impl(cublasStatus_t status, const char* file, int line) {
     if (status != CUBLAS_STATUS_SUCCESS) {
-        fprintf(stderr, "error: cuBLAS status %d at %s:%d\n", (int)status, file, line);
+        fprintf(stderr, "error: cuBLAS status %d (%s) at %s:%d\n", (int)status, cublasLtGetStatusName(status), file, line);
         exit(EXIT_FAILURE);
     }
 }

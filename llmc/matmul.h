@@ -626,10 +626,13 @@ static void matmul_cublaslt(void* d, cudaDataType_t d_type, const floatX* a, con
 
     cublasLtMatmulHeuristicResult_t heur;
     int found = 0;
-    cublasCheck(cublasLtMatmulAlgoGetHeuristic(cublaslt_handle, desc, la, lb, ld_, ld_, pref, 1, &heur, &found));
-    if (found == 0) {
-        fprintf(stderr, "error: cuBLASLt has no algorithm for m=%d n=%d k=%d transA=%d transB=%d epilogue=%d (%s)\n",
-                m, n, k, transA, transB, (int)epilogue, PRECISION_NAME);
+    // no algorithm is reported as CUBLAS_STATUS_NOT_SUPPORTED (not only as found == 0): say which call
+    cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(cublaslt_handle, desc, la, lb, ld_, ld_, pref, 1, &heur, &found);
+    if (hs != CUBLAS_STATUS_SUCCESS || found == 0) {
+        fprintf(stderr, "error: cuBLASLt has no algorithm (%s) for m=%d n=%d k=%d transA=%d transB=%d lda=%d ldb=%d "
+                "ldd=%d d_type=%d beta=%g epilogue=%d bias=%p aux=%p ldaux=%d, alignments A=%u B=%u D=%u (%s)\n",
+                cublasLtGetStatusName(hs), m, n, k, transA, transB, lda, ldb, ldd, (int)d_type, beta, (int)epilogue,
+                (const void*)bias, aux, ldaux, al_a, al_b, al_d, PRECISION_NAME);
         exit(EXIT_FAILURE);
     }
     float alpha = 1.0f;
