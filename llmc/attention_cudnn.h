@@ -69,6 +69,20 @@ static std::shared_ptr<fe::graph::Tensor_attributes> att_cudnn_tensor(fe::graph:
                         .set_data_type(fe::DataType_t::BFLOAT16));
 }
 
+// a graph with bf16 inputs and outputs and fp32 math inside, and its q, k, v views of qkv
+static std::shared_ptr<fe::graph::Graph> att_cudnn_graph(int B, int NH, int T, int HS,
+                                                         std::shared_ptr<fe::graph::Tensor_attributes> qkv[3]) {
+    auto g = std::make_shared<fe::graph::Graph>();
+    g->set_io_data_type(fe::DataType_t::BFLOAT16)
+        .set_intermediate_data_type(fe::DataType_t::FLOAT)
+        .set_compute_data_type(fe::DataType_t::FLOAT);
+    const char* names[3] = {"q", "k", "v"};
+    for (int i = 0; i < 3; i++) {
+        qkv[i] = att_cudnn_tensor(*g, names[i], ATT_CUDNN_Q + i, B, NH, T, HS, 3 * (int64_t)NH * HS);
+    }
+    return g;
+}
+
 static void att_cudnn_build(AttentionCudnn* a, fe::graph::Graph& g, const char* which) {
     char what[128];
     snprintf(what, sizeof(what), "%s graph: validate", which);
@@ -114,20 +128,15 @@ static AttentionCudnn* attention_cudnn_create(int B, int T, int C, int NH, cudaS
     float scale = 1.0f / sqrtf((float)HS);
 
     // forward: (q, k, v) -> out, stats
-    a->forward = std::make_shared<fe::graph::Graph>();
+    std::shared_ptr<fe::graph::Tensor_attributes> fq[3];
+    a->forward = att_cudnn_graph(B, NH, T, HS, fq);
     fe::graph::Graph& f = *a->forward;
-    f.set_io_data_type(fe::DataType_t::BFLOAT16)
-        .set_intermediate_data_type(fe::DataType_t::FLOAT)
-        .set_compute_data_type(fe::DataType_t::FLOAT);
-    auto q = att_cudnn_tensor(f, "q", ATT_CUDNN_Q, B, NH, T, HS, 3 * C);
-    auto k = att_cudnn_tensor(f, "k", ATT_CUDNN_K, B, NH, T, HS, 3 * C);
-    auto v = att_cudnn_tensor(f, "v", ATT_CUDNN_V, B, NH, T, HS, 3 * C);
     auto fwd_opts = fe::graph::SDPA_attributes()
                         .set_name("attention_forward")
                         .set_generate_stats(true)
                         .set_causal_mask(true)
                         .set_attn_scale(scale);
-    auto fwd_out = f.sdpa(q, k, v, fwd_opts);
+    auto fwd_out = f.sdpa(fq[0], fq[1], fq[2], fwd_opts);
     fwd_out[0]->set_output(true).set_uid(ATT_CUDNN_O).set_dim({B, NH, T, HS})
         .set_stride({(int64_t)T * C, HS, C, 1}).set_data_type(fe::DataType_t::BFLOAT16);
     fwd_out[1]->set_output(true).set_uid(ATT_CUDNN_STATS).set_dim({B, NH, T, 1})
@@ -136,14 +145,9 @@ static AttentionCudnn* attention_cudnn_create(int B, int T, int C, int NH, cudaS
     a->forward_n = att_cudnn_order(a, f, a->forward_order, "forward");
 
     // backward: (q, k, v, out, dout, stats) -> dq, dk, dv
-    a->backward = std::make_shared<fe::graph::Graph>();
+    std::shared_ptr<fe::graph::Tensor_attributes> bq[3];
+    a->backward = att_cudnn_graph(B, NH, T, HS, bq);
     fe::graph::Graph& g = *a->backward;
-    g.set_io_data_type(fe::DataType_t::BFLOAT16)
-        .set_intermediate_data_type(fe::DataType_t::FLOAT)
-        .set_compute_data_type(fe::DataType_t::FLOAT);
-    auto bq = att_cudnn_tensor(g, "q", ATT_CUDNN_Q, B, NH, T, HS, 3 * C);
-    auto bk = att_cudnn_tensor(g, "k", ATT_CUDNN_K, B, NH, T, HS, 3 * C);
-    auto bv = att_cudnn_tensor(g, "v", ATT_CUDNN_V, B, NH, T, HS, 3 * C);
     auto bo = att_cudnn_tensor(g, "o", ATT_CUDNN_O, B, NH, T, HS, C);
     auto bdo = att_cudnn_tensor(g, "do", ATT_CUDNN_DO, B, NH, T, HS, C);
     auto bstats = g.tensor(fe::graph::Tensor_attributes()
@@ -157,7 +161,7 @@ static AttentionCudnn* attention_cudnn_create(int B, int T, int C, int NH, cudaS
                         .set_causal_mask(true)
                         .set_attn_scale(scale)
                         .set_deterministic_algorithm(true);
-    auto grads = g.sdpa_backward(bq, bk, bv, bo, bdo, bstats, bwd_opts);
+    auto grads = g.sdpa_backward(bq[0], bq[1], bq[2], bo, bdo, bstats, bwd_opts);
     const int ids[3] = {ATT_CUDNN_DQ, ATT_CUDNN_DK, ATT_CUDNN_DV};
     for (int i = 0; i < 3; i++) {
         grads[i]->set_output(true).set_uid(ids[i]).set_dim({B, NH, T, HS})
