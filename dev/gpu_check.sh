@@ -176,7 +176,7 @@ if [ -f $DATA ] && [ "$(left)" -gt 90 ]; then
         echo "PASS: GPU resume: bitwise the same weights and optimizer state as the uninterrupted run"
         RESULT[resume]="PASS"
     else
-        echo "FAIL: GPU resume (exits $r1 $r2 $r3)"; tail -3 $rdir/ref.out $rdir/k1.out $rdir/k2.out
+        echo "FAIL: GPU resume (exits $r1 $r2 $r3)"; tail -n 3 $rdir/ref.out $rdir/k1.out $rdir/k2.out
         RESULT[resume]="FAIL (exits $r1 $r2 $r3)"; FAILS=$((FAILS + 1))
     fi
     rm -rf "$rdir"
@@ -292,7 +292,8 @@ for v in $VARIANTS; do
     printf "%-24s %s\n" "test_gpt_cu $prec" "$(counted "test_$prec")"
 done
 printf "%-24s %s\n" "resume (kill -9, -y 1)" "${RESULT[resume]:-not run}"
-printf "%-24s %s\n" "ceilings" "$(grep -E '=' dev/cuda/CEILINGS.md 2>/dev/null | tr -s ' \n' ' ')"
+CEIL=$(grep -E '=' dev/cuda/CEILINGS.md 2>/dev/null | tr -s ' \n' ' ')
+printf "%-24s %s\n" "ceilings" "${CEIL:-not measured}"
 printf "%-24s %s\n" "kernel harnesses" "$(counted harness)"
 printf "%-24s %s\n" "attention d12 shape" "${ATT:-n/a}"
 for k in "scalar B=$TRAIN_B" tc cudnn "tc + GELU fusion" "cudnn + GELU fusion" "tc + recompute" "cudnn + recompute"; do
