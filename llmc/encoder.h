@@ -5,6 +5,7 @@
 #define LLMC_ENCODER_H
 
 #include <stddef.h>
+#include <string.h>
 
 static void encoder_forward(float* out, const int* inp, const float* wte, const float* wpe,
                             int B, int T, int C) {
@@ -44,6 +45,29 @@ static void encoder_backward(float* dwte, float* dwpe, const float* dout, const 
     }
 }
 
+// The backward pass needs, for every distinct token of the batch, the positions holding it.
+// Many positions can hold one token, and summing them with atomics would make dwte depend on
+// thread timing; instead the host (which has the batch anyway) groups the positions by token
+// with a counting sort, and one thread per (token, channel) sums its positions in order.
+//   count: V + 1 ints of host scratch
+//   order: B*T positions sorted by token, in position order within a token
+//   bucket_start: (num_buckets + 1) offsets into order; bucket_token: the token of each bucket
+// Returns num_buckets. Upload order, bucket_start and bucket_token for encoder_backward_cuda.
+// Plain host C (it sits before the CUDA section so that the CPU tests can check it).
+static int encoder_backward_buckets(const int* inp, int BT, int V, int* count, int* order,
+                                    int* bucket_start, int* bucket_token) {
+    memset(count, 0, (size_t)(V + 1) * sizeof(int));
+    for (int i = 0; i < BT; i++) { count[inp[i] + 1]++; }
+    int nb = 0;
+    for (int v = 0; v < V; v++) {
+        if (count[v + 1] > 0) { bucket_token[nb] = v; bucket_start[nb] = count[v]; nb++; }
+        count[v + 1] += count[v];  // count[v] is now where token v's positions start
+    }
+    bucket_start[nb] = BT;
+    for (int i = 0; i < BT; i++) { order[count[inp[i]]++] = i; }
+    return nb;
+}
+
 #ifdef __CUDACC__
 // ----------------------------------------------------------------------------
 // CUDA twin. out, wte, wpe are floatX; the gradients dwte, dwpe are fp32 and accumulated (+=)
@@ -65,28 +89,6 @@ static void encoder_forward_cuda(floatX* out, const int* inp, const floatX* wte,
     size_t n = (size_t)B * T * C;
     encoder_forward_kernel<<<(unsigned)CEIL_DIV(n, 256), 256, 0, stream>>>(out, inp, wte, wpe, B * T, T, C);
     cudaCheckLaunch();
-}
-
-// The backward pass needs, for every distinct token of the batch, the positions holding it.
-// Many positions can hold one token, and summing them with atomics would make dwte depend on
-// thread timing; instead the host (which has the batch anyway) groups the positions by token
-// with a counting sort, and one thread per (token, channel) sums its positions in order.
-//   count: V + 1 ints of host scratch
-//   order: B*T positions sorted by token, in position order within a token
-//   bucket_start: (num_buckets + 1) offsets into order; bucket_token: the token of each bucket
-// Returns num_buckets. Upload order, bucket_start and bucket_token for encoder_backward_cuda.
-static int encoder_backward_buckets(const int* inp, int BT, int V, int* count, int* order,
-                                    int* bucket_start, int* bucket_token) {
-    memset(count, 0, (size_t)(V + 1) * sizeof(int));
-    for (int i = 0; i < BT; i++) { count[inp[i] + 1]++; }
-    int nb = 0;
-    for (int v = 0; v < V; v++) {
-        if (count[v + 1] > 0) { bucket_token[nb] = v; bucket_start[nb] = count[v]; nb++; }
-        count[v + 1] += count[v];  // count[v] is now where token v's positions start
-    }
-    bucket_start[nb] = BT;
-    for (int i = 0; i < BT; i++) { order[count[inp[i]]++] = i; }
-    return nb;
 }
 
 __global__ static void encoder_backward_wte_kernel(float* dwte, const floatX* dout, const int* order,

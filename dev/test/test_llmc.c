@@ -20,6 +20,7 @@ Prints PASS:/FAIL: lines; exits 1 if anything failed.
 #include "llmc/train_state.h"
 #include "llmc/hellaswag.h"
 #include "llmc/comm.h"
+#include "llmc/encoder.h"
 #include "dev/test/testing.h"
 
 static char tmpdir[256];
@@ -583,6 +584,54 @@ static void test_hellaswag(const char* path) {
     free(bytes);
 }
 
+// The GPU's encoder backward groups positions by token on the host (encoder_backward_buckets)
+// and sums each group in position order. On real tokens: every position lands in its token's
+// bucket exactly once, in order, and summing the buckets that way gives the C reference's dwte
+// bit for bit (both add the same floats in the same order).
+static void test_encoder_buckets(const int* tokens, long ntok) {
+    int B = 3, T = 337, C = 5, V = 50257, BT = B * T;
+    if (ntok < BT) { check(0, "encoder buckets", "only %ld tokens", ntok); return; }
+    const int* inp = tokens + 1000;
+    int* count = (int*)calloc_check((size_t)V + 1, sizeof(int), "count");
+    int* order = (int*)calloc_check(BT, sizeof(int), "order");
+    int* start = (int*)calloc_check(BT + 1, sizeof(int), "start");
+    int* token = (int*)calloc_check(BT, sizeof(int), "token");
+    int nb = encoder_backward_buckets(inp, BT, V, count, order, start, token);
+    int distinct = 0, ok = start[0] == 0 && start[nb] == BT;
+    unsigned char* seen = (unsigned char*)calloc_check(V, 1, "seen");
+    for (int i = 0; i < BT; i++) { if (!seen[inp[i]]) { seen[inp[i]] = 1; distinct++; } }
+    for (int k = 0; k < nb && ok; k++) {
+        if (k > 0 && token[k] <= token[k - 1]) { ok = 0; }
+        if (start[k + 1] <= start[k]) { ok = 0; }
+        for (int i = start[k]; i < start[k + 1] && ok; i++) {
+            if (inp[order[i]] != token[k] || (i > start[k] && order[i] <= order[i - 1])) { ok = 0; }
+        }
+    }
+    check(ok && nb == distinct, "encoder buckets: each token's positions once, in order",
+          "%d buckets for %d distinct tokens", nb, distinct);
+    float* dout = (float*)malloc_check((size_t)BT * C * sizeof(float), "dout");
+    Rng rng;
+    rng_init(&rng, (uint64_t)time(NULL));
+    for (size_t i = 0; i < (size_t)BT * C; i++) { dout[i] = rng_f32(&rng) * 2.0f - 1.0f; }
+    float* dwte_ref = (float*)calloc_check((size_t)V * C, sizeof(float), "dwte");
+    float* dwpe_ref = (float*)calloc_check((size_t)T * C, sizeof(float), "dwpe");
+    float* dwte = (float*)calloc_check((size_t)V * C, sizeof(float), "dwte");
+    encoder_backward(dwte_ref, dwpe_ref, dout, inp, B, T, C);
+    for (int k = 0; k < nb; k++) {
+        for (int c = 0; c < C; c++) {
+            float s = 0.0f;
+            for (int i = start[k]; i < start[k + 1]; i++) { s += dout[(size_t)order[i] * C + c]; }
+            dwte[(size_t)token[k] * C + c] += s;
+        }
+    }
+    double maxdiff = 0.0;
+    for (size_t i = 0; i < (size_t)V * C; i++) { maxdiff = fmax(maxdiff, fabs((double)dwte[i] - dwte_ref[i])); }
+    check(memcmp(dwte, dwte_ref, (size_t)V * C * sizeof(float)) == 0,
+          "encoder buckets: summed bucket by bucket, dwte equals the C reference bitwise", "max |diff| %g", maxdiff);
+    free(count); free(order); free(start); free(token); free(seen); free(dout);
+    free(dwte_ref); free(dwpe_ref); free(dwte);
+}
+
 int main(int argc, char** argv) {
     if (argc != 4) { die("usage: test_llmc VAL_SHARD TOKENIZER_FILE HELLASWAG_FILE"); }
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_llmc.XXXXXX");
@@ -599,6 +648,7 @@ int main(int argc, char** argv) {
     test_guard();
     test_train_state();
     test_hellaswag(argv[3]);
+    test_encoder_buckets(tokens, ntok);
     free(tokens);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
