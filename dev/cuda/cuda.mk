@@ -71,6 +71,9 @@ cuda-harnesses: $(addprefix build/cuda/,$(CUDA_HARNESSES)) $(addsuffix _fp32,$(a
 cuda-refs:
 	bash dev/cuda/make_refs.sh
 
+# CI without a GPU: our CUDA code runs on the CPU through dev/cuda/emu (g++ only, no nvcc needed)
+TESTS += "bash dev/cuda/emu/run_emu_tests.sh"
+
 # CI without a GPU: every .cu file compiles and links (sm_80, sm_90; bf16, fp32; cuDNN attention)
 ifneq ($(wildcard $(NVCC)),)
 TESTS += dev/cuda/check_compile.sh

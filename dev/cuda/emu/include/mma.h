@@ -1,0 +1,153 @@
+// CPU emulation of CUDA (dev/cuda/emu): WMMA (nvcuda::wmma), the subset llmc/attention.h's
+// tensor-core kernels use: 16x16x16 fragments, matrix_a/matrix_b of __nv_bfloat16 (row_major or
+// col_major), float accumulators; load_matrix_sync, store_matrix_sync, fill_fragment, mma_sync.
+//
+// Every lane holds the WHOLE 16x16 tile in its fragment: num_elements = 256, x[r * 16 + c] is
+// element (r, c) of the tile, and each lane computes the full product by itself. That is right for
+// kernels that only touch fragments through these calls or through the same operation on every
+// x[i] (ours); code that relies on which elements a lane holds on a real GPU cannot be checked
+// here. No call here is a barrier: as on a GPU, a lane reading what other lanes stored needs a
+// __syncwarp (or __syncthreads) in between.
+//
+// store_matrix_sync writes only the lane's own share of the tile: the elements e = r * 16 + c
+// with e % 32 == lane (8 per lane, as a GPU's float accumulator has; the real assignment differs,
+// and nothing may depend on it). Writing all 256 from every lane would be wrong, because lanes run
+// one after the other between barriers: in a read-modify-write of a tile in memory (load the
+// accumulator from O, mma, store to O: attention's forward does this), the second lane would load
+// what the first one already stored and add the product twice. With a share per lane, each
+// element of O is read and written by one lane only, as on a GPU, and a missing __syncwarp after
+// a store still shows (other lanes' shares are not there yet). The price: after such an in-place
+// update a lane's fragment is only sure to be right on its own share (it may have loaded other
+// shares after their lanes stored them), which matters only to code that reads x[] non-uniformly.
+//
+// Checked (emu_fail): a warp of fewer than 32 threads; ldm not a multiple of 16 bytes; a pointer
+// not 32-byte (256-bit) aligned. Inside dynamic shared memory the alignment is checked relative to
+// its start (the emulation's buffer comes from malloc, a GPU's is aligned); elsewhere only to
+// 16 bytes, which is all the emulation's allocations promise (cudaMalloc's 256 are not emulated).
+#ifndef EMU_MMA_H
+#define EMU_MMA_H
+
+#include <stdint.h>
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+
+namespace nvcuda {
+namespace wmma {
+
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+
+// which types are emulated: bf16 operands with a layout, float accumulators without one
+template <class Use, class T, class Layout> struct emu_fragment_ok { enum { value = 0 }; };
+template <> struct emu_fragment_ok<matrix_a, __nv_bfloat16, row_major> { enum { value = 1 }; };
+template <> struct emu_fragment_ok<matrix_a, __nv_bfloat16, col_major> { enum { value = 1 }; };
+template <> struct emu_fragment_ok<matrix_b, __nv_bfloat16, row_major> { enum { value = 1 }; };
+template <> struct emu_fragment_ok<matrix_b, __nv_bfloat16, col_major> { enum { value = 1 }; };
+template <> struct emu_fragment_ok<accumulator, float, void> { enum { value = 1 }; };
+
+template <class Layout> struct emu_layout_is_row { enum { value = 0 }; };
+template <> struct emu_layout_is_row<row_major> { enum { value = 1 }; };
+
+template <class Use, int M, int N, int K, class T, class Layout = void>
+struct fragment {
+    static_assert(M == 16 && N == 16 && K == 16, "emulated WMMA: only 16x16x16 fragments");
+    static_assert(emu_fragment_ok<Use, T, Layout>::value,
+                  "emulated WMMA: only bf16 matrix_a/matrix_b (row_major or col_major) and float accumulators");
+    typedef T element_type;
+    typedef T storage_element_type;
+    enum { num_elements = 256 };
+    T x[256];  // the whole tile, row-major: x[r * 16 + c]
+};
+
+// lane within the warp; a WMMA call needs the whole warp (undefined on a GPU otherwise)
+static inline int emu_wmma_lane(void) {
+    int lin = emu_lane();  // linear thread index in the block
+    if ((lin & ~31) + 32 > emu.nthreads) { emu_fail("WMMA in a warp of fewer than 32 threads"); }
+    return lin & 31;
+}
+
+static inline void emu_wmma_check(const void* p, unsigned ldm, size_t elem_bytes, const char* what) {
+    char msg[200];
+    if ((ldm * elem_bytes) % 16 != 0) {
+        snprintf(msg, sizeof(msg), "%s: ldm = %u is not a multiple of 16 bytes", what, ldm);
+        emu_fail(msg);
+    }
+    const unsigned char* c = (const unsigned char*)p;
+    bool in_smem = emu.dyn_smem != NULL && c >= emu.dyn_smem && c < emu.dyn_smem + emu.dyn_smem_bytes;
+    uintptr_t off = in_smem ? (uintptr_t)(c - emu.dyn_smem) : (uintptr_t)c;
+    if (off % (in_smem ? 32 : 16) != 0) {
+        snprintf(msg, sizeof(msg), "%s: pointer %p is not 256-bit aligned%s", what, p,
+                 in_smem ? " (offset in dynamic shared memory)" : "");
+        emu_fail(msg);
+    }
+}
+
+// identity: keeps fill_fragment's value out of template argument deduction (0 for a float fragment)
+template <class T> struct emu_wmma_same { typedef T type; };
+
+template <class Use, int M, int N, int K, class T, class Layout>
+static inline void fill_fragment(fragment<Use, M, N, K, T, Layout>& f, const typename emu_wmma_same<T>::type& v) {
+    for (int i = 0; i < 256; i++) { f.x[i] = v; }
+}
+
+// matrix_a (16 x k) and matrix_b (k x 16): the layout is the fragment's
+template <class Use, class Layout>
+static inline void load_matrix_sync(fragment<Use, 16, 16, 16, __nv_bfloat16, Layout>& f, const __nv_bfloat16* p,
+                                    unsigned ldm) {
+    emu_wmma_lane();
+    emu_wmma_check(p, ldm, sizeof(__nv_bfloat16), "wmma::load_matrix_sync");
+    bool row = emu_layout_is_row<Layout>::value;
+    for (int r = 0; r < 16; r++) {
+        for (int c = 0; c < 16; c++) { f.x[r * 16 + c] = row ? p[(size_t)r * ldm + c] : p[r + (size_t)c * ldm]; }
+    }
+}
+
+// the accumulator: the memory layout is an argument
+static inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float>& f, const float* p, unsigned ldm,
+                                    layout_t layout) {
+    emu_wmma_lane();
+    emu_wmma_check(p, ldm, sizeof(float), "wmma::load_matrix_sync");
+    for (int r = 0; r < 16; r++) {
+        for (int c = 0; c < 16; c++) {
+            f.x[r * 16 + c] = layout == mem_row_major ? p[(size_t)r * ldm + c] : p[r + (size_t)c * ldm];
+        }
+    }
+}
+
+// this lane's share only (see the top comment)
+static inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& f, unsigned ldm,
+                                     layout_t layout) {
+    int lane = emu_wmma_lane();
+    emu_wmma_check(p, ldm, sizeof(float), "wmma::store_matrix_sync");
+    for (int e = lane; e < 256; e += 32) {
+        int r = e / 16, c = e % 16;
+        if (layout == mem_row_major) { p[(size_t)r * ldm + c] = f.x[e]; } else { p[r + (size_t)c * ldm] = f.x[e]; }
+    }
+}
+
+// d = a b + c, fp32 (the bf16 products are exact in fp32); d may be c
+template <class LayoutA, class LayoutB>
+static inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d,
+                            const fragment<matrix_a, 16, 16, 16, __nv_bfloat16, LayoutA>& a,
+                            const fragment<matrix_b, 16, 16, 16, __nv_bfloat16, LayoutB>& b,
+                            const fragment<accumulator, 16, 16, 16, float>& c) {
+    emu_wmma_lane();
+    float out[256];
+    for (int r = 0; r < 16; r++) {
+        for (int col = 0; col < 16; col++) {
+            float s = 0.0f;
+            for (int k = 0; k < 16; k++) { s += (float)a.x[r * 16 + k] * (float)b.x[k * 16 + col]; }
+            out[r * 16 + col] = s + c.x[r * 16 + col];
+        }
+    }
+    for (int i = 0; i < 256; i++) { d.x[i] = out[i]; }
+}
+
+}  // namespace wmma
+}  // namespace nvcuda
+
+#endif // EMU_MMA_H
