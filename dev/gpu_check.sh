@@ -122,14 +122,14 @@ else
     exit 1
 fi
 
-# run NAME TIMEOUT CMD...: runs, prints the output, counts PASS/FAIL lines into RESULT[NAME]
-# (a non-zero exit without a FAIL line counts as one failure)
+# run_counted NAME TIMEOUT CMD...: runs, prints the output (also left in RUN_OUT), counts
+# PASS/FAIL lines into RESULT[NAME] (a non-zero exit without a FAIL line counts as one failure)
 run_counted() {
     local name=$1 t=$2; shift 2
-    local out rc p f
-    out=$(timeout -k 5 "$(tmo "$t")" "$@" 2>&1); rc=$?
-    echo "$out"
-    p=$(echo "$out" | grep -c '^PASS'); f=$(echo "$out" | grep -c '^FAIL')
+    local rc p f
+    RUN_OUT=$(timeout -k 5 "$(tmo "$t")" "$@" 2>&1); rc=$?
+    echo "$RUN_OUT"
+    p=$(echo "$RUN_OUT" | grep -c '^PASS'); f=$(echo "$RUN_OUT" | grep -c '^FAIL')
     if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "FAIL: $* exited $rc"; fi
     local prev=${RESULT[$name]:-0 0}
     RESULT[$name]="$(( ${prev% *} + p )) $(( ${prev#* } + f ))"
@@ -198,18 +198,12 @@ for n in $HARNESSES; do
     if [ "$(left)" -lt 120 ]; then echo "SKIPPED: $n (out of time; the training benchmark goes first)"; continue; fi
     echo "=== $n"
     case $n in
-        *_fp32) out=$(HARNESS_CHECK_ONLY=1 timeout -k 5 "$(tmo 60)" "$BIN/$n" 2>&1); rc=$? ;;
-        *) out=$(timeout -k 5 "$(tmo 60)" "$BIN/$n" 2>&1); rc=$? ;;
+        *_fp32) run_counted harness 60 env HARNESS_CHECK_ONLY=1 "$BIN/$n" ;;  # fp32: checks only
+        *) run_counted harness 60 "$BIN/$n" ;;
     esac
-    echo "$out"
     case $n in attention_check|attention_check_cudnn)
-        ATT="$ATT$(echo "$out" | grep -E "attention fwd\+bwd .*B=8 T=1024 NH=12" | sed 's/^ *attention fwd+bwd //' | tr '\n' ';')" ;;
+        ATT="$ATT$(echo "$RUN_OUT" | grep -E "attention fwd\+bwd .*B=8 T=1024 NH=12" | sed 's/^ *attention fwd+bwd //' | tr '\n' ';')" ;;
     esac
-    p=$(echo "$out" | grep -c '^PASS'); f=$(echo "$out" | grep -c '^FAIL')
-    if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "FAIL: $n exited $rc"; fi
-    prev=${RESULT[harness]:-0 0}
-    RESULT[harness]="$(( ${prev% *} + p )) $(( ${prev#* } + f ))"
-    FAILS=$((FAILS + f))
 done
 echo "harnesses done at $(elapsed)s"
 

@@ -379,6 +379,26 @@ __device__ static inline void att_tc_load(__nv_bfloat16* s, const floatX* src, i
     }
 }
 
+// out (16 x 64 fp32, row stride ATT_TC_TILE) = a (16 rows, row stride HS) times the transpose of b
+// (64 rows, row stride HS): one warp's 16 rows scored against a 64-row tile. b stored [j][d] is
+// b^T in column-major, which is how matrix_b reads it.
+template <int HS>
+__device__ static inline void att_tc_rows_dot_tile(float* out, const __nv_bfloat16* a, const __nv_bfloat16* b) {
+    using namespace nvcuda;
+    for (int jt = 0; jt < ATT_TC_TILE / 16; jt++) {
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> s;
+        wmma::fill_fragment(s, 0.0f);
+        for (int kt = 0; kt < HS / 16; kt++) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
+            wmma::load_matrix_sync(fa, a + kt * 16, HS);
+            wmma::load_matrix_sync(fb, b + (jt * 16) * HS + kt * 16, HS);
+            wmma::mma_sync(s, fa, fb, s);
+        }
+        wmma::store_matrix_sync(out + jt * 16, s, ATT_TC_TILE, wmma::mem_row_major);
+    }
+}
+
 template <int HS>
 __global__ static void __launch_bounds__(128)
 attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH) {
@@ -410,18 +430,7 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
         att_tc_load<HS>(Vs, qkv, 2, b, h, j0, T, C);
         __syncthreads();
         // S (this warp's 16 rows x 64 keys) = Q K^T: K stored [j][d] is K^T in column-major
-        for (int jt = 0; jt < ATT_TC_TILE / 16; jt++) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> s;
-            wmma::fill_fragment(s, 0.0f);
-            for (int kt = 0; kt < HS / 16; kt++) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> qa;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> kb;
-                wmma::load_matrix_sync(qa, Qs + w0 * HS + kt * 16, HS);
-                wmma::load_matrix_sync(kb, Ks + (jt * 16) * HS + kt * 16, HS);
-                wmma::mma_sync(s, qa, kb, s);
-            }
-            wmma::store_matrix_sync(Ss + w0 * ATT_TC_TILE + jt * 16, s, ATT_TC_TILE, wmma::mem_row_major);
-        }
+        att_tc_rows_dot_tile<HS>(Ss + w0 * ATT_TC_TILE, Qs + w0 * HS, Ks);
         __syncwarp();
         // online softmax, one row at a time; lanes take columns lane and lane + 32
         for (int rr = 0; rr < 16; rr++) {
@@ -510,18 +519,7 @@ attention_backward_dkdv_tc_kernel(floatX* dqkv, const floatX* dout, const floatX
         }
         __syncthreads();
         // St = K Q^T, then P^T = exp(St * scale - lse[query]) where query >= key, query < T
-        for (int it = 0; it < ATT_TC_TILE / 16; it++) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> s;
-            wmma::fill_fragment(s, 0.0f);
-            for (int kt = 0; kt < HS / 16; kt++) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> ka;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> qb;
-                wmma::load_matrix_sync(ka, Ks + w0 * HS + kt * 16, HS);
-                wmma::load_matrix_sync(qb, Qs + (it * 16) * HS + kt * 16, HS);
-                wmma::mma_sync(s, ka, qb, s);
-            }
-            wmma::store_matrix_sync(St + w0 * ATT_TC_TILE + it * 16, s, ATT_TC_TILE, wmma::mem_row_major);
-        }
+        att_tc_rows_dot_tile<HS>(St + w0 * ATT_TC_TILE, Ks + w0 * HS, Qs);
         __syncwarp();
         for (int idx = lane; idx < 16 * ATT_TC_TILE; idx += 32) {
             int r = w0 + idx / ATT_TC_TILE, c = idx % ATT_TC_TILE;
@@ -531,18 +529,7 @@ attention_backward_dkdv_tc_kernel(floatX* dqkv, const floatX* dout, const floatX
         }
         __syncwarp();
         // dP^T = V dO^T into St (this warp's rows only, which it alone reads and writes)
-        for (int it = 0; it < ATT_TC_TILE / 16; it++) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> s;
-            wmma::fill_fragment(s, 0.0f);
-            for (int kt = 0; kt < HS / 16; kt++) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> va;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> ob;
-                wmma::load_matrix_sync(va, Vs + w0 * HS + kt * 16, HS);
-                wmma::load_matrix_sync(ob, dOs + (it * 16) * HS + kt * 16, HS);
-                wmma::mma_sync(s, va, ob, s);
-            }
-            wmma::store_matrix_sync(St + w0 * ATT_TC_TILE + it * 16, s, ATT_TC_TILE, wmma::mem_row_major);
-        }
+        att_tc_rows_dot_tile<HS>(St + w0 * ATT_TC_TILE, Vs + w0 * HS, dOs);
         __syncwarp();
         for (int idx = lane; idx < 16 * ATT_TC_TILE; idx += 32) {
             int r = w0 + idx / ATT_TC_TILE, c = idx % ATT_TC_TILE;
@@ -628,18 +615,7 @@ attention_backward_dq_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* 
         for (int pass = 0; pass < 2; pass++) {
             const __nv_bfloat16* A = pass == 0 ? Qs : dOs;
             const __nv_bfloat16* Bm = pass == 0 ? Ks : Vs;
-            for (int jt = 0; jt < ATT_TC_TILE / 16; jt++) {
-                wmma::fragment<wmma::accumulator, 16, 16, 16, float> s;
-                wmma::fill_fragment(s, 0.0f);
-                for (int kt = 0; kt < HS / 16; kt++) {
-                    wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
-                    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bb;
-                    wmma::load_matrix_sync(a, A + w0 * HS + kt * 16, HS);
-                    wmma::load_matrix_sync(bb, Bm + (jt * 16) * HS + kt * 16, HS);
-                    wmma::mma_sync(s, a, bb, s);
-                }
-                wmma::store_matrix_sync(Ss + w0 * ATT_TC_TILE + jt * 16, s, ATT_TC_TILE, wmma::mem_row_major);
-            }
+            att_tc_rows_dot_tile<HS>(Ss + w0 * ATT_TC_TILE, A + w0 * HS, Bm);
             __syncwarp();
             for (int idx = lane; idx < 16 * ATT_TC_TILE; idx += 32) {
                 int r = w0 + idx / ATT_TC_TILE, c = idx % ATT_TC_TILE;

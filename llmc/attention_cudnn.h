@@ -98,7 +98,7 @@ static void att_cudnn_build(AttentionCudnn* a, fe::graph::Graph& g, const char* 
 }
 
 // where each of our ids goes in the pointer array execute() takes
-static int att_cudnn_order(AttentionCudnn* a, const fe::graph::Graph& g, int* order, const char* which) {
+static int att_cudnn_order(const fe::graph::Graph& g, int* order, const char* which) {
     std::vector<int64_t> uids = g.get_variant_pack_uids_sorted();
     if (uids.empty() || uids.size() > ATT_CUDNN_NUM_IDS) {
         fprintf(stderr, "error: cuDNN attention: %s graph wants %d device pointers\n", which, (int)uids.size());
@@ -111,7 +111,6 @@ static int att_cudnn_order(AttentionCudnn* a, const fe::graph::Graph& g, int* or
         }
         order[i] = (int)uids[i];
     }
-    (void)a;
     return (int)uids.size();
 }
 
@@ -142,7 +141,7 @@ static AttentionCudnn* attention_cudnn_create(int B, int T, int C, int NH, cudaS
     fwd_out[1]->set_output(true).set_uid(ATT_CUDNN_STATS).set_dim({B, NH, T, 1})
         .set_stride({(int64_t)NH * T, T, 1, 1}).set_data_type(fe::DataType_t::FLOAT);
     att_cudnn_build(a, f, "forward");
-    a->forward_n = att_cudnn_order(a, f, a->forward_order, "forward");
+    a->forward_n = att_cudnn_order(f, a->forward_order, "forward");
 
     // backward: (q, k, v, out, dout, stats) -> dq, dk, dv
     std::shared_ptr<fe::graph::Tensor_attributes> bq[3];
@@ -168,7 +167,7 @@ static AttentionCudnn* attention_cudnn_create(int B, int T, int C, int NH, cudaS
             .set_stride({(int64_t)T * 3 * C, HS, 3 * C, 1}).set_data_type(fe::DataType_t::BFLOAT16);
     }
     att_cudnn_build(a, g, "backward");
-    a->backward_n = att_cudnn_order(a, g, a->backward_order, "backward");
+    a->backward_n = att_cudnn_order(g, a->backward_order, "backward");
 
     int64_t wf = a->forward->get_workspace_size(), wb = a->backward->get_workspace_size();
     a->workspace_bytes = wf > wb ? wf : wb;
@@ -192,14 +191,18 @@ static void att_cudnn_execute(AttentionCudnn* a, const fe::graph::Graph& g, cons
     cudnn_check_frontend(g.execute(a->handle, ptrs, n, a->workspace), which, a);
 }
 
-static void attention_cudnn_forward(AttentionCudnn* a, floatX* out, float* lse, const floatX* qkv, cudaStream_t stream) {
-    int C = a->C;
-    void* by_id[ATT_CUDNN_NUM_IDS] = {NULL};
+// the tensors both graphs read: q, k, v inside qkv, the output and the stats
+static void att_cudnn_bind_common(void** by_id, int C, const floatX* qkv, const floatX* out, const float* lse) {
     by_id[ATT_CUDNN_Q] = (void*)qkv;
     by_id[ATT_CUDNN_K] = (void*)(qkv + C);
     by_id[ATT_CUDNN_V] = (void*)(qkv + 2 * C);
     by_id[ATT_CUDNN_O] = (void*)out;
     by_id[ATT_CUDNN_STATS] = (void*)lse;
+}
+
+static void attention_cudnn_forward(AttentionCudnn* a, floatX* out, float* lse, const floatX* qkv, cudaStream_t stream) {
+    void* by_id[ATT_CUDNN_NUM_IDS] = {NULL};
+    att_cudnn_bind_common(by_id, a->C, qkv, out, lse);
     att_cudnn_execute(a, *a->forward, a->forward_order, a->forward_n, by_id, stream, "forward execute");
 }
 
@@ -207,11 +210,7 @@ static void attention_cudnn_backward(AttentionCudnn* a, floatX* dqkv, const floa
                                      const floatX* out, const float* lse, cudaStream_t stream) {
     int C = a->C;
     void* by_id[ATT_CUDNN_NUM_IDS] = {NULL};
-    by_id[ATT_CUDNN_Q] = (void*)qkv;
-    by_id[ATT_CUDNN_K] = (void*)(qkv + C);
-    by_id[ATT_CUDNN_V] = (void*)(qkv + 2 * C);
-    by_id[ATT_CUDNN_O] = (void*)out;
-    by_id[ATT_CUDNN_STATS] = (void*)lse;
+    att_cudnn_bind_common(by_id, C, qkv, out, lse);
     by_id[ATT_CUDNN_DO] = (void*)dout;
     by_id[ATT_CUDNN_DQ] = (void*)dqkv;
     by_id[ATT_CUDNN_DK] = (void*)(dqkv + C);

@@ -206,7 +206,6 @@ struct EmuEngine {
     size_t dyn_smem_cap;
     size_t dyn_smem_bytes;
     uint64_t rng;
-    const char* kernel;
     unsigned long long launches;
 };
 static EmuEngine emu;
