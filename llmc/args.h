@@ -10,16 +10,58 @@
 #include "utils.h"
 #include "schedule.h"
 
-typedef enum { ARG_INT, ARG_FLOAT, ARG_STRING, ARG_FLAG } ArgType;
+typedef enum { ARG_INT, ARG_FLOAT, ARG_STRING, ARG_FLAG, ARG_LONG, ARG_DOUBLE } ArgType;
 
 typedef struct {
     const char* short_name;  // e.g. "-b", or NULL
     const char* long_name;   // e.g. "--batch-size"
     ArgType type;
-    void* value;             // int*, float*, const char**, or int* (ARG_FLAG: set to 1)
-    double min, max;         // inclusive range for ARG_INT and ARG_FLOAT
+    void* value;             // int*, float*, const char**, int* (ARG_FLAG: set to 1), long long*, double*
+    double min, max;         // inclusive range for the numeric types
     const char* help;
 } ArgSpec;
+
+// Strict number parsing, shared by every program and tool (never atoi/atof: they turn "1e6"
+// into 1 and "abc" into 0 in silence). Each returns 0, or -1 with err naming `name`.
+//
+// An integer may be written in scientific notation when its value is a whole number
+// ("1e6", "2.5e5"), because that is how people write token counts.
+static int parse_integer(const char* name, const char* text, long long min, long long max, long long* out, char* err) {
+    char* end = NULL;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (end != text && *end == '\0') {
+        if (errno == ERANGE || v < min || v > max) {
+            return set_err(err, "%s: %s is out of range [%lld, %lld]", name, text, min, max);
+        }
+        *out = v;
+        return 0;
+    }
+    // not a plain integer: maybe a whole number in scientific or decimal notation
+    errno = 0;
+    double d = strtod(text, &end);
+    if (end == text || *end != '\0' || errno == ERANGE || !isfinite(d)) {
+        return set_err(err, "%s: expected an integer, got '%s'", name, text);
+    }
+    if (d != floor(d)) { return set_err(err, "%s: expected an integer, got '%s' (not a whole number)", name, text); }
+    if (d < (double)min || d > (double)max) {
+        return set_err(err, "%s: %s is out of range [%lld, %lld]", name, text, min, max);
+    }
+    *out = (long long)d;
+    return 0;
+}
+
+static int parse_number(const char* name, const char* text, double min, double max, double* out, char* err) {
+    char* end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || *end != '\0') { return set_err(err, "%s: expected a number, got '%s'", name, text); }
+    if (!isfinite(v)) { return set_err(err, "%s: expected a number, got '%s' (not finite)", name, text); }
+    if (errno == ERANGE && v != 0.0 && fabs(v) > 1.0) { return set_err(err, "%s: %s is too large", name, text); }
+    if (v < min || v > max) { return set_err(err, "%s: %s is out of range [%g, %g]", name, text, min, max); }
+    *out = v;
+    return 0;
+}
 
 static int arg_matches(const ArgSpec* s, const char* name) {
     return (s->short_name != NULL && strcmp(name, s->short_name) == 0) ||
@@ -30,27 +72,31 @@ static const char* arg_display_name(const ArgSpec* s) {
     return s->short_name != NULL ? s->short_name : s->long_name;
 }
 
+// "-b (--batch-size)" when the short name was used, so every message names the long form too
+static void arg_full_name(const ArgSpec* s, const char* used, char* out, size_t n) {
+    if (s->short_name != NULL && s->long_name != NULL && strcmp(used, s->short_name) == 0) {
+        snprintf(out, n, "%s (%s)", s->short_name, s->long_name);
+    } else {
+        snprintf(out, n, "%s", used);
+    }
+}
+
 static int arg_set_value(const ArgSpec* s, const char* name, const char* text, char* err) {
-    char* end = NULL;
-    errno = 0;
-    if (s->type == ARG_INT) {
-        long v = strtol(text, &end, 10);
-        if (end == text || *end != '\0' || errno != 0) {
-            return set_err(err, "%s: expected an integer, got '%s'", name, text);
+    if (s->type == ARG_INT || s->type == ARG_LONG) {
+        long long v = 0;
+        if (parse_integer(name, text, (long long)s->min, (long long)s->max, &v, err) != 0) { return -1; }
+        if (s->type == ARG_INT) { *(int*)s->value = (int)v; } else { *(long long*)s->value = v; }
+    } else if (s->type == ARG_FLOAT || s->type == ARG_DOUBLE) {
+        double v = 0.0;
+        if (parse_number(name, text, s->min, s->max, &v, err) != 0) { return -1; }
+        if (s->type == ARG_FLOAT) {
+            if (v != 0.0 && fabs(v) < 1.1754944e-38) {
+                return set_err(err, "%s: %s is too small for a 32-bit float (the smallest is about 1.2e-38; use 0 for zero)", name, text);
+            }
+            *(float*)s->value = (float)v;
+        } else {
+            *(double*)s->value = v;
         }
-        if (v < s->min || v > s->max) {
-            return set_err(err, "%s: %ld is out of range [%.0f, %.0f]", name, v, s->min, s->max);
-        }
-        *(int*)s->value = (int)v;
-    } else if (s->type == ARG_FLOAT) {
-        float v = strtof(text, &end);
-        if (end == text || *end != '\0' || errno != 0 || !isfinite(v)) {
-            return set_err(err, "%s: expected a number, got '%s'", name, text);
-        }
-        if (v < s->min || v > s->max) {
-            return set_err(err, "%s: %g is out of range [%g, %g]", name, v, s->min, s->max);
-        }
-        *(float*)s->value = v;
     } else if (s->type == ARG_STRING) {
         if (text[0] == '\0') { return set_err(err, "%s: expected a value, got an empty string", name); }
         *(const char**)s->value = text;
@@ -58,11 +104,31 @@ static int arg_set_value(const ArgSpec* s, const char* name, const char* text, c
     return 0;
 }
 
+// Parses flags: "-b 4", "--batch-size 4" and "--batch-size=4" are the same. A flag given
+// twice is refused (two values for one setting is a mistake), unless allow_repeat: then the
+// last one wins and a note on stderr names the flag and both values (launch scripts put the
+// user's "$@" after their defaults, and the user's value must win). Arguments that
+// do not start with '-' are positional: stored in positional (up to max_positional, count in
+// *npositional) when the caller takes them, refused otherwise.
 // Returns 0, 1 if --help / -help was asked for, or -1 with err set.
-static int args_parse(int argc, char** argv, const ArgSpec* specs, int nspecs, char* err) {
+static int args_parse_positional(int argc, char** argv, const ArgSpec* specs, int nspecs, const char** positional,
+                                 int max_positional, int* npositional, int allow_repeat, char* err) {
+    const char* seen[256] = {0};  // the value each flag was given, "" for a switch
+    if (nspecs > 256) { return set_err(err, "internal error: too many flags"); }
+    if (npositional != NULL) { *npositional = 0; }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-help") == 0) { return 1; }
+    }
     for (int i = 1; i < argc; i++) {
         const char* arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-help") == 0) { return 1; }
+        if (arg[0] != '-' || arg[1] == '\0') {
+            if (positional == NULL || npositional == NULL) {
+                return set_err(err, "unexpected argument '%s' (flags start with -; see --help)", arg);
+            }
+            if (*npositional >= max_positional) { return set_err(err, "too many arguments: '%s' (see --help)", arg); }
+            positional[(*npositional)++] = arg;
+            continue;
+        }
         // split "--name=value"
         char name[128];
         const char* inline_value = NULL;
@@ -72,24 +138,45 @@ static int args_parse(int argc, char** argv, const ArgSpec* specs, int nspecs, c
         memcpy(name, arg, name_len);
         name[name_len] = '\0';
         if (eq != NULL) { inline_value = eq + 1; }
-        const ArgSpec* spec = NULL;
+        int k_found = -1;
         for (int k = 0; k < nspecs; k++) {
-            if (arg_matches(&specs[k], name)) { spec = &specs[k]; break; }
+            if (arg_matches(&specs[k], name)) { k_found = k; break; }
         }
-        if (spec == NULL) { return set_err(err, "unknown flag '%s' (see --help)", name); }
+        if (k_found < 0) { return set_err(err, "unknown flag '%s' (see --help)", name); }
+        const ArgSpec* spec = &specs[k_found];
+        char full[160];
+        arg_full_name(spec, name, full, sizeof(full));
+        // -h is llm.c's HellaSwag flag, and people type it for help
+        const char* hint = strcmp(name, "-h") == 0 ? "; for help use --help" : "";
         if (spec->type == ARG_FLAG) {
-            if (inline_value != NULL) { return set_err(err, "%s takes no value", name); }
+            if (inline_value != NULL) { return set_err(err, "%s takes no value", full); }
+            if (seen[k_found] != NULL && !allow_repeat) { return set_err(err, "%s is given twice; give each flag once", full); }
+            seen[k_found] = "";
             *(int*)spec->value = 1;
             continue;
         }
         const char* text = inline_value;
         if (text == NULL) {
-            if (i + 1 >= argc) { return set_err(err, "%s: missing value", name); }
+            if (i + 1 >= argc) { return set_err(err, "%s: missing value (%s)%s", full, spec->help, hint); }
             text = argv[++i];
         }
-        if (arg_set_value(spec, name, text, err) != 0) { return -1; }
+        if (seen[k_found] != NULL) {
+            if (!allow_repeat) {
+                return set_err(err, "%s is given twice ('%s' and '%s'); give each flag once", full, seen[k_found], text);
+            }
+            fprintf(stderr, "note: %s is given twice ('%s', then '%s'): using '%s'\n", full, seen[k_found], text, text);
+        }
+        seen[k_found] = text;
+        if (arg_set_value(spec, full, text, err) != 0) {
+            if (hint[0] != '\0') { size_t l = strlen(err); snprintf(err + l, LLMC_ERRLEN - l, "%s", hint); }
+            return -1;
+        }
     }
     return 0;
+}
+
+static int args_parse(int argc, char** argv, const ArgSpec* specs, int nspecs, char* err) {
+    return args_parse_positional(argc, argv, specs, nspecs, NULL, 0, NULL, 0, err);
 }
 
 static void args_print_help(FILE* out, const char* usage, const ArgSpec* specs, int nspecs) {
@@ -102,6 +189,8 @@ static void args_print_help(FILE* out, const char* usage, const ArgSpec* specs, 
         char deflt[96] = "";
         if (s->type == ARG_INT) { snprintf(deflt, sizeof(deflt), " (default %d)", *(int*)s->value); }
         else if (s->type == ARG_FLOAT) { snprintf(deflt, sizeof(deflt), " (default %g)", *(float*)s->value); }
+        else if (s->type == ARG_LONG) { snprintf(deflt, sizeof(deflt), " (default %lld)", *(long long*)s->value); }
+        else if (s->type == ARG_DOUBLE) { snprintf(deflt, sizeof(deflt), " (default %g)", *(double*)s->value); }
         else if (s->type == ARG_STRING && *(const char**)s->value != NULL) {
             snprintf(deflt, sizeof(deflt), " (default %s)", *(const char**)s->value);
         }
@@ -288,7 +377,7 @@ static void train_config_parse(TrainConfig* c, int argc, char** argv, const char
     ArgSpec specs[TRAIN_NUM_ARGS];
     train_config_specs(c, specs);
     char err[LLMC_ERRLEN];
-    int rc = args_parse(argc, argv, specs, TRAIN_NUM_ARGS, err);
+    int rc = args_parse_positional(argc, argv, specs, TRAIN_NUM_ARGS, NULL, 0, NULL, 1, err);
     if (rc == 1) {
         // print the defaults, not values half-parsed from argv
         TrainConfig d;
