@@ -1,5 +1,8 @@
-# GPT training in C. `make` builds the CPU trainer and its test, `make test` runs every test,
-# `make bench` runs the CPU benchmarks. See README.md.
+# GPT training in C. `make` builds the CPU trainer and its test, `make data` prepares the
+# training data (tiny shakespeare, GPT-2's tokenizer), `make eval-data` the HellaSwag eval set,
+# `make test` runs every test, `make test-quick` the unit and fast end-to-end tests (a few
+# minutes), `make bench` runs the CPU benchmarks. `make clean` removes what was built;
+# `make distclean` also removes downloads (cuDNN headers, data) and generated data. See README.md.
 
 CC ?= gcc
 # -march=native: the binaries are built on the machine that runs them (CI included).
@@ -17,17 +20,23 @@ LLMC_HEADERS = $(wildcard llmc/*.h)
 # Tests and benchmarks register here; dev/*/*.mk add their own.
 # TESTS are commands run by dev/test/run_tests.sh, each printing PASS:/FAIL: lines.
 TEST_BINS := dev/test/test_llmc dev/test/test_rendezvous dev/test/test_hellaswag
-TESTS := "dev/test/test_llmc $(DATA_DIR)/tiny_shakespeare_val.bin dev/data/gpt2_tokenizer.bin $(HELLASWAG)" \
+# QUICK_TESTS (make test-quick) are the unit tests and the fast end-to-end ones: no sanitizers,
+# no CUDA emulation or compile checks, no fuzzing, no tokenizer/pipeline corpus runs.
+TEST_BINS := dev/test/test_llmc dev/test/test_rendezvous dev/test/test_hellaswag
+QUICK_TESTS := "dev/test/test_llmc $(DATA_DIR)/tiny_shakespeare_val.bin dev/data/gpt2_tokenizer.bin $(HELLASWAG)" \
          dev/test/test_reference.sh \
          dev/test/test_train.sh \
          dev/test/test_resume.sh \
          dev/test/test_eval.sh \
          dev/test/test_mpi.sh \
-         dev/test/test_rendezvous
+         dev/test/test_rendezvous \
+         dev/test/test_build_variants.sh
+QUICK_BINS := $(TEST_BINS) dev/test/test_matmul
+TESTS := $(QUICK_TESTS)
 BENCH_BINS :=
 BENCH_SCRIPTS :=
 
-.PHONY: all test bench data clean
+.PHONY: all test test-quick bench data eval-data clean distclean FORCE
 
 all: train_gpt test_gpt
 
@@ -42,22 +51,42 @@ TRAIN_CC = $(CC)
 TRAIN_FLAGS =
 endif
 
-train_gpt: train_gpt.c $(LLMC_HEADERS)
+# Build variants: the flags that make a binary are stamped into build/flags.NAME, a file
+# rewritten only when its content changes and a prerequisite of the binary, so that
+# `make train_gpt NO_MPI=1` (or CFLAGS=..., PRECISION=FP32, USE_CUDNN=1, CUDA_ARCHS=... for the
+# CUDA builds) rebuilds instead of saying "up to date". FLAGS_NAME holds the flags and
+# $(eval $(call flags_stamp,NAME)) defines the rule.
+flags_quote = '$(subst ','\'',$(strip $(1)))'
+define flags_stamp
+build/flags.$(1): FORCE
+	@mkdir -p build; f=$$(call flags_quote,$$(FLAGS_$(1))); \
+	if [ "$$$$f" != "$$$$(cat $$@ 2>/dev/null)" ]; then printf '%s\n' "$$$$f" > $$@; fi
+endef
+FLAGS_train_gpt = $(TRAIN_CC) $(CFLAGS) $(TRAIN_FLAGS) $(LDLIBS)
+FLAGS_cc = $(CC) $(CFLAGS) $(LDLIBS)
+$(eval $(call flags_stamp,train_gpt))
+$(eval $(call flags_stamp,cc))
+
+train_gpt: train_gpt.c $(LLMC_HEADERS) build/flags.train_gpt
 	$(TRAIN_CC) $(CFLAGS) $(TRAIN_FLAGS) -o $@ train_gpt.c $(LDLIBS) -lpthread
 
-test_gpt: test_gpt.c train_gpt.c $(LLMC_HEADERS)
+test_gpt: test_gpt.c train_gpt.c $(LLMC_HEADERS) build/flags.cc
 	$(CC) $(CFLAGS) -o $@ test_gpt.c $(LDLIBS)
 
-dev/test/test_llmc: dev/test/test_llmc.c $(LLMC_HEADERS)
+dev/test/test_llmc: dev/test/test_llmc.c $(LLMC_HEADERS) build/flags.cc
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
-dev/test/test_hellaswag: dev/test/test_hellaswag.c train_gpt.c $(LLMC_HEADERS)
+dev/test/test_hellaswag: dev/test/test_hellaswag.c train_gpt.c $(LLMC_HEADERS) build/flags.cc
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
-dev/test/test_rendezvous: dev/test/test_rendezvous.c $(LLMC_HEADERS)
+dev/test/test_rendezvous: dev/test/test_rendezvous.c $(LLMC_HEADERS) build/flags.cc
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
-data: $(DATA) $(HELLASWAG)
+# training data (what train_gpt needs by default) and evaluation data (HellaSwag, for -h and
+# the eval tests) are prepared separately: training does not need HellaSwag
+data: $(DATA)
+
+eval-data: $(HELLASWAG)
 
 $(DATA) &: dev/data/tinyshakespeare.py dev/data/tokenize
 	$(PYTHON) dev/data/tinyshakespeare.py
@@ -67,11 +96,20 @@ $(HELLASWAG): dev/data/hellaswag.py dev/data/tinyshakespeare.py
 
 -include $(wildcard dev/*/*.mk)
 
-test: all data $(TEST_BINS)
+test: all data eval-data $(TEST_BINS)
 	@bash dev/test/run_tests.sh $(TESTS)
+
+test-quick: all data eval-data $(QUICK_BINS)
+	@bash dev/test/run_tests.sh $(QUICK_TESTS) "dev/test/test_matmul --quick"
 
 bench: all data $(BENCH_BINS)
 	@BENCH_SCRIPTS="$(BENCH_SCRIPTS)" bash dev/bench/run_bench.sh
 
+# clean keeps what was downloaded or is slow to remake (cuDNN's frontend headers, the PyTorch
+# references in build/cuda_refs, dev/data/downloads); distclean removes those and the data too
+KEEP_IN_CLEAN = build/cudnn_frontend build/cuda_refs
 clean:
-	rm -rf build train_gpt test_gpt train_gpt_cu test_gpt_cu $(TEST_BINS) $(BENCH_BINS)
+	rm -rf $(filter-out $(KEEP_IN_CLEAN),$(wildcard build/*)) train_gpt test_gpt train_gpt_cu test_gpt_cu $(TEST_BINS) $(BENCH_BINS)
+
+distclean: clean
+	rm -rf build dev/data/downloads $(DATA) $(HELLASWAG)

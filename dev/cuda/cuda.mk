@@ -47,22 +47,31 @@ cuda: train_gpt_cu test_gpt_cu
 build/cudnn_frontend/include/cudnn_frontend.h:
 	bash dev/cuda/get_cudnn_frontend.sh
 
-train_gpt_cu: train_gpt.cu $(CUDA_HEADERS) $(CUDNN_DEPS)
+# build variants (PRECISION, USE_CUDNN, CUDA_ARCHS, NO_MPI, NVCC_FLAGS) are stamped into
+# build/flags.* (flags_stamp, top-level Makefile), so changing one rebuilds
+FLAGS_train_gpt_cu = $(NVCC) $(NVCC_FLAGS) $(NVCC_MPI_FLAGS) $(CUDA_ARCHS) $(NVCC_LDLIBS) $(NVCC_MPI_LIBS)
+FLAGS_test_gpt_cu = $(NVCC) $(NVCC_FLAGS) $(CUDA_ARCHS) $(NVCC_LDLIBS)
+FLAGS_cuda_harness = $(NVCC) $(filter-out -DENABLE_FP32,$(NVCC_FLAGS)) $(CUDA_ARCHS) $(NVCC_LDLIBS)
+$(eval $(call flags_stamp,train_gpt_cu))
+$(eval $(call flags_stamp,test_gpt_cu))
+$(eval $(call flags_stamp,cuda_harness))
+
+train_gpt_cu: train_gpt.cu $(CUDA_HEADERS) $(CUDNN_DEPS) build/flags.train_gpt_cu
 	$(NVCC) $(NVCC_FLAGS) $(NVCC_MPI_FLAGS) $(CUDA_ARCHS) -o $@ $< $(NVCC_LDLIBS) $(NVCC_MPI_LIBS)
 
-test_gpt_cu: test_gpt.cu train_gpt.cu train_gpt.c $(CUDA_HEADERS) $(CUDNN_DEPS)
+test_gpt_cu: test_gpt.cu train_gpt.cu train_gpt.c $(CUDA_HEADERS) $(CUDNN_DEPS) build/flags.test_gpt_cu
 	$(NVCC) $(NVCC_FLAGS) $(CUDA_ARCHS) -o $@ $< $(NVCC_LDLIBS)
 
 # the harnesses in both precisions, side by side
-build/cuda/%_check: dev/cuda/%_check.cu $(CUDA_HEADERS) $(CUDNN_DEPS)
+build/cuda/%_check: dev/cuda/%_check.cu $(CUDA_HEADERS) $(CUDNN_DEPS) build/flags.cuda_harness
 	@mkdir -p build/cuda
 	$(NVCC) $(filter-out -DENABLE_FP32,$(NVCC_FLAGS)) $(CUDA_ARCHS) -o $@ $< $(NVCC_LDLIBS)
 
-build/cuda/%_check_fp32: dev/cuda/%_check.cu $(CUDA_HEADERS) $(CUDNN_DEPS)
+build/cuda/%_check_fp32: dev/cuda/%_check.cu $(CUDA_HEADERS) $(CUDNN_DEPS) build/flags.cuda_harness
 	@mkdir -p build/cuda
 	$(NVCC) $(filter-out -DENABLE_FP32,$(NVCC_FLAGS)) -DENABLE_FP32 $(CUDA_ARCHS) -o $@ $< $(NVCC_LDLIBS)
 
-build/cuda/ceilings: dev/cuda/ceilings.cu $(CUDA_HEADERS)
+build/cuda/ceilings: dev/cuda/ceilings.cu $(CUDA_HEADERS) build/flags.cuda_harness
 	@mkdir -p build/cuda
 	$(NVCC) $(filter-out -DENABLE_FP32,$(NVCC_FLAGS)) $(CUDA_ARCHS) -o $@ $< $(NVCC_LDLIBS)
 

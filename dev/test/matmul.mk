@@ -5,7 +5,7 @@
 # so the AVX2+FMA kernel and the plain-C fallback are tested too; they run with --quick
 # (no GPT-2 shapes). They are only built where the compiler knows the x86 flags.
 
-dev/test/test_matmul: dev/test/test_matmul.c llmc/matmul.h
+dev/test/test_matmul: dev/test/test_matmul.c llmc/matmul.h build/flags.cc
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 TEST_BINS += dev/test/test_matmul
@@ -13,10 +13,10 @@ TESTS += dev/test/test_matmul
 
 MATMUL_X86 := $(shell $(CC) -mno-avx512f -mno-avx2 -mno-fma -E -x c /dev/null >/dev/null 2>&1 && echo yes)
 ifeq ($(MATMUL_X86),yes)
-dev/test/test_matmul_avx2: dev/test/test_matmul.c llmc/matmul.h
+dev/test/test_matmul_avx2: dev/test/test_matmul.c llmc/matmul.h build/flags.cc
 	$(CC) $(CFLAGS) -mno-avx512f -o $@ $< $(LDLIBS)
 
-dev/test/test_matmul_plainc: dev/test/test_matmul.c llmc/matmul.h
+dev/test/test_matmul_plainc: dev/test/test_matmul.c llmc/matmul.h build/flags.cc
 	$(CC) $(CFLAGS) -mno-avx512f -mno-avx2 -mno-fma -o $@ $< $(LDLIBS)
 
 TEST_BINS += dev/test/test_matmul_avx2 dev/test/test_matmul_plainc
