@@ -19,7 +19,6 @@ LLMC_HEADERS = $(wildcard llmc/*.h)
 
 # Tests and benchmarks register here; dev/*/*.mk add their own.
 # TESTS are commands run by dev/test/run_tests.sh, each printing PASS:/FAIL: lines.
-TEST_BINS := dev/test/test_llmc dev/test/test_rendezvous dev/test/test_hellaswag
 # QUICK_TESTS (make test-quick) are the unit tests and the fast end-to-end ones: no sanitizers,
 # no CUDA emulation or compile checks, no fuzzing, no tokenizer/pipeline corpus runs.
 TEST_BINS := dev/test/test_llmc dev/test/test_rendezvous dev/test/test_hellaswag
@@ -32,7 +31,7 @@ QUICK_TESTS := "dev/test/test_llmc $(DATA_DIR)/tiny_shakespeare_val.bin dev/data
          dev/test/test_rendezvous \
          dev/test/test_build_variants.sh
 QUICK_BINS := $(TEST_BINS) dev/test/test_matmul
-TESTS := $(QUICK_TESTS)
+TESTS := $(QUICK_TESTS) dev/test/test_data_fallback.sh
 BENCH_BINS :=
 BENCH_SCRIPTS :=
 

@@ -39,6 +39,26 @@ FAILS=0
 echo "=== gpu_check $(date -u) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') budget ${BUDGET}s"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>/dev/null || echo "(no nvidia-smi)"
 
+# A GPU first: without one every phase would fail the same way, so stop once, saying why
+# (--build-only needs none). nvidia-smi answers when it is installed; otherwise a tiny CUDA
+# probe asks the runtime (llmc/cuda_common.h's message).
+if [ "${1:-}" != "--build-only" ] && ! nvidia-smi -L 2>/dev/null | grep -q "^GPU "; then
+    why="(nvidia-smi: $(nvidia-smi -L 2>&1 | head -1))"
+    if [ -x "$NVCC" ]; then
+        printf '#include "llmc/cuda_common.h"\nint main(void) { printf("%%d\\n", cuda_device_count_or_die()); return 0; }\n' > "$BIN/gpu_probe.cu"
+        if "$NVCC" -std=c++17 -I. -Drestrict=__restrict__ -diag-suppress 1675,550,177 -o "$BIN/gpu_probe" "$BIN/gpu_probe.cu" -lcublasLt > "$BIN/gpu_probe.log" 2>&1; then
+            probe=$("$BIN/gpu_probe" 2>&1) && why="" || why=$(echo "$probe" | head -1 | sed 's/^error: no CUDA GPU found //; s/ at [^ ]*$//')
+        else
+            why="$why (the CUDA probe did not build: $BIN/gpu_probe.log)"
+        fi
+    fi
+    if [ -n "$why" ]; then
+        echo "FAIL: no CUDA GPU found $why"
+        echo "gpu_check stops here: every phase needs a GPU (GPU_ARCH=sm_90 bash dev/gpu_check.sh --build-only builds without one)"
+        exit 1
+    fi
+fi
+
 # python with torch (references, baseline), and the pip-installed NVIDIA libraries it brings
 PY=""
 for p in .venv/bin/python python3 python; do

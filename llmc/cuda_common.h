@@ -28,13 +28,33 @@
 // ----------------------------------------------------------------------------
 // Error checks: every CUDA runtime and cuBLAS call goes through one of these.
 
-static void cuda_check_impl(cudaError_t err, const char* file, int line) {
+// Without a GPU (or its driver) the first CUDA call fails with "no CUDA-capable device" or
+// "CUDA driver version is insufficient", which reads like a version problem: say what it is.
+static int cuda_error_is_no_gpu(cudaError_t err) {
+    return err == cudaErrorNoDevice || (int)err == 35;  // 35: cudaErrorInsufficientDriver
+}
+static void cuda_check_impl(cudaError_t err, const char* call, const char* file, int line) {
     if (err != cudaSuccess) {
-        fprintf(stderr, "error: CUDA: %s at %s:%d\n", cudaGetErrorString(err), file, line);
+        if (cuda_error_is_no_gpu(err)) {
+            fprintf(stderr, "error: no CUDA GPU found (%s: %s) at %s:%d\n"
+                            "(nvidia-smi lists the GPUs this machine has; the CPU trainer is ./train_gpt)\n",
+                    call, cudaGetErrorString(err), file, line);
+        } else {
+            fprintf(stderr, "error: CUDA: %s at %s:%d (%s)\n", cudaGetErrorString(err), file, line, call);
+        }
         exit(EXIT_FAILURE);
     }
 }
-#define cudaCheck(err) cuda_check_impl((err), __FILE__, __LINE__)
+#define cudaCheck(err) cuda_check_impl((err), #err, __FILE__, __LINE__)
+
+// The number of GPUs, at least 1, or a clear error: the first call a program makes.
+static int cuda_device_count_or_die(void) {
+    int n = 0;
+    cudaError_t err = cudaGetDeviceCount(&n);
+    if (err == cudaSuccess && n == 0) { err = cudaErrorNoDevice; }
+    if (err != cudaSuccess) { cuda_check_impl(err, "cudaGetDeviceCount", __FILE__, __LINE__); }
+    return n;
+}
 
 static void cublas_check_impl(cublasStatus_t status, const char* file, int line) {
     if (status != CUBLAS_STATUS_SUCCESS) {
@@ -45,7 +65,7 @@ static void cublas_check_impl(cublasStatus_t status, const char* file, int line)
 #define cublasCheck(status) cublas_check_impl((status), __FILE__, __LINE__)
 
 // after a kernel launch: catches bad launch configurations at once (cheap, no sync)
-#define cudaCheckLaunch() cuda_check_impl(cudaGetLastError(), __FILE__, __LINE__)
+#define cudaCheckLaunch() cuda_check_impl(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
 
 static void* cuda_malloc_check(size_t bytes, const char* what) {
     void* p = NULL;

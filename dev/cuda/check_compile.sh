@@ -65,3 +65,26 @@ export NVCC FLAGS ARCHS LIBS tmp
 start=$(date +%s)
 tr '\n' '\0' < "$jobs_file" | xargs -0 -P "$JOBS" -I{} bash -c 'build_one "$@"' _ {}
 echo "check_compile: $(wc -l < "$jobs_file") builds in $(( $(date +%s) - start ))s"
+
+# Without a GPU, the trainer and the harnesses must say so plainly (llmc/cuda_common.h), not
+# "CUDA driver version is insufficient". Only where this machine has no GPU.
+if ! nvidia-smi -L > /dev/null 2>&1 && [ ! -e /dev/nvidia0 ]; then
+    for b in train_gpt_cu.bf16 dev_cuda_matmul_check_cu.bf16; do
+        [ -x "$tmp/$b" ] || continue
+        out=$(cd "$tmp" && timeout 60 "./$b" 2>&1); rc=$?
+        if [ $rc -ne 0 ] && echo "$out" | grep -q "^error: no CUDA GPU found ("; then
+            echo "PASS: without a GPU, $b says: $(echo "$out" | head -1)"
+        else
+            echo "FAIL: without a GPU, $b should say 'no CUDA GPU found': rc=$rc: $(echo "$out" | head -3)"
+        fi
+    done
+fi
+if ! nvidia-smi -L > /dev/null 2>&1 && [ ! -e /dev/nvidia0 ]; then
+    out=$(timeout 120 bash dev/gpu_check.sh 2>&1); rc=$?
+    nf=$(echo "$out" | grep -c '^FAIL')
+    if [ $rc -ne 0 ] && [ "$nf" -eq 1 ] && echo "$out" | grep -q "^FAIL: no CUDA GPU found (" && ! echo "$out" | grep -q "=== build"; then
+        echo "PASS: without a GPU, dev/gpu_check.sh stops at once: $(echo "$out" | grep '^FAIL')"
+    else
+        echo "FAIL: without a GPU, dev/gpu_check.sh should stop once with 'no CUDA GPU found': rc=$rc, $nf FAIL lines: $(echo "$out" | head -5)"
+    fi
+fi

@@ -6,21 +6,62 @@ set (llama.cpp's 6-line text format: "activity_label: ctx", the gold label, 4 en
 [header]/[step]/[title] tags already stripped), not the original jsonl, so accuracies can
 differ slightly from evaluations on the original file. Each ending is tokenized with a
 leading space, as it continues the context.
+
+When ../shared/data (or $LLMC_SHARED_DATA) lacks the file, it is downloaded from its public
+source, klosax/hellaswag_text_data at a fixed commit (a .bz2, the same file ../shared/data
+holds decompressed), into dev/data/downloads/ and checked against its sha256.
+usage: python dev/data/hellaswag.py [-o OUT.bin]
 """
+import bz2
+import hashlib
 import os
 import struct
 import sys
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tinyshakespeare import REPO, SHARED, atomic_write, find, gpt2_encoding  # noqa: E402
+from tinyshakespeare import CACHE, REPO, SHARED, atomic_write, find, gpt2_encoding, sha256  # noqa: E402
 
 OUT = os.path.join(REPO, "dev", "data", "hellaswag", "hellaswag_val.bin")
+REL = "hellaswag/hellaswag_val_full.txt"
+URL = ("https://raw.githubusercontent.com/klosax/hellaswag_text_data/"
+       "1105d370f8340eac3c63a91fd1fa58e8999f9505/hellaswag_val_full.txt.bz2")
+SHA256 = "d572539320eb2050e858ca34b495bbe2103e3b3f1391a9c3bcdf215b0bb93bd1"  # decompressed
+
+
+def find_hellaswag():
+    """../shared/data's copy, else a checked download ($LLMC_HELLASWAG_URL overrides the URL)."""
+    local = os.path.join(SHARED, REL)
+    if os.path.exists(local):
+        return local
+    cached = os.path.join(CACHE, REL)
+    if not os.path.exists(cached):
+        url = os.environ.get("LLMC_HELLASWAG_URL", URL)
+        print(f"{local} not found, downloading {url}")
+        os.makedirs(os.path.dirname(cached), exist_ok=True)
+        try:
+            with urllib.request.urlopen(url) as r:
+                data = bz2.decompress(r.read())
+        except Exception as e:  # no network, HTTP error, not bzip2
+            sys.exit(f"error: {local} not found and the download of {url} failed: {e}\n"
+                     "(HellaSwag is only needed for evaluation: `make data` and training do not need it)")
+        if hashlib.sha256(data).hexdigest() != SHA256:
+            sys.exit(f"error: {url}: sha256 mismatch after decompression (expected {SHA256})")
+        with open(cached + ".part", "wb") as f:
+            f.write(data)
+        os.replace(cached + ".part", cached)
+    if sha256(cached) != SHA256:
+        sys.exit(f"error: {cached}: sha256 mismatch (expected {SHA256}); delete it to download again")
+    return cached
 
 
 def main():
-    src = os.path.join(SHARED, "hellaswag", "hellaswag_val_full.txt")
-    if not os.path.exists(src):
-        sys.exit(f"error: {src} not found (the original jsonl is not used; see ../shared/data/README.md)")
+    out = OUT
+    if len(sys.argv) == 3 and sys.argv[1] == "-o":
+        out = sys.argv[2]
+    elif len(sys.argv) != 1:
+        sys.exit("usage: python dev/data/hellaswag.py [-o OUT.bin]")
+    src = find_hellaswag()
     enc = gpt2_encoding(find("gpt2/encoder.json"), find("gpt2/vocab.bpe"))
     with open(src, encoding="utf-8") as f:
         lines = f.read().split("\n")
@@ -41,9 +82,9 @@ def main():
         total += len(toks)
     header = [0] * 256
     header[:4] = [20241127, 1, n, total]
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    atomic_write(OUT, [struct.pack("<256i", *header)] + body)
-    print(f"{src}: {n} examples, {total:,} tokens -> {OUT}")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    atomic_write(out, [struct.pack("<256i", *header)] + body)
+    print(f"{src}: {n} examples, {total:,} tokens -> {out}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SHARED = os.environ.get("LLMC_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
 OUT_DIR = os.path.join(REPO, "dev", "data", "tinyshakespeare")
 TOKENIZER_OUT = os.path.join(REPO, "dev", "data", "gpt2_tokenizer.bin")
-CACHE = os.path.join(REPO, "dev", "data", "downloads")
+# downloads (only when ../shared/data lacks a file) are kept here; `make distclean` removes them
+CACHE = os.environ.get("LLMC_DATA_CACHE", os.path.join(REPO, "dev", "data", "downloads"))
 
 SOURCES = {
     "tinyshakespeare/input.txt": ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
