@@ -1,26 +1,88 @@
 """
-Plots one or several training runs from their main.jsonl logs (train_gpt -o DIR writes
-DIR/main.jsonl) into one PNG: train and val loss against tokens, the same against training
-FLOPs, and HellaSwag accuracy against tokens when the runs have it.
+Plots one or several training runs into one PNG: train and val loss against tokens, the same
+against training FLOPs, and HellaSwag accuracy against tokens when the runs have it.
 
-usage: python dev/plot_log.py RUN [RUN ...] -o runs.png
-RUN is an output directory or a .jsonl file; its label is the directory's name.
+usage: .venv/bin/python dev/plot_log.py RUN [RUN ...] -o runs.png [--logx] [--smooth N] [--title T]
+RUN is an output directory (its main.jsonl, else its main.log), a main.jsonl file, or an llm.c
+main.log file ("s:N trl:X" train and "s:N tel:X" val lines, "s:N eval:X" HellaSwag); its label
+is the directory's name. main.log has no token counts: give --tokens-per-step (B*T*processes,
+i.e. -d) to put such runs on the tokens axis, else they are drawn against steps. The FLOPs
+panel shows the runs that log FLOPs (main.jsonl).
+  --logx       logarithmic x axes (tokens, FLOPs)
+  --smooth N   train loss smoothed by an exponential moving average over about N steps
+               (alpha = 2/(N+1), bias-corrected); the raw curve stays, faint
+  --title T    a title over the figure
+Runs with any python: without matplotlib it re-executes itself under the repository's .venv
+(made by scripts/setup.sh) or Debian's /usr/bin/python3.
 """
 import argparse
 import json
 import math
 import os
+import re
+import subprocess
 import sys
 
-import matplotlib
-
+try:
+    import matplotlib
+except ImportError:
+    matplotlib = None
+if matplotlib is None:
+    # re-execute under an interpreter that has matplotlib (once: LLMC_PLOT_REEXEC stops a loop)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.environ.get("LLMC_PLOT_REEXEC"):
+        for py in (os.path.join(repo, ".venv", "bin", "python"), "/usr/bin/python3"):
+            if os.path.exists(py) and os.path.abspath(py) != os.path.abspath(sys.executable):
+                if subprocess.run([py, "-c", "import matplotlib"], capture_output=True).returncode == 0:
+                    os.environ["LLMC_PLOT_REEXEC"] = "1"
+                    os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:])
+    sys.exit(f"error: {sys.executable} has no matplotlib, and neither has .venv/bin/python nor /usr/bin/python3 "
+             "(bash scripts/setup.sh installs Debian's python3-matplotlib)")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+MAIN_LOG_LINE = re.compile(r"^s:(\d+) (trl|tel|eval):(\S+)")
 
-def read_run(path):
+
+def read_main_log(path, tokens_per_step):
+    """llm.c's main.log: s:N trl:X (train, after N updates), s:N tel:X (val), s:N eval:X (HellaSwag)."""
+    train, val, hs = {}, {}, {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            m = MAIN_LOG_LINE.match(line)
+            if not m:
+                continue
+            step, kind = int(m.group(1)), m.group(2)
+            try:
+                value = float(m.group(3))
+            except ValueError:
+                sys.exit(f"error: {path}:{n}: '{m.group(3)}' is not a number")
+            tokens = None
+            if tokens_per_step:
+                tokens = (step + 1 if kind == "trl" else step) * tokens_per_step
+            if kind == "trl":
+                train[step] = {"step": step, "loss": value, "tokens": tokens}
+            elif kind == "tel":
+                val[step] = {"step": step, "val_loss": value, "tokens": tokens}
+            else:
+                hs[step] = {"step": step, "hellaswag": value, "tokens": tokens}
+    if not train and not val:
+        sys.exit(f"error: {path}: no 's:N trl:X' or 's:N tel:X' lines (not a main.log?)")
+    return train, val, hs
+
+
+def read_run(path, tokens_per_step=None):
     if os.path.isdir(path):
-        path = os.path.join(path, "main.jsonl")
+        j, m = os.path.join(path, "main.jsonl"), os.path.join(path, "main.log")
+        if not os.path.exists(j) and not os.path.exists(m):
+            sys.exit(f"error: {path}: neither main.jsonl nor main.log")
+        path = j if os.path.exists(j) else m
+    if not os.path.exists(path):
+        sys.exit(f"error: {path}: not found")
+    label = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    if not path.endswith(".jsonl"):
+        train, val, hs = read_main_log(path, tokens_per_step)
+        return label, [train[k] for k in sorted(train)], [val[k] for k in sorted(val)], [hs[k] for k in sorted(hs)]
     rows = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -42,7 +104,6 @@ def read_run(path):
             val[r["step"]] = r
         if r.get("hellaswag") is not None:
             hs[r["step"]] = r
-    label = os.path.basename(os.path.dirname(os.path.abspath(path)))
     return label, [train[k] for k in sorted(train)], [val[k] for k in sorted(val)], [hs[k] for k in sorted(hs)]
 
 
@@ -51,39 +112,76 @@ def series(records, x, y):
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def ema(ys, span):
+    """Exponential moving average over about span points, bias-corrected (starts at the data)."""
+    if span <= 1:
+        return list(ys)
+    a = 2.0 / (span + 1)
+    out, m, w = [], 0.0, 0.0
+    for y in ys:
+        m = (1 - a) * m + a * y
+        w = (1 - a) * w + a
+        out.append(m / w)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+")
     ap.add_argument("-o", "--output", default="runs.png")
+    ap.add_argument("--logx", action="store_true", help="logarithmic x axes")
+    ap.add_argument("--smooth", type=float, default=0, metavar="N", help="EMA of the train loss over about N steps")
+    ap.add_argument("--title", default=None, help="figure title")
+    ap.add_argument("--tokens-per-step", type=float, default=None, metavar="D",
+                    help="tokens per step, for main.log runs (they have no token counts)")
     args = ap.parse_args()
-    runs = [read_run(p) for p in args.runs]
+    if args.smooth < 0:
+        ap.error("--smooth must be >= 0")
+    runs = [read_run(p, args.tokens_per_step) for p in args.runs]
+    # x axis: tokens when every run has them, else steps
+    has_tokens = all(r.get("tokens") is not None for _, tr, va, _ in runs for r in tr + va)
+    xkey = "tokens" if has_tokens else "step"
+    have_flops = any(r.get("flops") is not None for _, tr, _, _ in runs for r in tr)
     have_hs = any(hs for _, _, _, hs in runs)
-    ncols = 3 if have_hs else 2
-    fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4.5))
+    panels = [xkey] + (["flops"] if have_flops else [])
+    ncols = len(panels) + (1 if have_hs else 0)
+    fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4.5), squeeze=False)
+    axes = axes[0]
     for i, (label, train, val, hs) in enumerate(runs):
         color = f"C{i}"
-        for ax, x in ((axes[0], "tokens"), (axes[1], "flops")):
+        for ax, x in zip(axes, panels):
             tx, ty = series(train, x, "loss")
-            ax.plot(tx, ty, color=color, alpha=0.5, lw=1, label=f"{label} train")
+            if tx:
+                if args.smooth > 1:
+                    ax.plot(tx, ty, color=color, alpha=0.2, lw=1)
+                    ax.plot(tx, ema(ty, args.smooth), color=color, lw=1.5, label=f"{label} train (EMA {args.smooth:g})")
+                else:
+                    ax.plot(tx, ty, color=color, alpha=0.5, lw=1, label=f"{label} train")
             vx, vy = series(val, x, "val_loss")
             if vx:
                 ax.plot(vx, vy, color=color, marker="o", ms=3, lw=2, label=f"{label} val")
         if have_hs:
-            hx, hy = series(hs, "tokens", "hellaswag")
+            hx, hy = series(hs, xkey, "hellaswag")
             if hx:
-                axes[2].plot(hx, hy, color=color, marker="o", ms=3, label=label)
-    axes[0].set_xlabel("tokens")
-    axes[1].set_xlabel("training FLOPs")
-    for ax in axes[:2]:
+                axes[-1].plot(hx, hy, color=color, marker="o", ms=3, label=label)
+    names = {"tokens": "tokens", "step": "step", "flops": "training FLOPs"}
+    for ax, x in zip(axes, panels):
+        ax.set_xlabel(names[x])
         ax.set_ylabel("loss")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if have_hs:
-        axes[2].axhline(0.25, color="gray", ls="--", lw=1, label="chance")
-        axes[2].set_xlabel("tokens")
-        axes[2].set_ylabel("HellaSwag accuracy")
-        axes[2].grid(alpha=0.3)
-        axes[2].legend(fontsize=8)
+        ax = axes[-1]
+        ax.axhline(0.25, color="gray", ls="--", lw=1, label="chance")
+        ax.set_xlabel(names[xkey])
+        ax.set_ylabel("HellaSwag accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if args.logx:
+        for ax in axes:
+            ax.set_xscale("log", nonpositive="mask")  # step 0 / 0 tokens: left out
+    if args.title:
+        fig.suptitle(args.title)
     fig.tight_layout()
     fig.savefig(args.output, dpi=110)
     print(f"wrote {args.output}")
