@@ -30,7 +30,8 @@ QUICK_TESTS := "dev/test/test_llmc $(DATA_DIR)/tiny_shakespeare_val.bin dev/data
          dev/test/test_mpi.sh \
          dev/test/test_rendezvous \
          dev/test/test_build_variants.sh \
-         dev/test/test_plot.sh
+         dev/test/test_plot.sh \
+         dev/test/test_launch.sh
 QUICK_BINS := $(TEST_BINS) dev/test/test_matmul
 TESTS := $(QUICK_TESTS) dev/test/test_data_fallback.sh
 BENCH_BINS :=

@@ -21,9 +21,11 @@ export NPROC=$(( NODES * GPUS_PER_NODE ))
 MPI_EXTRA="--hostfile $HOSTFILE --map-by ppr:$GPUS_PER_NODE:node -x NCCL_DEBUG=WARN -x PATH -x LD_LIBRARY_PATH"
 size=${1:-}
 [ $# -gt 0 ] && shift
-DRY_RUN=1 bash scripts/train_gpt2_8gpu.sh "$size" -pg "$GPUS_PER_NODE" "$@" > /tmp/launch_cmd.$$ || { cat /tmp/launch_cmd.$$; exit 1; }
-cmd=$(sed -n 's/^  mpirun/mpirun/p' /tmp/launch_cmd.$$)
-rm -f /tmp/launch_cmd.$$
+cmd_file=$(mktemp)
+trap 'rm -f "$cmd_file"' EXIT
+DRY_RUN=1 bash scripts/train_gpt2_8gpu.sh "$size" -pg "$GPUS_PER_NODE" "$@" > "$cmd_file" || { cat "$cmd_file"; exit 1; }
+cmd=$(sed -n 's/^  mpirun/mpirun/p' "$cmd_file")
+rm -f "$cmd_file"  # launch_run execs: the trap would not run
 eval "set -- $cmd"
 shift  # drop "mpirun"
 launch_run mpirun $MPI_EXTRA "$@"
