@@ -1,12 +1,12 @@
 # libFuzzer targets for the file readers (clang). `make fuzz` runs each for FUZZ_SECONDS
 # (default 60); `make test` runs each briefly over its seed corpus as a regression check.
-FUZZ_READERS = checkpoint shard tokenizer state hellaswag
+FUZZ_READERS = checkpoint shard tokenizer state hellaswag args docs gpt2bpe tiktoken
 FUZZ_BINS = $(addprefix build/fuzz_,$(FUZZ_READERS))
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -std=gnu11
 
-build/fuzz_%: dev/fuzz/fuzz_reader.c $(LLMC_HEADERS)
+build/fuzz_%: dev/fuzz/fuzz_reader.c $(LLMC_HEADERS) dev/data/doc_reader.h
 	@mkdir -p build
 	$(FUZZ_CC) $(FUZZ_FLAGS) -DFUZZ_$(shell echo $* | tr a-z A-Z) -o $@ $< -lm
 

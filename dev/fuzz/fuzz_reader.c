@@ -3,18 +3,144 @@ libFuzzer targets for the file readers: each input is written to an in-memory fi
 to one reader by path. A reader must return 0 or -1 with a message, never crash, hang, leak or
 read out of bounds (built with AddressSanitizer and UndefinedBehaviorSanitizer).
 Build one target per reader with -DFUZZ_CHECKPOINT, -DFUZZ_SHARD, -DFUZZ_TOKENIZER,
--DFUZZ_STATE or -DFUZZ_HELLASWAG (see dev/fuzz/fuzz.mk).
+-DFUZZ_STATE, -DFUZZ_HELLASWAG, -DFUZZ_ARGS, -DFUZZ_DOCS, -DFUZZ_GPT2BPE or -DFUZZ_TIKTOKEN
+(see dev/fuzz/fuzz.mk).
+
+- ARGS: the input is split on NUL bytes into argv, parsed by args_parse_positional over the
+  trainer's flag table (train_config_specs), with and without repeats allowed and with
+  positional arguments taken; each piece also goes through parse_integer and parse_number.
+  The parser must return 0, 1 or -1 with a message, never crash.
+- DOCS: dev/data/doc_reader.h's read_documents on the input as JSONL, as a JSON array and as
+  text split on a separator. Its callers die() on malformed input (a JSON array), so exit()
+  is turned into a longjmp back to the target here: an orderly "error: ..." exit is fine,
+  a crash or an out-of-bounds read is not.
+- GPT2BPE: llmc/bpe.h's bpe_load_gpt2, the input split at its first NUL byte into
+  encoder.json and vocab.bpe; a loaded tokenizer encodes and decodes a short text.
+- TIKTOKEN: llmc/bpe.h's bpe_load_tiktoken (the rank file bpe_train writes), then the same.
 */
 #define _GNU_SOURCE
 #include <sys/mman.h>
+#include <setjmp.h>
+#include <limits.h>
+#include <stdlib.h>
+#if defined(FUZZ_DOCS) || defined(FUZZ_GPT2BPE) || defined(FUZZ_TIKTOKEN)
+// die() ends with exit(): come back to the fuzz target instead of ending the fuzzer
+static jmp_buf fuzz_exit_jmp;
+static int fuzz_exit_armed = 0;
+static void fuzz_exit(int code) {
+    if (fuzz_exit_armed) { longjmp(fuzz_exit_jmp, 1); }
+    _Exit(code);
+}
+#define exit(code) fuzz_exit(code)
+#endif
 #include "llmc/utils.h"
 #include "llmc/checkpoint.h"
 #include "llmc/shard.h"
 #include "llmc/tokenizer.h"
 #include "llmc/train_state.h"
 #include "llmc/hellaswag.h"
+#if defined(FUZZ_ARGS)
+#include "llmc/args.h"
+#endif
+#if defined(FUZZ_DOCS)
+#include "dev/data/doc_reader.h"
+static volatile unsigned fuzz_doc_sum;
+// touches every byte of each document, so a document that points outside the file is caught
+static void fuzz_doc(void* ctx, const unsigned char* text, size_t len) {
+    (void)ctx;
+    for (size_t i = 0; i < len; i++) { fuzz_doc_sum += text[i]; }
+}
+#endif
+#if defined(FUZZ_GPT2BPE) || defined(FUZZ_TIKTOKEN)
+#include "llmc/bpe.h"
+// a loaded tokenizer must encode and decode: every id it makes is in range, and the bytes round-trip
+static void fuzz_bpe_roundtrip(const BPE* bpe) {
+    static const char text[] = "Hello world, it's 2026! <|endoftext|> \xe3\x81\x93\xe3\x82\x93 \xff\xfe  tabs\tand\nlines";
+    BpeWork* w = bpe_work_new();
+    BpeIds ids = {0};
+    BpeBytes back = {0};
+    bpe_encode(bpe, w, (const unsigned char*)text, sizeof(text) - 1, 1, &ids);
+    for (size_t i = 0; i < ids.len; i++) {
+        if (ids.data[i] < 0 || ids.data[i] >= bpe->vocab_size) { abort(); }
+    }
+    if (bpe_decode(bpe, ids.data, ids.len, &back) != 0 || back.len != sizeof(text) - 1 ||
+        memcmp(back.data, text, back.len) != 0) {
+        fprintf(stderr, "fuzz: encode/decode does not round-trip\n");
+        abort();
+    }
+    bpe_ids_free(&ids);
+    bpe_bytes_free(&back);
+    bpe_work_free(w);
+}
+#endif
+
+#if defined(FUZZ_ARGS)
+// argv from the input split on NUL bytes; the trainer's table, as train_gpt parses it
+static void fuzz_args(const uint8_t* data, size_t size) {
+    char* buf = (char*)malloc(size + 1);
+    memcpy(buf, data, size);
+    buf[size] = 0;
+    int argc = 1;
+    char* argv[258];
+    argv[0] = (char*)"train_gpt";
+    for (size_t i = 0; i <= size && argc < 257; ) {
+        argv[argc++] = buf + i;
+        size_t l = strlen(buf + i);
+        i += l + 1;
+    }
+    argv[argc] = NULL;
+    char err[LLMC_ERRLEN];
+    for (int mode = 0; mode < 3; mode++) {
+        TrainConfig c;
+        train_config_defaults(&c);
+        ArgSpec specs[TRAIN_NUM_ARGS];
+        train_config_specs(&c, specs);
+        const char* pos[4];
+        int npos = 0;
+        err[0] = 0;
+        int rc = mode == 2 ? args_parse_positional(argc, argv, specs, TRAIN_NUM_ARGS, pos, 4, &npos, 0, err)
+                           : args_parse_positional(argc, argv, specs, TRAIN_NUM_ARGS, NULL, 0, NULL, mode, err);
+        if (rc != 0 && rc != 1 && rc != -1) { abort(); }
+        if (rc == -1 && err[0] == 0) { fprintf(stderr, "fuzz: -1 without a message\n"); abort(); }
+        if (rc == 0) {
+            // every number is within its flag's range, or still its default (some defaults, like
+            // -1 for "from the launcher", sit outside the range a user may give)
+            TrainConfig d;
+            train_config_defaults(&d);
+            ArgSpec dspecs[TRAIN_NUM_ARGS];
+            train_config_specs(&d, dspecs);
+            for (int k = 0; k < TRAIN_NUM_ARGS; k++) {
+                const ArgSpec* s = &specs[k];
+                if (s->type == ARG_INT || s->type == ARG_LONG || s->type == ARG_FLOAT || s->type == ARG_DOUBLE) {
+                    size_t bytes = s->type == ARG_INT ? sizeof(int) : s->type == ARG_FLOAT ? sizeof(float) : 8;
+                    double v = s->type == ARG_INT ? *(int*)s->value : s->type == ARG_FLOAT ? *(float*)s->value
+                             : s->type == ARG_LONG ? (double)*(long long*)s->value : *(double*)s->value;
+                    if (!(v >= s->min && v <= s->max) && memcmp(s->value, dspecs[k].value, bytes) != 0) {
+                        fprintf(stderr, "fuzz: %s = %g outside [%g, %g]\n", s->long_name, v, s->min, s->max);
+                        abort();
+                    }
+                }
+                if (s->type == ARG_STRING && *(const char**)s->value != NULL) { (void)strlen(*(const char**)s->value); }
+            }
+        }
+    }
+    for (int a = 1; a < argc; a++) {
+        long long li = 0;
+        double d = 0;
+        if (parse_integer("--x", argv[a], -1000000, 1000000, &li, err) == 0 && (li < -1000000 || li > 1000000)) { abort(); }
+        if (parse_integer("--x", argv[a], LLONG_MIN, LLONG_MAX, &li, err) != 0 && err[0] == 0) { abort(); }
+        if (parse_number("--x", argv[a], -1e30, 1e30, &d, err) == 0 && !(d >= -1e30 && d <= 1e30)) { abort(); }
+        if (parse_number("--x", argv[a], 0, 1, &d, err) == 0 && !(d >= 0 && d <= 1)) { abort(); }
+    }
+    free(buf);
+}
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+#if defined(FUZZ_ARGS)
+    fuzz_args(data, size);
+    return 0;
+#endif
     int fd = memfd_create("fuzz_input", 0);
     if (fd < 0) { die("memfd_create failed"); }
     if (size > 0 && write(fd, data, size) != (ssize_t)size) { die("write to memfd failed"); }
@@ -62,8 +188,48 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         hellaswag_free(&hs);
     }
+#elif defined(FUZZ_ARGS)
+    // handled above, before the memfd
+#elif defined(FUZZ_DOCS)
+    static const char* const formats[3] = {"jsonl", "json", "text"};
+    for (int k = 0; k < 3; k++) {
+        fuzz_doc_sum = 0;
+        fuzz_exit_armed = 1;
+        if (setjmp(fuzz_exit_jmp) == 0) {
+            read_documents(path, formats[k], "text", "\n\n", fuzz_doc, NULL);
+        }
+        fuzz_exit_armed = 0;
+    }
+#elif defined(FUZZ_GPT2BPE)
+    // encoder.json before the first NUL byte, vocab.bpe after it (empty without one)
+    const uint8_t* nul = size > 0 ? (const uint8_t*)memchr(data, 0, size) : NULL;
+    size_t n1 = nul != NULL ? (size_t)(nul - data) : size;
+    int fd2 = memfd_create("fuzz_merges", 0);
+    if (fd2 < 0) { die("memfd_create failed"); }
+    if (ftruncate(fd, (off_t)n1) != 0) { die("ftruncate failed"); }
+    if (nul != NULL && size - n1 - 1 > 0 && write(fd2, nul + 1, size - n1 - 1) != (ssize_t)(size - n1 - 1)) {
+        die("write to memfd failed");
+    }
+    char path2[64];
+    snprintf(path2, sizeof(path2), "/proc/self/fd/%d", fd2);
+    BPE bpe;
+    fuzz_exit_armed = 1;
+    if (setjmp(fuzz_exit_jmp) == 0 && bpe_load_gpt2(&bpe, path, path2, err) == 0) {
+        fuzz_bpe_roundtrip(&bpe);
+        bpe_free(&bpe);
+    }
+    fuzz_exit_armed = 0;
+    close(fd2);
+#elif defined(FUZZ_TIKTOKEN)
+    BPE bpe;
+    fuzz_exit_armed = 1;
+    if (setjmp(fuzz_exit_jmp) == 0 && bpe_load_tiktoken(&bpe, path, err) == 0) {
+        fuzz_bpe_roundtrip(&bpe);
+        bpe_free(&bpe);
+    }
+    fuzz_exit_armed = 0;
 #else
-#error "define one of FUZZ_CHECKPOINT, FUZZ_SHARD, FUZZ_TOKENIZER, FUZZ_STATE, FUZZ_HELLASWAG"
+#error "define one of FUZZ_CHECKPOINT, FUZZ_SHARD, FUZZ_TOKENIZER, FUZZ_STATE, FUZZ_HELLASWAG, FUZZ_ARGS, FUZZ_DOCS, FUZZ_GPT2BPE, FUZZ_TIKTOKEN"
 #endif
     close(fd);
     return 0;

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs each reader's fuzzer for FUZZ_SECONDS, seeded with real files (a checkpoint and state
 # made by a short train_gpt run, a tiny shakespeare shard, GPT-2's tokenizer file, the head of
-# the HellaSwag file). Prints PASS/FAIL per reader with the executions done; a crash leaves
+# the HellaSwag file; for the text readers: a few trainer command lines, three JSONL records
+# and a two-element JSON array from /work/shared/data, a 317-token excerpt of GPT-2's
+# encoder.json + vocab.bpe and the same as a tiktoken rank file). FUZZ_ONLY="args docs" runs
+# only those targets. Prints PASS/FAIL per reader with the executions done; a crash leaves
 # its input under build/fuzz_crashes/.
 set -u
 cd "$(dirname "$0")/../.."
@@ -39,10 +42,77 @@ PY
     rm -rf "$tmp"
     touch "$corpus/.seeded"
 fi
+if [ ! -f "$corpus/.seeded_text" ]; then
+    # the option parser: argv pieces split on NUL bytes
+    mkdir -p "$corpus/args"
+    printf -- '-e\0d1\0-b\0002\0-t\00032\0-x\0002\0-v\0000\0-s\0000' > "$corpus/args/plain"
+    printf -- '--batch-size=4\0-l\0003e-4\0-k\0wsd\0--no-shuffle\0-b\0008\0-o\0run' > "$corpus/args/long"
+    printf -- '-d\0001e6\0-q\0nan\0--seed\0-1\0-h\0-x' > "$corpus/args/bad"
+    # documents, GPT-2's encoder.json + vocab.bpe, a tiktoken rank file: small real excerpts
+    python3 - "$corpus" /work/shared/data <<'PY'
+import base64, json, os, sys
+corpus, data = sys.argv[1], sys.argv[2]
+for d in ("docs", "gpt2bpe", "tiktoken"):
+    os.makedirs(os.path.join(corpus, d), exist_ok=True)
+def first_records(path, k):
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            r["text"] = r.get("text", "")[:300]
+            out.append(r)
+            if len(out) == k:
+                break
+    return out
+src = os.path.join(data, "livedoor/livedoor_news.jsonl")
+recs = first_records(src, 3) if os.path.exists(src) else [{"text": "hello\nworld"}, {"id": 2}]
+with open(os.path.join(corpus, "docs/seed.jsonl"), "w", encoding="utf-8") as f:
+    for i, r in enumerate(recs):
+        f.write(json.dumps(r, ensure_ascii=(i == 1)) + "\n")
+    f.write("not json\n\n{\"text\": \"\\ud800 lone surrogate\"}\n")
+src = os.path.join(data, "fineweb2_edu_ja_sample/fineweb_100_samples.json")
+arr = json.load(open(src, encoding="utf-8"))[:2] if os.path.exists(src) else [{"text": "a"}]
+for r in arr:
+    r["text"] = r.get("text", "")[:300]
+open(os.path.join(corpus, "docs/seed.json"), "w", encoding="utf-8").write(json.dumps(arr, ensure_ascii=False, indent=1))
+# GPT-2's first 256 + K tokens (the 256 bytes, then one token per merge in merge order) and
+# <|endoftext|>: a small tokenizer that loads
+enc = json.load(open(os.path.join(data, "gpt2/encoder.json"), encoding="utf-8"))
+merges = open(os.path.join(data, "gpt2/vocab.bpe"), encoding="utf-8").read().split("\n")
+K = 60
+small = {t: i for t, i in enc.items() if i < 256 + K}
+small["<|endoftext|>"] = 256 + K
+vocab = "\n".join(merges[:1 + K]) + "\n"
+with open(os.path.join(corpus, "gpt2bpe/seed"), "wb") as f:
+    f.write(json.dumps(small).encode() + b"\0" + vocab.encode())
+bs = [b for b in range(ord("!"), ord("~") + 1)] + [b for b in range(0xA1, 0xAD)] + [b for b in range(0xAE, 0x100)]
+cs = bs[:] + []
+n = 0
+for b in range(256):
+    if b not in bs:
+        bs.append(b); cs.append(256 + n); n += 1
+u2b = {chr(c): b for b, c in zip(bs, cs)}
+with open(os.path.join(corpus, "tiktoken/seed"), "wb") as f:
+    for t, i in sorted(small.items(), key=lambda x: x[1]):
+        if t == "<|endoftext|>":
+            continue
+        f.write(base64.b64encode(bytes(u2b[ch] for ch in t)) + b" %d\n" % i)
+PY
+    touch "$corpus/.seeded_text"
+fi
 fails=0
-for r in checkpoint shard tokenizer state hellaswag; do
+for r in ${FUZZ_ONLY:-checkpoint shard tokenizer state hellaswag args docs gpt2bpe tiktoken}; do
+    # the option parser prints a note per repeated flag and the document reader one per
+    extra=""
+    # skipped line: their stderr is closed (libFuzzer still reports findings). The document
+    # reader die()s on a malformed JSON array, which the target turns into a longjmp: what it
+    # had allocated is left behind as the real program would leave it at exit, so leak
+    # detection is off for that target.
+    asan="${ASAN_OPTIONS:-}"
+    case $r in args) extra="-close_fd_mask=2" ;; docs) extra="-close_fd_mask=2 -detect_leaks=0"; asan="detect_leaks=0" ;; esac
+    if [ ! -d "$corpus/$r" ]; then echo "FAIL: fuzz $r: no seed corpus in $corpus/$r (rm $corpus/.seeded and rerun)"; fails=$((fails + 1)); continue; fi
     log=build/fuzz_$r.log
-    ./build/fuzz_$r -max_total_time="$SECONDS_EACH" -max_len=1200000 -rss_limit_mb=4096 \
+    ASAN_OPTIONS="$asan" ./build/fuzz_$r -max_total_time="$SECONDS_EACH" -max_len=1200000 -rss_limit_mb=4096 $extra \
         -artifact_prefix=build/fuzz_crashes/${r}_ "$corpus/$r" > "$log" 2>&1
     rc=$?
     execs=$(grep -o "stat::number_of_executed_units: [0-9]*" "$log" | grep -o "[0-9]*$")
