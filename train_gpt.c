@@ -466,9 +466,13 @@ int main(int argc, char** argv) {
         die("-pm %s: the CPU trainer runs its processes over MPI only (fs and tcp rendezvous are for train_gpt.cu)", cfg.init_method);
     }
     if ((cfg.num_processes != -1 && cfg.num_processes != comm.world) || (cfg.process_rank != -1 && cfg.process_rank != comm.rank)) {
-        die("-pn/-pr: given as %d/%d but the launcher started rank %d of %d processes", cfg.process_rank,
-            cfg.num_processes, comm.rank, comm.world);
+        die("-pn %d -pr %d: the launcher started rank %d of %d processes instead", cfg.num_processes,
+            cfg.process_rank, comm.rank, comm.world);
     }
+    // flags that only the CUDA trainer has: refused rather than ignored
+    if (cfg.recompute != 0) { die("-r (--recompute): recomputation is a GPU option (train_gpt_cu); the CPU trainer has none"); }
+    if (cfg.gelu_fusion != 0) { die("--gelu-fusion: a GPU option (train_gpt_cu); the CPU trainer has none"); }
+    if (cfg.attention[0] != '\0') { die("--attention %s: a GPU option (train_gpt_cu); the CPU trainer has one attention", cfg.attention); }
     char model_path[1100];
     int start_step = train_resume_step(&cfg, &comm, model_path, sizeof(model_path));
     GPT2Config config;

@@ -230,6 +230,7 @@ typedef struct {
     int seed;                 //     model init, shuffling and sampling
     int no_shuffle;           //     1 = train data in file order
     int resume;               // -y  1 = resume from the latest checkpoint in -o
+    int overwrite;            //     1 = a fresh run may replace the run already in -o
     int keep_last;            // -nk keep the newest this many checkpoints, 0 = keep all
     int keep_every;           // -nm and every checkpoint whose step is a multiple of this
     float guard_loss_z;       // -sl skip the update when the loss is this many std above recent steps, 0 = off
@@ -285,6 +286,7 @@ static void train_config_defaults(TrainConfig* c) {
     c->seed = 1337;
     c->no_shuffle = 0;
     c->resume = 0;
+    c->overwrite = 0;
     c->keep_last = 0;
     c->keep_every = 0;
     c->guard_loss_z = 0.0f;
@@ -310,7 +312,7 @@ static void train_config_defaults(TrainConfig* c) {
     c->attention = "";  // cuDNN in a USE_CUDNN=1 build, else our CUDA-core kernels
 }
 
-#define TRAIN_NUM_ARGS 52
+#define TRAIN_NUM_ARGS 53
 
 static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
     const double big = 2147483647.0;
@@ -344,6 +346,7 @@ static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
         {NULL, "--seed", ARG_INT, &c->seed, 0, big, "seed for init, shuffling and sampling"},
         {NULL, "--no-shuffle", ARG_FLAG, &c->no_shuffle, 0, 0, "read the train data in order"},
         {"-y", "--resume", ARG_INT, &c->resume, 0, 1, "1: resume from the latest checkpoint in -o, exactly"},
+        {NULL, "--overwrite", ARG_FLAG, &c->overwrite, 0, 0, "start afresh in an -o that holds a run: deletes its logs and checkpoints first"},
         {"-nk", "--keep-last", ARG_INT, &c->keep_last, 0, big, "keep only the newest this many checkpoints (0: all)"},
         {"-nm", "--keep-every", ARG_INT, &c->keep_every, 0, big, "also keep checkpoints at multiples of this step (0: none)"},
         {"-sl", "--skip-loss-z", ARG_FLOAT, &c->guard_loss_z, 0, 1e6, "skip updates whose loss is this many std above recent steps (0: off)"},
@@ -399,6 +402,8 @@ static void train_config_parse(TrainConfig* c, int argc, char** argv, const char
         strcmp(c->attention, "cudnn") != 0) {
         die("--attention: unknown kernel '%s' (scalar, tc, cudnn)", c->attention);
     }
+    if (c->resume && c->overwrite) { die("-y 1 and --overwrite contradict each other: resume the run in -o, or replace it"); }
+    if (c->eval_only && c->resume) { die("--eval evaluates the model given by -e; -y 1 does not apply (give -e the checkpoint file)"); }
     if (c->total_batch_size != -1 && c->total_batch_size <= 0) {
         die("-d: total batch size must be positive or -1, got %d", c->total_batch_size);
     }

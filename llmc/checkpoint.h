@@ -164,6 +164,7 @@ static float bf16_to_float(uint16_t h) {
 // floats; bf16 files are widened). Returns 0, or -1 with err naming the file and the problem.
 static int checkpoint_read(const char* path, GPT2Config* cfg, float** params, char* err) {
     *params = NULL;
+    if (check_regular_file(path, err) != 0) { return -1; }
     FILE* f = fopen(path, "rb");
     if (f == NULL) { return set_err(err, "%s: cannot open model checkpoint: %s", path, strerror(errno)); }
     int32_t header[256];

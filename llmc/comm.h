@@ -137,11 +137,11 @@ static void comm_allreduce_sum_float(Comm* c, float* x, size_t n) {
 static void comm_set_processes(Comm* c, int rank, int world) {
     if (c->using_mpi) {
         if (world != c->world || rank != c->rank) {
-            die("-pn/-pr: given as %d/%d but the MPI launcher started rank %d of %d", rank, world, c->rank, c->world);
+            die("-pn %d -pr %d: the MPI launcher started rank %d of %d processes instead", world, rank, c->rank, c->world);
         }
         return;
     }
-    if (world < 1 || rank < 0 || rank >= world) { die("-pn/-pr: rank %d of %d processes is not valid", rank, world); }
+    if (world < 1 || rank < 0 || rank >= world) { die("-pn %d -pr %d: rank %d of %d processes is not valid", world, rank, rank, world); }
     c->rank = rank;
     c->world = world;
 }

@@ -122,9 +122,10 @@ static int dataloader_init(DataLoader* dl, const char* pattern, int B, int T, in
     globfree(&g);
     for (int i = 0; i < dl->num_shards; i++) {
         const char* path = dl->shard_paths[i];
-        FILE* f = fopen(path, "rb");
-        if (f == NULL) { set_err(err, "%s: cannot open token shard: %s", path, strerror(errno)); dataloader_free(dl); return -1; }
+        FILE* f = fopen_regular(path, err);
+        if (f == NULL) { dataloader_free(dl); return -1; }
         rc = shard_read_header(f, path, &dl->shard_info[i], err);
+        if (rc == 0) { rc = shard_validate_tokens(f, path, &dl->shard_info[i], V, err); }
         fclose(f);
         if (rc != 0) { dataloader_free(dl); return -1; }
         long n = (dl->shard_info[i].ntok - 1) / T;

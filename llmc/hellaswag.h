@@ -39,8 +39,12 @@ static void hellaswag_free(HellaSwag* hs) {
 // Loads and validates every example (ids must be < V). 0, or -1 with err naming the file.
 static int hellaswag_load(HellaSwag* hs, const char* path, int V, char* err) {
     memset(hs, 0, sizeof(*hs));
-    FILE* f = fopen(path, "rb");
-    if (f == NULL) { return set_err(err, "%s: cannot open HellaSwag file: %s (make it with dev/data/hellaswag.py)", path, strerror(errno)); }
+    FILE* f = fopen_regular(path, err);
+    if (f == NULL) {
+        size_t l = strlen(err);
+        snprintf(err + l, LLMC_ERRLEN - l, " (a HellaSwag file: make it with dev/data/hellaswag.py)");
+        return -1;
+    }
     int32_t header[256];
     long fsize = file_size_of(f);
     if (fread_exact(header, sizeof(int32_t), 256, f, path, err) != 0) { fclose(f); return -1; }

@@ -13,7 +13,15 @@
 typedef struct {
     FILE* f;      // main.log, NULL when there is no output directory
     FILE* json;   // main.jsonl
+    char path[LLMC_PATH_MAX + 16];
+    char jpath[LLMC_PATH_MAX + 16];
 } Logger;
+
+// A log line that cannot be written (full disk, a log symlinked to /dev/full) stops the run
+// with a message: a run whose log is silently lost has not happened, as far as its user knows.
+static void logger_check(FILE* f, const char* path) {
+    if (fflush(f) != 0 || ferror(f)) { die("writing the log %s failed: %s", path, strerror(errno)); }
+}
 
 // Everything known about one optimizer step.
 typedef struct {
@@ -47,20 +55,25 @@ static void truncate_log_after(const char* path, const char* fmt, int last_step)
     atomic_commit(&af);
 }
 
-// resume_step >= 0: append to the existing logs, after dropping what came after that step
-static void logger_init(Logger* lg, const char* output_dir, int resume_step) {
-    lg->f = NULL;
-    lg->json = NULL;
+// resume_step >= 0: append to the existing logs, after dropping what came after that step.
+// stem "main" for a training run; "eval" for --eval, which appends to eval.log / eval.jsonl and
+// never touches the run's own logs.
+static void logger_init(Logger* lg, const char* output_dir, int resume_step, const char* stem) {
+    memset(lg, 0, sizeof(*lg));
     if (output_dir == NULL || output_dir[0] == '\0') { return; }
-    char path[1024], jpath[1024];
-    snprintf(path, sizeof(path), "%s/main.log", output_dir);
-    snprintf(jpath, sizeof(jpath), "%s/main.jsonl", output_dir);
+    char* path = lg->path;
+    char* jpath = lg->jpath;
+    snprintf(path, sizeof(lg->path), "%s/%s.log", output_dir, stem);
+    snprintf(jpath, sizeof(lg->jpath), "%s/%s.jsonl", output_dir, stem);
+    int append = resume_step >= 0 || strcmp(stem, "main") != 0;
     if (resume_step >= 0) {
         truncate_log_after(path, "s:%d", resume_step);
         truncate_log_after(jpath, "{\"step\":%d", resume_step);
     }
-    lg->f = fopen_check(path, resume_step >= 0 ? "a" : "w");
-    lg->json = fopen_check(jpath, resume_step >= 0 ? "a" : "w");
+    char err[LLMC_ERRLEN];
+    if (check_output_path(path, err) != 0 || check_output_path(jpath, err) != 0) { die("-o: %s", err); }
+    lg->f = fopen_check(path, append ? "a" : "w");
+    lg->json = fopen_check(jpath, append ? "a" : "w");
 }
 
 // JSON has no NaN: unknown numbers are written as null
@@ -71,7 +84,7 @@ static void json_number(FILE* f, const char* key, double x) {
 static void logger_log_step(Logger* lg, const StepMetrics* m) {
     if (lg->f == NULL) { return; }
     fprintf(lg->f, "s:%d trl:%f lr:%f norm:%f\n", m->step, m->loss, m->lr, m->grad_norm);
-    fflush(lg->f);
+    logger_check(lg->f, lg->path);
     fprintf(lg->json, "{\"step\":%d", m->step);
     json_number(lg->json, "loss", m->loss);
     json_number(lg->json, "lr", m->lr);
@@ -84,7 +97,7 @@ static void logger_log_step(Logger* lg, const StepMetrics* m) {
     json_number(lg->json, "flops", m->flops);
     json_number(lg->json, "pf_days", m->flops / (1e15 * 86400.0));
     fprintf(lg->json, "}\n");
-    fflush(lg->json);
+    logger_check(lg->json, lg->jpath);
 }
 
 // kind: "val_loss" (also written to main.log as tel) or "hellaswag" (as eval)
@@ -92,19 +105,21 @@ static void logger_log_eval(Logger* lg, int step, const char* kind, float value,
     if (lg->f == NULL) { return; }
     int is_val = strcmp(kind, "val_loss") == 0;
     fprintf(lg->f, "s:%d %s:%f\n", step, is_val ? "tel" : "eval", value);
-    fflush(lg->f);
+    logger_check(lg->f, lg->path);
     fprintf(lg->json, "{\"step\":%d", step);
     json_number(lg->json, kind, value);
     if (is_val) { json_number(lg->json, "val_perplexity", exp(value)); }
     json_number(lg->json, "tokens", tokens);
     json_number(lg->json, "flops", flops);
     fprintf(lg->json, "}\n");
-    fflush(lg->json);
+    logger_check(lg->json, lg->jpath);
 }
 
 static void logger_free(Logger* lg) {
-    if (lg->f != NULL) { fclose(lg->f); lg->f = NULL; }
-    if (lg->json != NULL) { fclose(lg->json); lg->json = NULL; }
+    if (lg->f != NULL && fclose(lg->f) != 0) { die("writing the log %s failed: %s", lg->path, strerror(errno)); }
+    if (lg->json != NULL && fclose(lg->json) != 0) { die("writing the log %s failed: %s", lg->jpath, strerror(errno)); }
+    lg->f = NULL;
+    lg->json = NULL;
 }
 
 #endif // LLMC_LOGGER_H

@@ -107,6 +107,33 @@ static int shard_read_tokens(FILE* f, const char* path, const ShardInfo* info, l
     return 0;
 }
 
+// Checks every token id of the shard is < V, in one pass over the file (about 0.1 s per 100M
+// tokens from the page cache), so a bad id deep in a shard stops a run before its first step
+// rather than at the step that reaches it (and again at every resume). 0, or -1 with err.
+static int shard_validate_tokens(FILE* f, const char* path, const ShardInfo* info, int V, char* err) {
+    if (fseek(f, info->tokens_offset, SEEK_SET) != 0) { return set_err(err, "%s: seek failed", path); }
+    enum { CHUNK = 1 << 16 };
+    static _Thread_local uint32_t buf32[CHUNK];
+    uint16_t* buf16 = (uint16_t*)buf32;
+    for (long done = 0; done < info->ntok; ) {
+        long k = info->ntok - done < CHUNK ? info->ntok - done : CHUNK;
+        if (fread_exact(buf32, info->token_bytes, k, f, path, err) != 0) { return -1; }
+        long bad = -1;
+        if (info->token_bytes == 2) {
+            for (long i = 0; i < k; i++) { if (buf16[i] >= (uint32_t)V) { bad = i; break; } }
+        } else {
+            for (long i = 0; i < k; i++) { if (buf32[i] >= (uint32_t)V) { bad = i; break; } }
+        }
+        if (bad >= 0) {
+            long v = info->token_bytes == 2 ? (long)buf16[bad] : (long)buf32[bad];
+            return set_err(err, "%s: token id %ld at position %ld is out of range for a vocabulary of %d tokens "
+                           "(wrong tokenizer, or a corrupt shard?)", path, v, done + bad, V);
+        }
+        done += k;
+    }
+    return 0;
+}
+
 // Writes a shard atomically. tokens holds ntok ids of token_bytes bytes each (2: uint16_t,
 // 4: uint32_t); mask may be NULL. Version 1 when possible, else version 2.
 static void shard_write(const char* path, const void* tokens, long ntok, int token_bytes, const uint8_t* mask) {

@@ -30,8 +30,8 @@ static void tokenizer_free(Tokenizer* tok) {
 // 0 on success, -1 with err set. On failure tok is left empty.
 static int tokenizer_init(Tokenizer* tok, const char* path, char* err) {
     memset(tok, 0, sizeof(*tok));
-    FILE* f = fopen(path, "rb");
-    if (f == NULL) { return set_err(err, "%s: cannot open tokenizer file: %s", path, strerror(errno)); }
+    FILE* f = fopen_regular(path, err);
+    if (f == NULL) { return -1; }
     int32_t header[256];
     if (fread_exact(header, sizeof(int32_t), 256, f, path, err) != 0) { fclose(f); return -1; }
     if (header[0] != TOKENIZER_MAGIC) {

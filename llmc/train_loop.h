@@ -64,16 +64,44 @@ typedef struct {
     int T;                          // allocated sequence length, set by train_loop_run
 } ModelOps;
 
-// Which step a run starts from: with -y 1, the latest complete checkpoint in -o (rank 0 looks,
-// every process gets the same answer); model_path then names its model file. 0 otherwise.
+// Prepares -o and says which step a run starts from: with -y 1, the latest complete checkpoint
+// in -o, verified against its integrity record (rank 0 looks, every process gets the same
+// answer); model_path then names its model file. 0 otherwise.
+// Rank 0 takes the run directory's lock (llmc/run_dir.h) for the rest of the process's life, and
+// refuses a fresh run into a directory that holds one unless --overwrite.
 static int train_resume_step(const TrainConfig* cfg, Comm* comm, char* model_path, size_t n) {
     if (cfg->resume && cfg->output_dir == NULL) { die("-y: resuming needs the output directory -o"); }
+    if (cfg->overwrite && cfg->output_dir == NULL) { die("--overwrite: there is no output directory -o to overwrite"); }
+    if (cfg->output_dir != NULL) { run_dir_check_path(cfg->output_dir); }
     int start_step = 0;
-    if (!cfg->resume) { return 0; }
-    if (comm->rank == 0) {
+    if (cfg->output_dir != NULL && !cfg->eval_only && comm->rank == 0) {
         ensure_dir(cfg->output_dir);
+        run_dir_lock(cfg->output_dir);  // held until the process exits
+        int existing = run_dir_count_run_files(cfg->output_dir);
+        if (!cfg->resume && existing > 0) {
+            if (!cfg->overwrite) {
+                die("-o %s already holds a run (%d log and checkpoint files): continue it with -y 1, or replace it "
+                    "with --overwrite (deletes its logs and checkpoints)", cfg->output_dir, existing);
+            }
+            run_dir_clear(cfg->output_dir);
+            printf("--overwrite: deleted the run in %s\n", cfg->output_dir);
+        }
+    }
+    if (!cfg->resume) { comm_barrier(comm); return 0; }
+    if (comm->rank == 0) {
         remove_stale_temp_files(cfg->output_dir);
         start_step = latest_checkpoint(cfg->output_dir);
+        if (start_step >= 0) {
+            char err[LLMC_ERRLEN];
+            int verified = 0;
+            double t0 = now_seconds();
+            if (checkpoint_verify(cfg->output_dir, start_step, &verified, err) != 0) { die("-y: %s", err); }
+            if (verified > 0) {
+                printf("resume: step %d verified (%d files, %.1f s)\n", start_step, verified, now_seconds() - t0);
+            } else {
+                printf("resume: warning: step %d has no integrity record (written by an older version): not verified\n", start_step);
+            }
+        }
     }
     comm_broadcast_int(comm, &start_step);
     if (start_step < 0) {
@@ -90,15 +118,28 @@ static int train_resume_step(const TrainConfig* cfg, Comm* comm, char* model_pat
 static float* train_initial_params(const TrainConfig* cfg, int start_step, const char* model_path, GPT2Config* config) {
     char err[LLMC_ERRLEN];
     float* params = NULL;
+    // -e names a file when one exists or the name has a '/'; else a preset (dN). Both at once
+    // (a file "d12" in the current directory) is ambiguous: refused rather than guessed.
+    int is_preset = gpt2_config_from_preset(cfg->init_model, config, err) == 0;
+    int is_file = access(cfg->init_model, F_OK) == 0;
     if (start_step > 0) {
-        if (checkpoint_read(model_path, config, &params, err) != 0) { die("%s", err); }
-    } else if (access(cfg->init_model, F_OK) == 0) {
-        if (checkpoint_read(cfg->init_model, config, &params, err) != 0) { die("%s", err); }
-    } else if (gpt2_config_from_preset(cfg->init_model, config, err) == 0) {
+        if (checkpoint_read(model_path, config, &params, err) != 0) { die("-y: %s", err); }
+    } else if (is_file && is_preset) {
+        die("-e %s: is both a model preset and a file in the current directory; write ./%s for the file, or move it",
+            cfg->init_model, cfg->init_model);
+    } else if (is_file || strchr(cfg->init_model, '/') != NULL) {
+        if (checkpoint_read(cfg->init_model, config, &params, err) != 0) { die("-e: %s", err); }
+    } else if (is_preset) {
         params = float_alloc_check(gpt2_num_parameters(config), "model parameters");
         gpt2_init_random(params, config, (uint64_t)cfg->seed);
+    } else if (cfg->init_model[0] == 'd' && isdigit((unsigned char)cfg->init_model[1])) {
+        die("-e: %s", err);  // a preset out of range: say the range
     } else {
-        die("-e: '%s' is neither an existing checkpoint file nor a model preset like d12", cfg->init_model);
+        die("-e: '%s' is neither an existing checkpoint file nor a model preset like d12 (dN, N = 1..256)", cfg->init_model);
+    }
+    if (!all_finite(params, gpt2_num_parameters(config))) {
+        die("-%s: %s holds non-finite weights (NaN or Inf): refusing to %s from it", start_step > 0 ? "y" : "e",
+            start_step > 0 ? model_path : cfg->init_model, start_step > 0 ? "resume" : "start");
     }
     if (cfg->T > config->max_seq_len) { die("-t: sequence length %d exceeds the model's maxT %d", cfg->T, config->max_seq_len); }
     return params;
@@ -214,10 +255,22 @@ static void train_save_checkpoint(ModelOps* ops, const TrainConfig* cfg, Comm* c
     float *m, *v;
     ops->moments_host(ops->self, &m, &v);
     size_t at = (size_t)h.shard_offset - ops->opt_offset;  // this process's shard, inside what it holds
+    // a model or moments holding NaN/Inf is never written as a checkpoint: resuming from it
+    // could only fail again, and retention could delete the good ones for it
+    int finite = all_finite(m + at, (size_t)h.shard_count) && all_finite(v + at, (size_t)h.shard_count);
+    if (comm->rank == 0) { finite = finite && all_finite(ops->params_host(ops->self), ops->num_parameters); }
+    if (comm_allreduce_max_int(comm, !finite)) {
+        int latest = comm->rank == 0 ? latest_checkpoint(cfg->output_dir) : -1;
+        if (comm->rank == 0) {
+            fprintf(stderr, "error: step %d: the model or its AdamW moments hold NaN/Inf values; no checkpoint written "
+                    "(the latest complete one is step %d in %s)\n", step, latest, cfg->output_dir);
+        }
+        exit(EXIT_FAILURE);
+    }
     checkpoint_save_rank(cfg->output_dir, step, &ops->config, ops->params_host(ops->self), &h, m + at, v + at);
     comm_barrier(comm);
     if (comm->rank == 0) {
-        checkpoint_commit(cfg->output_dir, step, cfg->keep_last, cfg->keep_every);
+        checkpoint_commit(cfg->output_dir, step, cfg->keep_last, cfg->keep_every, guard == NULL || guard->bad_in_row == 0);
         printf("wrote checkpoint %s/model_%08d.bin\n", cfg->output_dir, step);
         if (cfg->write_bf16) {
             char path[1100];
@@ -238,7 +291,13 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
 
     // data: every step takes total_batch tokens, B*T per process per micro-step
     int B = cfg->B, T = cfg->T;
-    int tokens_per_micro = B * T * comm->world;
+    // sizes in 64 bits first: B*T*processes overflows an int long before memory runs out
+    long long tokens_per_micro_ll = (long long)B * T * comm->world;
+    if (tokens_per_micro_ll > INT32_MAX) {
+        die("-b/-t: B*T*processes = %d*%d*%d = %lld tokens per micro-step; at most %d fit", B, T, comm->world,
+            tokens_per_micro_ll, INT32_MAX);
+    }
+    int tokens_per_micro = (int)tokens_per_micro_ll;
     int total_batch = cfg->total_batch_size == -1 ? tokens_per_micro : cfg->total_batch_size;
     if (total_batch % tokens_per_micro != 0) {
         die("-d: total batch size %d is not a multiple of B*T*processes = %d*%d*%d = %d", total_batch, B, T,
@@ -272,13 +331,14 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
     if (have_train) {
         steps_per_epoch = train_loader.total_seqs / ((long)B * comm->world * grad_accum_steps);
         if (steps_per_epoch <= 0) {
-            die("-d: one step needs %d sequences, the train data has %ld", B * comm->world * grad_accum_steps, train_loader.total_seqs);
+            die("-d: one step needs %lld sequences, the train data has %ld", (long long)B * comm->world * grad_accum_steps, train_loader.total_seqs);
         }
     }
     int max_steps = cfg->eval_only ? 0 : (cfg->max_steps >= 0 ? cfg->max_steps : (int)steps_per_epoch);
     if (start_step > max_steps) { die("-x: the run is already at step %d, past -x %d", start_step, max_steps); }
 
     Tokenizer tokenizer;
+    TrainConfig defaults;
     int have_tokenizer = 0;
     if (cfg->sample_every > 0 && !cfg->eval_only) {
         if (tokenizer_init(&tokenizer, cfg->tokenizer, err) == 0) {
@@ -286,6 +346,8 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
             if (tokenizer.vocab_size != mc->vocab_size) {
                 die("--tokenizer: %s has %d tokens but the model's vocabulary has %d", cfg->tokenizer, tokenizer.vocab_size, mc->vocab_size);
             }
+        } else if (train_config_defaults(&defaults), strcmp(cfg->tokenizer, defaults.tokenizer) != 0) {
+            die("--tokenizer: %s", err);  // asked for by name: an error, not a fallback
         } else {
             printf("warning: %s\nwarning: samples will be printed as token ids\n", err);
         }
@@ -327,6 +389,10 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
         if (train_state_load(cfg->output_dir, start_step, ops->opt_offset, ops->opt_count, &expected, &h, m, v, err) != 0) {
             die("-y: %s", err);
         }
+        if (!all_finite(m, ops->opt_count) || !all_finite(v, ops->opt_count)) {
+            die("-y: the training state of step %d in %s holds non-finite AdamW moments (NaN or Inf): refusing to resume",
+                start_step, cfg->output_dir);
+        }
         ops->moments_loaded(ops->self);
         if (h.num_processes != comm->world && master) {
             printf("resume: the checkpoint was written by %lld processes, continuing with %d\n", (long long)h.num_processes, comm->world);
@@ -348,7 +414,8 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
     Logger logger;
     if (cfg->output_dir != NULL && master) { ensure_dir(cfg->output_dir); }
     comm_barrier(comm);  // the directory exists before any process writes into it
-    logger_init(&logger, master ? cfg->output_dir : NULL, cfg->resume ? start_step : -1);
+    // a -y 1 that found no checkpoint starts afresh: its logs too (no duplicated step-0 lines)
+    logger_init(&logger, master ? cfg->output_dir : NULL, start_step > 0 ? start_step : -1, cfg->eval_only ? "eval" : "main");
     install_stop_handlers();
     comm_start_watchdog(comm, cfg->timeout);
 
@@ -463,7 +530,7 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
             printf("step %4d/%d | loss %.6f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | %.1f GFLOP/s%s | ETA %s%s\n",
                    step + 1, max_steps, loss, lr, norm, dt * 1e3, total_batch / dt, flops_per_step / dt / 1e9, mfu_text,
                    eta, skip ? " | SKIPPED" : "");
-            fflush(stdout);
+            flush_stdout_check();
         }
         StepMetrics sm = {
             .step = step + 1, .loss = loss, .lr = lr, .grad_norm = norm, .skipped = skip,

@@ -19,6 +19,7 @@
 #include "utils.h"
 #include "guard.h"
 #include "checkpoint.h"
+#include "run_dir.h"
 
 #define STATE_MAGIC 20241126
 #define STATE_VERSION 1
@@ -66,6 +67,7 @@ static void train_state_write(const char* path, const TrainStateHeader* h, const
 static int train_state_open(const char* path, const TrainStateHeader* expected, TrainStateHeader* h,
                             FILE** fp, char* err) {
     *fp = NULL;
+    if (check_regular_file(path, err) != 0) { return -1; }
     FILE* f = fopen(path, "rb");
     if (f == NULL) { return set_err(err, "%s: cannot open training state: %s", path, strerror(errno)); }
     long fsize = file_size_of(f);
@@ -152,11 +154,111 @@ static int train_state_load(const char* dir, int step, size_t lo, size_t count, 
     return 0;
 }
 
-static void write_done_marker(const char* path) {
+// The DONE marker is also the checkpoint's integrity record (text, one item per line):
+//   done
+//   version 2
+//   step S
+//   good G        1: the model is finite and no spike-guard streak was running when it was
+//                 written; retention never deletes the newest good checkpoint
+//   file NAME HASH   for the model and every state file: Hash64 of its bytes (llmc/utils.h)
+// A marker that is just "done" was written before integrity records: accepted, unverified.
+
+static int all_finite(const float* x, size_t n) {
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) { ok &= isfinite(x[i]) ? 1 : 0; }
+    return ok;
+}
+
+static void write_done_marker(const char* dir, int step, int good) {
+    char done[LLMC_PATH_MAX + 64], path[LLMC_PATH_MAX + 300], err[LLMC_ERRLEN];
+    checkpoint_paths(dir, step, 0, NULL, NULL, done, sizeof(done));
+    static char names[1 + 4096][64];  // state files are named state_SSSSSSSS_RRRRR.bin
+    int nnames = 0;
+    snprintf(names[nnames++], sizeof(names[0]), "model_%08d.bin", step);
+    char prefix[32];
+    snprintf(prefix, sizeof(prefix), "state_%08d_", step);
+    DIR* d = opendir(dir);
+    if (d == NULL) { die("cannot list %s: %s", dir, strerror(errno)); }
+    struct dirent* e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 && run_dir_is_run_file(e->d_name) && nnames < 1 + 4096 &&
+            strlen(e->d_name) < sizeof(names[0])) {
+            memcpy(names[nnames++], e->d_name, strlen(e->d_name) + 1);
+        }
+    }
+    closedir(d);
     AtomicFile af;
-    atomic_open(&af, path);
-    atomic_write(&af, "done\n", 1, 5);
+    atomic_open(&af, done);
+    char line[128];
+    int len = snprintf(line, sizeof(line), "done\nversion 2\nstep %d\ngood %d\n", step, good);
+    atomic_write(&af, line, 1, len);
+    for (int i = 0; i < nnames; i++) {
+        snprintf(path, sizeof(path), "%s/%.63s", dir, names[i]);
+        uint64_t h = 0;
+        if (hash64_file(path, &h, err) != 0) { atomic_abort(&af); die("checkpoint at step %d: %s", step, err); }
+        len = snprintf(line, sizeof(line), "file %s %016llx\n", names[i], (unsigned long long)h);
+        atomic_write(&af, line, 1, len);
+    }
     atomic_commit(&af);
+}
+
+// Reads dir's DONE marker of step: *good (1 for a legacy marker) and *versioned. 0, or -1.
+static int read_done_marker(const char* dir, int step, int* good, int* versioned, char* err) {
+    char done[LLMC_PATH_MAX + 64];
+    checkpoint_paths(dir, step, 0, NULL, NULL, done, sizeof(done));
+    FILE* f = fopen_regular(done, err);
+    if (f == NULL) { return -1; }
+    *good = 1;
+    *versioned = 0;
+    char line[512];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        int v;
+        if (sscanf(line, "version %d", &v) == 1) { *versioned = 1; }
+        if (sscanf(line, "good %d", &v) == 1) { *good = v; }
+    }
+    fclose(f);
+    return 0;
+}
+
+// Checks every file the DONE marker of step lists against its recorded hash, and that the
+// model and rank 0's state are among them. 0 (also for a legacy marker: *verified = 0), or -1
+// with err naming the file that changed.
+static int checkpoint_verify(const char* dir, int step, int* verified, char* err) {
+    char done[LLMC_PATH_MAX + 64], path[LLMC_PATH_MAX + 300];
+    checkpoint_paths(dir, step, 0, NULL, NULL, done, sizeof(done));
+    *verified = 0;
+    FILE* f = fopen_regular(done, err);
+    if (f == NULL) { return -1; }
+    char line[512], model[40], state0[40];
+    snprintf(model, sizeof(model), "model_%08d.bin", step);
+    snprintf(state0, sizeof(state0), "state_%08d_00000.bin", step);
+    int versioned = 0, have_model = 0, have_state0 = 0, nfiles = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        int v;
+        char name[256];
+        unsigned long long want;
+        if (sscanf(line, "version %d", &v) == 1) { versioned = 1; continue; }
+        if (sscanf(line, "file %255s %llx", name, &want) != 2) { continue; }
+        if (!run_dir_is_run_file(name)) { fclose(f); return set_err(err, "%s: names an unexpected file '%s'", done, name); }
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        uint64_t got = 0;
+        if (hash64_file(path, &got, err) != 0) { fclose(f); return -1; }
+        if (got != want) {
+            fclose(f);
+            return set_err(err, "%s: does not match the checksum recorded in %s: the file changed after it was written "
+                           "(delete %s to resume from the checkpoint before it)", path, done, done);
+        }
+        have_model |= strcmp(name, model) == 0;
+        have_state0 |= strcmp(name, state0) == 0;
+        nfiles++;
+    }
+    fclose(f);
+    if (!versioned) { return 0; }
+    if (!have_model || !have_state0) {
+        return set_err(err, "%s: the integrity record does not list %s", done, !have_model ? model : state0);
+    }
+    *verified = nfiles;
+    return 0;
 }
 
 // Steps of the complete checkpoints (those with a DONE marker) in dir, ascending, into steps
@@ -195,16 +297,49 @@ static int latest_checkpoint(const char* dir) {
 // Deletes complete checkpoints other than the newest keep_last ones and those whose step is a
 // multiple of keep_every (0: none kept that way). keep_last <= 0 keeps everything. A
 // checkpoint's state files are found by name, whatever number of processes wrote them.
+// Deletes the model and state files of steps older than the newest complete checkpoint that
+// have no DONE marker: a checkpoint interrupted half-way, never to be completed.
+static void prune_orphans(const char* dir, const int* steps, int n) {
+    if (n <= 0) { return; }
+    int newest = steps[n - 1];
+    DIR* d = opendir(dir);
+    if (d == NULL) { return; }
+    struct dirent* e;
+    char path[LLMC_PATH_MAX + 300];
+    while ((e = readdir(d)) != NULL) {
+        int step;
+        if (!run_dir_is_run_file(e->d_name)) { continue; }
+        if (sscanf(e->d_name, "model_%8d", &step) != 1 && sscanf(e->d_name, "state_%8d", &step) != 1) { continue; }
+        if (step >= newest) { continue; }
+        int complete = 0;
+        for (int i = 0; i < n; i++) { complete |= steps[i] == step; }
+        if (complete) { continue; }
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0) { printf("removed %s, part of a checkpoint that never completed\n", path); }
+    }
+    closedir(d);
+}
+
 static void prune_checkpoints(const char* dir, int keep_last, int keep_every) {
-    if (keep_last <= 0) { return; }
     int steps[4096];
     int n = list_checkpoints(dir, steps, 4096);
     if (n > 4096) { n = 4096; }
+    prune_orphans(dir, steps, n);
+    if (keep_last <= 0) { return; }
     char model[1100], done[1100], prefix[32], path[1100];
+    // the newest good checkpoint (finite model, no spike-guard streak) is never deleted, so a
+    // long streak of bad steps cannot prune away the last checkpoint worth resuming from
+    int newest_good = -1;
+    for (int i = n - 1; i >= 0 && newest_good < 0; i--) {
+        int good = 1, versioned = 0;
+        char err[LLMC_ERRLEN];
+        if (read_done_marker(dir, steps[i], &good, &versioned, err) == 0 && good) { newest_good = steps[i]; }
+    }
     int deleted = 0;
     for (int i = 0; i < n - keep_last; i++) {
         int s = steps[i];
         if (keep_every > 0 && s % keep_every == 0) { continue; }
+        if (s == newest_good) { continue; }
         checkpoint_paths(dir, s, 0, model, NULL, done, sizeof(done));
         if (unlink(done) != 0) { die("cannot delete %s: %s", done, strerror(errno)); }
         fsync_dir_of(done);  // no longer complete, durably, before its files go
@@ -224,21 +359,6 @@ static void prune_checkpoints(const char* dir, int keep_last, int keep_every) {
     if (deleted > 0) { fsync_dir_of(model); }
 }
 
-// Removes "*.tmp.*" files a killed writer left behind in dir (see AtomicFile).
-static void remove_stale_temp_files(const char* dir) {
-    DIR* d = opendir(dir);
-    if (d == NULL) { return; }
-    struct dirent* e;
-    char path[1100];
-    while ((e = readdir(d)) != NULL) {
-        if (strstr(e->d_name, ".tmp.") != NULL) {
-            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-            if (unlink(path) == 0) { printf("removed %s, left by an interrupted write\n", path); }
-        }
-    }
-    closedir(d);
-}
-
 // Writes this rank's part of the checkpoint at step: the model (rank 0; params is the fp32
 // model) and this rank's state file (m and v hold the moments described by h). When every
 // rank has done so (a barrier), rank 0 calls checkpoint_commit.
@@ -250,12 +370,10 @@ static void checkpoint_save_rank(const char* dir, int step, const GPT2Config* cf
     train_state_write(state, h, m, v);
 }
 
-// Marks the checkpoint at step complete (its DONE file), then prunes old ones. Rank 0 only,
-// after every rank's checkpoint_save_rank.
-static void checkpoint_commit(const char* dir, int step, int keep_last, int keep_every) {
-    char done[1100];
-    checkpoint_paths(dir, step, 0, NULL, NULL, done, sizeof(done));
-    write_done_marker(done);
+// Marks the checkpoint at step complete (its DONE file with the integrity record), then prunes
+// old ones. Rank 0 only, after every rank's checkpoint_save_rank.
+static void checkpoint_commit(const char* dir, int step, int keep_last, int keep_every, int good) {
+    write_done_marker(dir, step, good);
     prune_checkpoints(dir, keep_last, keep_every);
 }
 

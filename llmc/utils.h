@@ -323,6 +323,16 @@ static inline void atomic_write(AtomicFile* af, const void* ptr, size_t size, si
     hash64_update(&af->hash, ptr, size * count);
 }
 
+// Flushes stdout and dies if what was printed could not be written (stdout on a full disk):
+// the progress of a run is its user's record of it.
+static inline void flush_stdout_check(void) {
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        int e = errno;
+        fprintf(stderr, "error: writing to standard output failed: %s\n", strerror(e));
+        exit(EXIT_FAILURE);
+    }
+}
+
 // mkdir -p for one level, fine if it exists
 static inline void ensure_dir(const char* dir) {
     struct stat st;

@@ -130,6 +130,8 @@ if [ $? -ne 0 ] && echo "$out" | grep -q "state_00000003_00000.bin: state was wr
 else
     fail "resume with other batch flags refused" "$out"
 fi
+# a legacy DONE marker (no integrity record) lets the state reader's own checks speak
+printf 'done\n' > "$work/bad/DONE_00000003"
 printf 'garbage' > "$work/bad/state_00000003_00000.bin"
 out=$(./train_gpt $ARGS -x 3 -o "$work/bad" -y 1 2>&1 >/dev/null)
 if [ $? -ne 0 ] && echo "$out" | grep -q "state_00000003_00000.bin: file is truncated"; then

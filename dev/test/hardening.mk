@@ -1,0 +1,3 @@
+# The trainer against hostile and careless use (issue 19): run-directory lock, overwrite
+# protection, checkpoint integrity, output paths, bad shards, non-file inputs, overflow.
+TESTS += dev/test/test_hardening.sh
