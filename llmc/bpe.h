@@ -466,8 +466,8 @@ static void bpe_gpt2_unicode_to_byte(int* map /* [324] */) {
 
 // Reads a whole file; NULL with err set on failure.
 static unsigned char* bpe_read_file(const char* path, size_t* size, char* err) {
-    FILE* f = fopen(path, "rb");
-    if (f == NULL) { set_err(err, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    FILE* f = fopen_regular(path, err);  // a directory or a FIFO is refused, never read as 2^63 bytes
+    if (f == NULL) { return NULL; }
     long n = file_size_of(f);
     if (n < 0) { fclose(f); set_err(err, "%s: cannot determine file size", path); return NULL; }
     unsigned char* buf = (unsigned char*)malloc_check((size_t)n + 1, path);

@@ -21,29 +21,18 @@
 #include "llmc/bpe.h"
 #include "dev/data/doc_reader.h"
 
-static void usage(void) {
-    fprintf(stderr,
+static const char* usage_text =
 "usage: tokenize [options] INPUT...     encode into token shards\n"
 "       tokenize [vocab options] --decode SHARD\n"
 "       tokenize [vocab options] --write-tokenizer OUT.bin   (llm.c's decode-only file)\n"
 "       tokenize [vocab options] --save-tiktoken OUT          (tiktoken rank file)\n"
 "       tokenize [vocab options] --batch-encode IN OUT [--allow-special] [--threads N] [--repeat K]\n"
-"vocabulary (default: GPT-2 from ../shared/data/gpt2):\n"
-"  --encoder FILE --merges FILE   GPT-2 encoder.json + vocab.bpe\n"
-"  --tiktoken FILE                tiktoken rank file (e.g. from bpe_train)\n"
-"encoding:\n"
-"  -o, --out PREFIX       shards PREFIX_train_000000.bin, PREFIX_val_000000.bin, ... (required)\n"
-"  --format F             auto (default: by extension), text, jsonl, json (array of objects)\n"
-"  --field NAME           JSON field holding the text (default: text)\n"
-"  --doc-sep STR          split text files into documents after each STR (C escapes: \\n)\n"
-"  --val-fraction F       documents sent to val, chosen by a hash of the document index (default 0)\n"
-"  --val-tokens N         the first N tokens go to val instead (llm.c's tinyshakespeare split)\n"
-"  --shard-size N         tokens per shard (default 100000000)\n"
-"  --no-shard-index       name the outputs PREFIX_train.bin / PREFIX_val.bin (one shard each)\n"
-"  --allow-special        literal \"<|endoftext|>\" in the text becomes the end-of-text token\n"
-"  --threads N            encoding threads (default: all cores)\n");
-    exit(EXIT_FAILURE);
-}
+"Vocabulary: GPT-2 from ../shared/data/gpt2 (looked up from the current directory, then from\n"
+"this program's repository), or --encoder/--merges, or --tiktoken.\n"
+"Shards: PREFIX_train_000000.bin, PREFIX_val_000000.bin, ... (the prefix's folder is created).\n"
+"Val split: --val-fraction F sends every 1/F-th document to val (document k when\n"
+"floor((k+1)F) > floor(kF): exactly floor(n F) documents, spread evenly), as dev/data/pipeline does;\n"
+"--val-tokens N sends the stream's first N tokens instead. Numbers accept 1e6.";
 
 // ----------------------------------------------------------------------------
 // output: train and val shard streams
@@ -75,7 +64,6 @@ static void shard_out_flush(ShardOut* o) {
     if (o->n == 0) { return; }
     char path[1024];
     if (o->no_index) {
-        if (o->index > 0) { die("--no-shard-index: the %s split needs more than one shard of %ld tokens", o->split, o->shard_size); }
         snprintf(path, sizeof(path), "%s_%s.bin", o->prefix, o->split);
         o->index++;
     } else {
@@ -88,11 +76,15 @@ static void shard_out_flush(ShardOut* o) {
 
 static void shard_out_push(ShardOut* o, const int* ids, size_t n) {
     for (size_t i = 0; i < n; i++) {
+        if (o->n == o->shard_size) {  // only with --no-shard-index: nothing has been written yet
+            die("--no-shard-index: the %s split needs more than one shard of %ld tokens (raise --shard-tokens); nothing written",
+                o->split, o->shard_size);
+        }
         if (o->token_bytes == 2) { ((uint16_t*)o->buf)[o->n] = (uint16_t)ids[i]; }
         else { ((uint32_t*)o->buf)[o->n] = (uint32_t)ids[i]; }
         o->n++;
         o->total++;
-        if (o->n == o->shard_size) { shard_out_flush(o); }
+        if (o->n == o->shard_size && !o->no_index) { shard_out_flush(o); }
     }
 }
 
@@ -115,13 +107,6 @@ typedef struct {
     size_t ndocs, cap_docs;
     BpeIds* out;           // per document
 } Encoder;
-
-static uint64_t splitmix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
 
 static void enc_add_doc_end(Encoder* e) {
     if (e->ndocs + 2 > e->cap_docs) {
@@ -198,9 +183,11 @@ static void enc_flush(Encoder* e) {
             // llm.c's tinyshakespeare split: the stream's first val_tokens tokens are val
             long room = e->val_tokens - e->val.total;
             size_t k = room > 0 ? ((size_t)room < n ? (size_t)room : n) : 0;
+            if (k > 0) { e->val_docs++; }  // a document with tokens in val (the last may be split)
             shard_out_push(&e->val, ids, k);
             shard_out_push(&e->train, ids + k, n - k);
-        } else if (e->val_fraction > 0 && (double)(splitmix64((uint64_t)d) >> 11) * 0x1.0p-53 < e->val_fraction) {
+        } else if (e->val_fraction > 0 && (long)((double)(d + 1) * e->val_fraction) > (long)((double)d * e->val_fraction)) {
+            // every 1/F-th document, as dev/data/pipeline splits
             e->val_docs++;
             shard_out_push(&e->val, ids, n);
         } else {
@@ -290,8 +277,8 @@ static void batch_encode(const BPE* bpe, const char* in, const char* outp, int t
 
 static void decode_shard(const BPE* bpe, const char* path) {
     char err[LLMC_ERRLEN];
-    FILE* f = fopen(path, "rb");
-    if (f == NULL) { die("%s: cannot open: %s", path, strerror(errno)); }
+    FILE* f = fopen_regular(path, err);
+    if (f == NULL) { die("%s", err); }
     ShardInfo info;
     memset(&info, 0, sizeof(info));
     if (shard_read_header(f, path, &info, err) != 0) { die("%s", err); }
@@ -321,51 +308,116 @@ static char* unescape(const char* s) {
     return o;
 }
 
+#define TOK_NUM_ARGS 18
+
 int main(int argc, char** argv) {
-    const char* encoder = "../shared/data/gpt2/encoder.json";
-    const char* merges = "../shared/data/gpt2/vocab.bpe";
+    char vocab_dir[PATH_MAX], enc_default[PATH_MAX + 32], merges_default[PATH_MAX + 32];
+    doc_default_vocab_dir(vocab_dir, sizeof(vocab_dir));
+    snprintf(enc_default, sizeof(enc_default), "%s/encoder.json", vocab_dir);
+    snprintf(merges_default, sizeof(merges_default), "%s/vocab.bpe", vocab_dir);
+    const char* encoder = NULL;
+    const char* merges = NULL;
     const char *tiktoken = NULL, *out = NULL, *format = "auto", *field = "text", *decode = NULL;
-    const char *save_tiktoken = NULL, *write_tok = NULL, *batch_in = NULL, *batch_out = NULL;
+    const char *save_tiktoken = NULL, *write_tok = NULL, *batch_in = NULL, *batch_out = NULL, *sep_arg = NULL;
     char* sep = NULL;
-    double val_fraction = 0;
-    long val_tokens = 0, shard_size = 100000000;
+    double val_fraction = -1;       // -1: not given
+    long long val_tokens = -1;      // -1: not given
+    long long shard_size = -1, shard_size_alias = -1;
     int no_index = 0, allow_special = 0, threads = omp_get_num_procs(), repeat = 1;
-    const char* inputs[4096];
-    int ninputs = 0;
-    for (int i = 1; i < argc; i++) {
-        const char* a = argv[i];
-        int more = i + 1 < argc;
-#define ARG(name) (strcmp(a, name) == 0 && more)
-        if (ARG("--encoder")) { encoder = argv[++i]; }
-        else if (ARG("--merges")) { merges = argv[++i]; }
-        else if (ARG("--tiktoken")) { tiktoken = argv[++i]; }
-        else if (ARG("-o") || ARG("--out")) { out = argv[++i]; }
-        else if (ARG("--format")) { format = argv[++i]; }
-        else if (ARG("--field")) { field = argv[++i]; }
-        else if (ARG("--doc-sep")) { sep = unescape(argv[++i]); }
-        else if (ARG("--val-fraction")) { val_fraction = atof(argv[++i]); }
-        else if (ARG("--val-tokens")) { val_tokens = atol(argv[++i]); }
-        else if (ARG("--shard-size")) { shard_size = atol(argv[++i]); }
-        else if (ARG("--threads")) { threads = atoi(argv[++i]); }
-        else if (ARG("--repeat")) { repeat = atoi(argv[++i]); }
-        else if (ARG("--decode")) { decode = argv[++i]; }
-        else if (ARG("--write-tokenizer")) { write_tok = argv[++i]; }
-        else if (ARG("--save-tiktoken")) { save_tiktoken = argv[++i]; }
-        else if (strcmp(a, "--batch-encode") == 0 && i + 2 < argc) { batch_in = argv[++i]; batch_out = argv[++i]; }
-        else if (strcmp(a, "--allow-special") == 0) { allow_special = 1; }
-        else if (strcmp(a, "--no-shard-index") == 0) { no_index = 1; }
-        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(); }
-        else if (a[0] == '-' && a[1] != 0) { fprintf(stderr, "unknown or incomplete option %s\n", a); usage(); }
-        else if (ninputs < 4096) { inputs[ninputs++] = a; }
-        else { die("too many inputs"); }
-#undef ARG
-    }
-    if (threads < 1 || repeat < 1 || shard_size < 1 || val_fraction < 0 || val_fraction > 1 || val_tokens < 0) {
-        die("bad --threads, --repeat, --shard-size, --val-fraction or --val-tokens");
-    }
     char err[LLMC_ERRLEN];
+    // --batch-encode takes two values: take them out before the table parser sees argv
+    char** av = (char**)malloc_check((size_t)(argc + 1) * sizeof(char*), "arguments");
+    int ac = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && strcmp(argv[i], "--batch-encode") == 0) {
+            if (batch_in != NULL) { die("--batch-encode is given twice; give each flag once"); }
+            if (i + 2 >= argc) { die("--batch-encode: missing values (IN OUT)"); }
+            batch_in = argv[++i];
+            batch_out = argv[++i];
+            continue;
+        }
+        av[ac++] = argv[i];
+    }
+    av[ac] = NULL;
+    const double big = 9.2e18;
+    ArgSpec specs[TOK_NUM_ARGS] = {
+        {"-o", "--out", ARG_STRING, &out, 0, 0, "output prefix: PREFIX_train_000000.bin, PREFIX_val_000000.bin, ..."},
+        {NULL, "--encoder", ARG_STRING, &encoder, 0, 0, "GPT-2 encoder.json (default: GPT-2 from ../shared/data/gpt2)"},
+        {NULL, "--merges", ARG_STRING, &merges, 0, 0, "GPT-2 vocab.bpe"},
+        {NULL, "--tiktoken", ARG_STRING, &tiktoken, 0, 0, "tiktoken rank file instead (e.g. from bpe_train)"},
+        {NULL, "--format", ARG_STRING, &format, 0, 0, "auto (by extension: .jsonl, .json, else text), text, jsonl, json (array of objects)"},
+        {NULL, "--field", ARG_STRING, &field, 0, 0, "JSON field holding the text"},
+        {NULL, "--doc-sep", ARG_STRING, &sep_arg, 0, 0, "split text files into documents after each STR (C escapes: \\n)"},
+        {NULL, "--val-fraction", ARG_DOUBLE, &val_fraction, 0, 1, "fraction of documents sent to val: every 1/F-th document (default 0)"},
+        {NULL, "--val-tokens", ARG_LONG, &val_tokens, 0, big, "the first N tokens go to val instead (llm.c's tinyshakespeare split)"},
+        {NULL, "--shard-tokens", ARG_LONG, &shard_size, 1, 2147483647.0, "tokens per shard (default 100000000)"},
+        {NULL, "--shard-size", ARG_LONG, &shard_size_alias, 1, 2147483647.0, "the same as --shard-tokens (older name)"},
+        {NULL, "--no-shard-index", ARG_FLAG, &no_index, 0, 0, "name the outputs PREFIX_train.bin / PREFIX_val.bin (one shard each)"},
+        {NULL, "--allow-special", ARG_FLAG, &allow_special, 0, 0, "literal \"<|endoftext|>\" in the text becomes the end-of-text token"},
+        {NULL, "--threads", ARG_INT, &threads, 1, 1024, "encoding threads (default: all cores)"},
+        {NULL, "--repeat", ARG_INT, &repeat, 1, 1000000, "--batch-encode: timing runs"},
+        {NULL, "--decode", ARG_STRING, &decode, 0, 0, "print the text of this shard"},
+        {NULL, "--write-tokenizer", ARG_STRING, &write_tok, 0, 0, "write llm.c's decode-only tokenizer file"},
+        {NULL, "--save-tiktoken", ARG_STRING, &save_tiktoken, 0, 0, "write the vocabulary as a tiktoken rank file"},
+    };
+    const char** inputs = (const char**)malloc_check((size_t)(argc + 1) * sizeof(char*), "inputs");
+    int ninputs = 0;
+    int rc = args_parse_positional(ac, av, specs, TOK_NUM_ARGS, inputs, argc, &ninputs, 0, err);
+    if (rc == 1) {
+        printf("%s\n\n(--batch-encode IN OUT: records of (uint32 length, bytes) -> (uint32 count, int32 ids); for tests and benchmarks)\n", usage_text);
+        ArgSpec none[1];
+        (void)none;
+        args_print_help(stdout, "", specs, TOK_NUM_ARGS);
+        return 0;
+    }
+    if (rc != 0) { die("%s", err); }
+    if (shard_size >= 0 && shard_size_alias >= 0) { die("--shard-tokens and --shard-size are the same setting; give one"); }
+    if (shard_size < 0) { shard_size = shard_size_alias >= 0 ? shard_size_alias : 100000000; }
+    if (val_fraction >= 0 && val_tokens >= 0) {
+        die("--val-fraction and --val-tokens contradict each other: split by documents or by the first N tokens, not both");
+    }
+    if (val_fraction < 0) { val_fraction = 0; }
+    if (val_tokens < 0) { val_tokens = 0; }
+    if (tiktoken != NULL && (encoder != NULL || merges != NULL)) { die("--tiktoken and --encoder/--merges are two vocabularies; give one"); }
+    if ((encoder == NULL) != (merges == NULL) && tiktoken == NULL) {
+        // one of the pair given: the other defaults to GPT-2's, which is what people mean
+    }
+    if (encoder == NULL) { encoder = enc_default; }
+    if (merges == NULL) { merges = merges_default; }
+    if (strcmp(format, "auto") != 0 && strcmp(format, "text") != 0 && strcmp(format, "jsonl") != 0 && strcmp(format, "json") != 0) {
+        die("--format: unknown format '%s' (auto, text, jsonl, json)", format);
+    }
+    if (ninputs > 0 && out == NULL) { die("-o (--out): encoding INPUT needs an output prefix"); }
+    if (ninputs == 0 && out != NULL) { die("-o (--out) %s: no INPUT files to encode", out); }
+    if (ninputs == 0 && !write_tok && !decode && !batch_in && !save_tiktoken) {
+        die("nothing to do: give INPUT files with -o PREFIX, or --decode, --write-tokenizer, --save-tiktoken, --batch-encode (see --help)");
+    }
+    if (sep_arg != NULL) { sep = unescape(sep_arg); }
+    // inputs must be regular files; no output may be an input or another output
+    {
+        int cap = ninputs + 8, nin = 0, nout = 0;
+        DocPath* in = (DocPath*)malloc_check((size_t)cap * sizeof(DocPath), "paths");
+        DocPath outp[4];
+        for (int k = 0; k < ninputs; k++) {
+            if (check_regular_file(inputs[k], err) != 0) { die("%s", err); }
+            in[nin++] = (DocPath){"input", inputs[k]};
+        }
+        if (tiktoken) { in[nin++] = (DocPath){"--tiktoken", tiktoken}; }
+        else { in[nin++] = (DocPath){"--encoder", encoder}; in[nin++] = (DocPath){"--merges", merges}; }
+        if (decode) { in[nin++] = (DocPath){"--decode", decode}; }
+        if (batch_in) { in[nin++] = (DocPath){"--batch-encode input", batch_in}; }
+        for (int k = 0; k < nin; k++) {
+            if (check_regular_file(in[k].path, err) != 0) { die("%s: %s", in[k].what, err); }
+        }
+        if (write_tok) { outp[nout++] = (DocPath){"--write-tokenizer", write_tok}; }
+        if (save_tiktoken) { outp[nout++] = (DocPath){"--save-tiktoken", save_tiktoken}; }
+        if (batch_out) { outp[nout++] = (DocPath){"--batch-encode output", batch_out}; }
+        if (doc_check_paths(in, nin, outp, nout, ninputs > 0 ? out : NULL, err) != 0) { die("%s", err); }
+        free(in);
+    }
+    if (ninputs > 0 && doc_make_parent_dirs(out, err) != 0) { die("-o (--out): %s", err); }
     BPE bpe;
-    int rc = tiktoken ? bpe_load_tiktoken(&bpe, tiktoken, err) : bpe_load_gpt2(&bpe, encoder, merges, err);
+    rc = tiktoken ? bpe_load_tiktoken(&bpe, tiktoken, err) : bpe_load_gpt2(&bpe, encoder, merges, err);
     if (rc != 0) { die("%s", err); }
     if (write_tok) {
         bpe_write_llmc_tokenizer(&bpe, write_tok);
@@ -378,7 +430,6 @@ int main(int argc, char** argv) {
     if (decode) { decode_shard(&bpe, decode); }
     if (batch_in) { batch_encode(&bpe, batch_in, batch_out, threads, allow_special, repeat); }
     if (ninputs > 0) {
-        if (out == NULL) { die("encoding needs -o PREFIX"); }
         Encoder e;
         memset(&e, 0, sizeof(e));
         e.bpe = &bpe;
@@ -405,15 +456,19 @@ int main(int argc, char** argv) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
         long text_tokens = e.train.total + e.val.total - e.docs;  // without the end-of-text tokens
+        if (val_fraction > 0 && e.val_docs == 0) {
+            fprintf(stderr, "warning: --val-fraction %g sent no document to val (%ld documents; val needs at least %.0f)\n",
+                    val_fraction, e.docs, val_fraction > 0 ? 1.0 / val_fraction : 0.0);
+        }
         printf("%ld documents (%ld to val), %.0f bytes -> %ld train + %ld val tokens, %.4f bytes/token (end-of-text tokens not counted), %.2f s, %.1f MB/s\n",
                e.docs, e.val_docs, e.bytes, e.train.total, e.val.total,
                e.bytes / (double)(text_tokens > 0 ? text_tokens : 1), dt, e.bytes / dt / 1e6);
         for (int t = 0; t < threads; t++) { bpe_work_free(e.work[t]); }
         free(e.work); free(e.train.buf); free(e.val.buf); free(e.doc_off); bpe_bytes_free(&e.text);
-    } else if (!write_tok && !decode && !batch_in && !save_tiktoken) {
-        usage();
     }
     free(sep);
+    free(inputs);
+    free(av);
     bpe_free(&bpe);
     return 0;
 }
