@@ -65,7 +65,7 @@ echo "hostile-input sweep: work directory $W, timeout ${TIMEOUT}s per case"
 #             any: may succeed; if it fails, stderr must name NEEDLE
 #     NEEDLE  what the message must name: a flag, a path; alternatives split by '|'; '-' none
 #     POST    a bash condition that must hold afterwards ('-' for none); $E is the stderr
-#             file, $O the stdout file
+#             file, $O the stdout file, $RC the exit code
 #   Commands run from the repository root, stdin from /dev/null.
 
 declare -A COUNT=([ok]=0 [crash]=0 [hang]=0 [silent]=0 [unclear]=0 [refused]=0)
@@ -99,7 +99,7 @@ t() {
         class=hang; detail="no exit after ${to}s"
     elif [ $rc -ge 128 ] || grep -qE "AddressSanitizer|LeakSanitizer|runtime error:|Segmentation fault|stack smashing|double free|Floating point exception|Assertion .* failed" "$E"; then
         class=crash; detail="exit $rc${first:+: $first}"
-    elif [ "$post" != - ] && ! (eval "$post") >/dev/null 2>&1; then
+    elif [ "$post" != - ] && ! (RC=$rc; eval "$post") >/dev/null 2>&1; then
         class=silent; detail="post-condition failed: $post (exit $rc${first:+: $first})"
     elif [ $expect = err ] && [ $rc -eq 0 ]; then
         class=silent; detail="exit 0, an error was expected (naming $needle)"
@@ -345,7 +345,8 @@ t "train_gpt -i glob matching nothing" err "$W/nothing_*.bin" - "$TG" "${TINY[@]
 
 while read -r kind path; do
     case $kind in truncated|garbage) continue ;; esac  # any bytes are text to a byte-level BPE
-    TO=$(to_for $kind) t "tokenize input $kind" err "$path" - "$TOK" -o "$W/out/ti" "$path"
+    ex=err; [ $kind = empty ] && ex=warn  # an empty text file is 0 documents: say so, naming it
+    TO=$(to_for $kind) t "tokenize input $kind" $ex "$path" - "$TOK" -o "$W/out/ti" "$path"
 done < <(inputs_of -)
 t "tokenize input garbage as JSONL" warn "$W/garbage.jsonl" - "$TOK" -o "$W/out/ti" "$W/garbage.jsonl"
 t "tokenize input truncated JSONL (last line cut)" warn "$W/trunc.jsonl" - "$TOK" -o "$W/out/ti" "$W/trunc.jsonl"
@@ -365,7 +366,8 @@ done < <(inputs_of "$W/trunc_shard.bin")
 while read -r kind path; do
     [ $kind = garbage ] && path=$W/garbage.jsonl
     [ $kind = truncated ] && { t "pipeline input truncated JSONL" warn "$W/trunc.jsonl" - "$PIPE" --quiet --out-prefix "$W/out/pi" "$W/trunc.jsonl"; continue; }
-    TO=$(to_for $kind) t "pipeline input $kind" err "$path" - "$PIPE" --quiet --out-prefix "$W/out/pi" "$path"
+    ex=err; [ $kind = empty ] && ex=warn
+    TO=$(to_for $kind) t "pipeline input $kind" $ex "$path" - "$PIPE" --quiet --out-prefix "$W/out/pi" "$path"
 done < <(inputs_of -)
 t "pipeline --tokenizer-dir missing" err "$MISSING" - "$PIPE" --quiet --out-prefix "$W/out/pt" --tokenizer-dir "$MISSING" "$W/docs.jsonl"
 t "pipeline --tokenizer-dir without the files" err "$W/dir" - "$PIPE" --quiet --out-prefix "$W/out/pt" --tokenizer-dir "$W/dir" "$W/docs.jsonl"
@@ -400,7 +402,8 @@ t "train_gpt -e crafted header Vhuge" err "$W/hdr_Vhuge.bin" - "$TG" -e "$W/hdr_
 while read -r kind path; do
     [ $kind = garbage ] && path=$W/garbage.jsonl
     [ $kind = truncated ] && continue
-    TO=$(to_for $kind) t "bpe_train input $kind" err "$path" - "$BPE" -o "$W/out/bi.tiktoken" --base none --vocab-size 300 "$path"
+    ex=err; [ $kind = empty ] && ex=warn
+    TO=$(to_for $kind) t "bpe_train input $kind" $ex "$path" - "$BPE" -o "$W/out/bi.tiktoken" --base none --vocab-size 300 "$path"
 done < <(inputs_of -)
 while read -r kind path; do
     TO=$(to_for $kind) t "bpe_train --base-tiktoken $kind" err "$path" - "$BPE" -o "$W/out/bb.tiktoken" --base-tiktoken "$path" --add 10 "$W/small.txt"
@@ -467,12 +470,13 @@ t "resize_embedding OUT is IN" err "$W/res_in.bin" 'unchanged $W/res_in.bin '"$C
 cp "$TRAIN" "$W/shard_in.bin"
 t "tokenize --batch-encode OUT is IN" err "$W/shard_in.bin" 'unchanged $W/shard_in.bin '"$TRAIN" "$TOK" --batch-encode "$W/shard_in.bin" "$W/shard_in.bin"
 
-# outputs in a nonexistent directory
-t "tokenize -o in a nonexistent directory" err "$W/nodir" - "$TOK" -o "$W/nodir/sub/p" "$W/small.txt"
-t "pipeline --report in a nonexistent directory" err "$W/nodir" - "${PIPECMD[@]}" --report "$W/nodir/r.json"
-t "pipeline --out-prefix in a nonexistent directory" any "$W/nodir" - "$PIPE" --quiet --out-prefix "$W/nodir/x/p" "$W/docs.jsonl"
-t "bpe_train -o in a nonexistent directory" err "$W/nodir" - "${BPEBASE[@]}" --vocab-size 300 -o "$W/nodir/t.tiktoken"
-t "resize_embedding OUT in a nonexistent directory" err "$W/nodir" - "$RES" "$CKPT" "$W/nodir/r.bin" --vocab-size 50304
+# outputs in a nonexistent directory: refused naming it, or the directories are made
+made() { [ "$RC" != 0 ] || [ -e "$1" ]; }
+t "tokenize -o in a nonexistent directory" any "$W/nodir" 'made $W/nodir/sub/p_train_000000.bin' "$TOK" -o "$W/nodir/sub/p" "$W/small.txt"
+t "pipeline --report in a nonexistent directory" any "$W/nodir" 'made $W/nodir/r.json' "${PIPECMD[@]}" --report "$W/nodir/r.json"
+t "pipeline --out-prefix in a nonexistent directory" any "$W/nodir" 'made $W/nodir/x/p_train_000000.bin' "$PIPE" --quiet --out-prefix "$W/nodir/x/p" "$W/docs.jsonl"
+t "bpe_train -o in a nonexistent directory" any "$W/nodir" 'made $W/nodir/t.tiktoken' "${BPEBASE[@]}" --vocab-size 300 -o "$W/nodir/t.tiktoken"
+t "resize_embedding OUT in a nonexistent directory" any "$W/nodir" 'made $W/nodir/r.bin' "$RES" "$CKPT" "$W/nodir/r.bin" --vocab-size 50304
 t "train_gpt -o under a file" err "$W/small.txt" - "$TG" "${TINY[@]}" -o "$W/small.txt/run"
 
 # an unwritable directory: root ignores chmod 555, so a read-only bind mount
