@@ -13,65 +13,87 @@
 #include "llmc/bpe_train.h"
 #include "dev/data/doc_reader.h"
 
-static void usage(void) {
-    fprintf(stderr,
+static const char* usage_text =
 "usage: bpe_train [options] INPUT...\n"
-"  -o, --out FILE          tiktoken rank file to write (required)\n"
-"  --vocab-size N          ids in the result, <|endoftext|> included\n"
-"  --add N                 extend the base vocabulary by N tokens (instead of --vocab-size)\n"
-"  --base gpt2|none        start from GPT-2 (../shared/data/gpt2; default with --add) or bytes\n"
-"  --base-encoder FILE --base-merges FILE   another GPT-2 style base\n"
-"  --base-tiktoken FILE    a tiktoken rank file as the base\n"
-"  --max-token-bytes N     longest token to learn (default 64, at most 255)\n"
-"  --format F --field NAME --doc-sep STR   how to read INPUT (see tokenize --help)\n"
-"  --write-tokenizer FILE  also write llm.c's decode-only tokenizer file\n");
-    exit(EXIT_FAILURE);
-}
+"Trains a byte-level BPE vocabulary from scratch (--vocab-size N, --base none by default) or\n"
+"extends a base vocabulary by N tokens (--add N; GPT-2 by default, found in ../shared/data/gpt2\n"
+"from the current directory or from this program's repository). --vocab-size and --add are\n"
+"two ways to say the size: give one.";
 
 static void count_doc(void* ctx, const unsigned char* s, size_t n) { bpe_counts_add((BpeCounts*)ctx, s, n); }
 
+#define BPET_NUM_ARGS 12
+
 int main(int argc, char** argv) {
     const char *out = NULL, *base_kind = NULL, *enc = NULL, *merges = NULL, *tik = NULL, *tokfile = NULL;
-    const char *format = "auto", *field = "text", *sep = NULL;
-    int vocab_size = 0, add = -1, max_bytes = 64;
-    const char* inputs[4096];
+    const char *format = "auto", *field = "text", *sep_arg = NULL;
+    int vocab_size = -1, add = -1, max_bytes = 64;
+    ArgSpec specs[BPET_NUM_ARGS] = {
+        {"-o", "--out", ARG_STRING, &out, 0, 0, "tiktoken rank file to write (required)"},
+        {NULL, "--vocab-size", ARG_INT, &vocab_size, 257, 1 << 24, "ids in the result, <|endoftext|> included"},
+        {NULL, "--add", ARG_INT, &add, 0, 1 << 24, "extend the base vocabulary by N tokens (instead of --vocab-size)"},
+        {NULL, "--base", ARG_STRING, &base_kind, 0, 0, "gpt2 | none: start from GPT-2 (default with --add) or from bytes (default with --vocab-size)"},
+        {NULL, "--base-encoder", ARG_STRING, &enc, 0, 0, "another GPT-2 style base: its encoder.json"},
+        {NULL, "--base-merges", ARG_STRING, &merges, 0, 0, "... and its vocab.bpe"},
+        {NULL, "--base-tiktoken", ARG_STRING, &tik, 0, 0, "a tiktoken rank file as the base"},
+        {NULL, "--max-token-bytes", ARG_INT, &max_bytes, 1, 255, "longest token to learn, in bytes"},
+        {NULL, "--format", ARG_STRING, &format, 0, 0, "auto (by extension), text, jsonl, json"},
+        {NULL, "--field", ARG_STRING, &field, 0, 0, "JSON field holding the text"},
+        {NULL, "--doc-sep", ARG_STRING, &sep_arg, 0, 0, "split text files into documents after each STR"},
+        {NULL, "--write-tokenizer", ARG_STRING, &tokfile, 0, 0, "also write llm.c's decode-only tokenizer file"},
+    };
+    const char** inputs = (const char**)malloc_check((size_t)(argc + 1) * sizeof(char*), "inputs");
     int ninputs = 0;
-    for (int i = 1; i < argc; i++) {
-        const char* a = argv[i];
-        int more = i + 1 < argc;
-#define ARG(name) (strcmp(a, name) == 0 && more)
-        if (ARG("-o") || ARG("--out")) { out = argv[++i]; }
-        else if (ARG("--vocab-size")) { vocab_size = atoi(argv[++i]); }
-        else if (ARG("--add")) { add = atoi(argv[++i]); }
-        else if (ARG("--base")) { base_kind = argv[++i]; }
-        else if (ARG("--base-encoder")) { enc = argv[++i]; }
-        else if (ARG("--base-merges")) { merges = argv[++i]; }
-        else if (ARG("--base-tiktoken")) { tik = argv[++i]; }
-        else if (ARG("--max-token-bytes")) { max_bytes = atoi(argv[++i]); }
-        else if (ARG("--format")) { format = argv[++i]; }
-        else if (ARG("--field")) { field = argv[++i]; }
-        else if (ARG("--doc-sep")) { sep = argv[++i]; }
-        else if (ARG("--write-tokenizer")) { tokfile = argv[++i]; }
-        else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(); }
-        else if (a[0] == '-' && a[1] != 0) { fprintf(stderr, "unknown or incomplete option %s\n", a); usage(); }
-        else if (ninputs < 4096) { inputs[ninputs++] = a; }
-        else { die("too many inputs"); }
-#undef ARG
-    }
-    if (out == NULL || ninputs == 0 || (vocab_size <= 0 && add < 0)) { usage(); }
     char err[LLMC_ERRLEN];
+    int rc = args_parse_positional(argc, argv, specs, BPET_NUM_ARGS, inputs, argc, &ninputs, 0, err);
+    if (rc == 1) { args_print_help(stdout, usage_text, specs, BPET_NUM_ARGS); return 0; }
+    if (rc != 0) { die("%s", err); }
+    const char* sep = sep_arg;
+    if (out == NULL) { die("-o (--out): the output tiktoken file is required"); }
+    if (ninputs == 0) { die("no INPUT files to train on (see --help)"); }
+    if (vocab_size >= 0 && add >= 0) { die("--vocab-size and --add contradict each other: give the final size or the number of new tokens, not both"); }
+    if (vocab_size < 0 && add < 0) { die("give --vocab-size N (the final size) or --add N (new tokens on top of the base)"); }
+    if (base_kind != NULL && strcmp(base_kind, "gpt2") != 0 && strcmp(base_kind, "none") != 0) {
+        die("--base: unknown base '%s' (gpt2 or none)", base_kind);
+    }
+    if (tik != NULL && (enc != NULL || merges != NULL)) { die("--base-tiktoken and --base-encoder/--base-merges are two bases; give one"); }
+    if (base_kind != NULL && strcmp(base_kind, "none") == 0 && (tik || enc || merges)) { die("--base none contradicts --base-tiktoken/--base-encoder/--base-merges"); }
+    if (strcmp(format, "auto") != 0 && strcmp(format, "text") != 0 && strcmp(format, "jsonl") != 0 && strcmp(format, "json") != 0) {
+        die("--format: unknown format '%s' (auto, text, jsonl, json)", format);
+    }
+    char vocab_dir[PATH_MAX], enc_default[PATH_MAX + 32], merges_default[PATH_MAX + 32];
+    doc_default_vocab_dir(vocab_dir, sizeof(vocab_dir));
+    snprintf(enc_default, sizeof(enc_default), "%s/encoder.json", vocab_dir);
+    snprintf(merges_default, sizeof(merges_default), "%s/vocab.bpe", vocab_dir);
+    int want_gpt2 = tik == NULL && (enc || merges || (base_kind && strcmp(base_kind, "gpt2") == 0) || (add >= 0 && base_kind == NULL));
+    if (want_gpt2) {
+        if (!enc) { enc = enc_default; }
+        if (!merges) { merges = merges_default; }
+    }
+    {
+        DocPath* in = (DocPath*)malloc_check((size_t)(ninputs + 3) * sizeof(DocPath), "paths");
+        int nin = 0;
+        for (int k = 0; k < ninputs; k++) {
+            if (check_regular_file(inputs[k], err) != 0) { die("%s", err); }
+            in[nin++] = (DocPath){"input", inputs[k]};
+        }
+        if (tik) { in[nin++] = (DocPath){"--base-tiktoken", tik}; }
+        if (want_gpt2) { in[nin++] = (DocPath){"--base-encoder", enc}; in[nin++] = (DocPath){"--base-merges", merges}; }
+        DocPath outs[2];
+        int nout = 0;
+        outs[nout++] = (DocPath){"-o (--out)", out};
+        if (tokfile) { outs[nout++] = (DocPath){"--write-tokenizer", tokfile}; }
+        if (doc_check_paths(in, nin, outs, nout, NULL, err) != 0) { die("%s", err); }
+        free(in);
+    }
     BPE base;
     int have_base = 0;
     if (tik) {
         if (bpe_load_tiktoken(&base, tik, err) != 0) { die("%s", err); }
         have_base = 1;
-    } else if (enc || merges || (base_kind && strcmp(base_kind, "gpt2") == 0) || (add >= 0 && base_kind == NULL)) {
-        if (!enc) { enc = "../shared/data/gpt2/encoder.json"; }
-        if (!merges) { merges = "../shared/data/gpt2/vocab.bpe"; }
+    } else if (want_gpt2) {
         if (bpe_load_gpt2(&base, enc, merges, err) != 0) { die("%s", err); }
         have_base = 1;
-    } else if (base_kind && strcmp(base_kind, "none") != 0) {
-        die("unknown --base %s (gpt2 or none)", base_kind);
     }
     if (add >= 0) { vocab_size = (have_base ? base.vocab_size : 257) + add; }
 
@@ -92,5 +114,6 @@ int main(int argc, char** argv) {
     bpe_free(&trained);
     if (have_base) { bpe_free(&base); }
     bpe_counts_free(&counts);
+    free(inputs);
     return 0;
 }

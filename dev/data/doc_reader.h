@@ -22,13 +22,13 @@ typedef void (*DocFn)(void* ctx, const unsigned char* text, size_t len);
 // ----------------------------------------------------------------------------
 // JSON: find one string field of an object, skip everything else
 
-static void json_ws(const unsigned char* s, size_t n, size_t* p) {
+static void doc_json_ws(const unsigned char* s, size_t n, size_t* p) {
     while (*p < n && (s[*p] == ' ' || s[*p] == '\t' || s[*p] == '\n' || s[*p] == '\r')) { (*p)++; }
 }
 
 // Parses a JSON string at s[*p] == '"'. If out != NULL its decoded UTF-8 is appended (an
 // unpaired surrogate escape becomes U+FFFD and counts in *bad). 0 or -1 on a syntax error.
-static int json_string(const unsigned char* s, size_t n, size_t* p, BpeBytes* out, long* bad) {
+static int doc_json_string(const unsigned char* s, size_t n, size_t* p, BpeBytes* out, long* bad) {
     size_t i = *p + 1;
     while (i < n) {
         size_t run = i;
@@ -78,28 +78,28 @@ static int json_string(const unsigned char* s, size_t n, size_t* p, BpeBytes* ou
 // JSON nesting deeper than this is refused (-2 from the parsers below, "nesting deeper than N")
 #define DOC_JSON_MAX_DEPTH 200
 
-static int json_skip(const unsigned char* s, size_t n, size_t* p, int depth) {
-    json_ws(s, n, p);
+static int doc_json_skip(const unsigned char* s, size_t n, size_t* p, int depth) {
+    doc_json_ws(s, n, p);
     if (depth > DOC_JSON_MAX_DEPTH) { return -2; }
     if (*p >= n) { return -1; }
     unsigned char c = s[*p];
-    if (c == '"') { return json_string(s, n, p, NULL, NULL); }
+    if (c == '"') { return doc_json_string(s, n, p, NULL, NULL); }
     if (c == '{' || c == '[') {
         unsigned char close = c == '{' ? '}' : ']';
         (*p)++;
-        json_ws(s, n, p);
+        doc_json_ws(s, n, p);
         if (*p < n && s[*p] == close) { (*p)++; return 0; }
         for (;;) {
             if (c == '{') {
-                json_ws(s, n, p);
-                if (*p >= n || s[*p] != '"' || json_string(s, n, p, NULL, NULL) != 0) { return -1; }
-                json_ws(s, n, p);
+                doc_json_ws(s, n, p);
+                if (*p >= n || s[*p] != '"' || doc_json_string(s, n, p, NULL, NULL) != 0) { return -1; }
+                doc_json_ws(s, n, p);
                 if (*p >= n || s[*p] != ':') { return -1; }
                 (*p)++;
             }
-            int r = json_skip(s, n, p, depth + 1);
+            int r = doc_json_skip(s, n, p, depth + 1);
             if (r != 0) { return r; }
-            json_ws(s, n, p);
+            doc_json_ws(s, n, p);
             if (*p < n && s[*p] == ',') { (*p)++; continue; }
             if (*p < n && s[*p] == close) { (*p)++; return 0; }
             return -1;
@@ -114,32 +114,32 @@ static int json_skip(const unsigned char* s, size_t n, size_t* p, int depth) {
 // Parses the object at s[*p] and appends the string value of `field` to out.
 // Returns 1 if found, 0 if the object has no such string field, -1 on a syntax error, -2 if
 // the nesting is deeper than DOC_JSON_MAX_DEPTH.
-static int json_object_field(const unsigned char* s, size_t n, size_t* p, const char* field, BpeBytes* out, long* bad) {
-    json_ws(s, n, p);
+static int doc_json_object_field(const unsigned char* s, size_t n, size_t* p, const char* field, BpeBytes* out, long* bad) {
+    doc_json_ws(s, n, p);
     if (*p >= n || s[*p] != '{') { return -1; }
     (*p)++;
     int found = 0;
     size_t flen = strlen(field);
-    json_ws(s, n, p);
+    doc_json_ws(s, n, p);
     if (*p < n && s[*p] == '}') { (*p)++; return 0; }
     for (;;) {
-        json_ws(s, n, p);
+        doc_json_ws(s, n, p);
         if (*p >= n || s[*p] != '"') { return -1; }
         size_t k0 = *p + 1;
-        if (json_string(s, n, p, NULL, NULL) != 0) { return -1; }
+        if (doc_json_string(s, n, p, NULL, NULL) != 0) { return -1; }
         int match = (*p - 1 - k0 == flen) && memcmp(s + k0, field, flen) == 0;
-        json_ws(s, n, p);
+        doc_json_ws(s, n, p);
         if (*p >= n || s[*p] != ':') { return -1; }
         (*p)++;
-        json_ws(s, n, p);
+        doc_json_ws(s, n, p);
         int r;
         if (match && !found && *p < n && s[*p] == '"') {
-            if (json_string(s, n, p, out, bad) != 0) { return -1; }
+            if (doc_json_string(s, n, p, out, bad) != 0) { return -1; }
             found = 1;
-        } else if ((r = json_skip(s, n, p, 1)) != 0) {
+        } else if ((r = doc_json_skip(s, n, p, 1)) != 0) {
             return r;
         }
-        json_ws(s, n, p);
+        doc_json_ws(s, n, p);
         if (*p < n && s[*p] == ',') { (*p)++; continue; }
         if (*p < n && s[*p] == '}') { (*p)++; return found; }
         return -1;
@@ -188,10 +188,10 @@ static void read_jsonl_file(DocFn fn, void* ctx, const char* path, const char* f
     while ((len = getline(&line, &cap, f)) >= 0) {
         lineno++;
         size_t p = lineno == 1 ? doc_bom_len((unsigned char*)line, (size_t)len) : 0;
-        json_ws((unsigned char*)line, (size_t)len, &p);
+        doc_json_ws((unsigned char*)line, (size_t)len, &p);
         if (p == (size_t)len) { continue; }  // blank line
         doc.len = 0;
-        int r = json_object_field((unsigned char*)line, (size_t)len, &p, field, &doc, &badsur);
+        int r = doc_json_object_field((unsigned char*)line, (size_t)len, &p, field, &doc, &badsur);
         if (r == -2) {
             if (deep++ < 10) { fprintf(stderr, "%s:%ld: JSON nesting deeper than %d, line skipped\n", path, lineno, DOC_JSON_MAX_DEPTH); }
             continue;
@@ -216,15 +216,15 @@ static void read_json_array_file(DocFn fn, void* ctx, const char* path, const ch
     size_t p = doc_bom_len(s, n);
     long badsur = 0, idx = 0, missing = 0;
     BpeBytes doc = {0};
-    json_ws(s, n, &p);
+    doc_json_ws(s, n, &p);
     if (p >= n || s[p] != '[') { die("%s: expected a JSON array of objects", path); }
     p++;
-    json_ws(s, n, &p);
+    doc_json_ws(s, n, &p);
     if (p < n && s[p] == ']') { p++; }
     else {
         for (;;) {
             doc.len = 0;
-            int r = json_object_field(s, n, &p, field, &doc, &badsur);
+            int r = doc_json_object_field(s, n, &p, field, &doc, &badsur);
             if (r == -2) { die("%s: element %ld: JSON nesting deeper than %d", path, idx, DOC_JSON_MAX_DEPTH); }
             if (r < 0) { die("%s: malformed JSON in element %ld near byte %zu", path, idx, p); }
             if (r == 0) {
@@ -232,7 +232,7 @@ static void read_json_array_file(DocFn fn, void* ctx, const char* path, const ch
             }
             else { fn(ctx, doc.data ? doc.data : (const unsigned char*)"", doc.len); }
             idx++;
-            json_ws(s, n, &p);
+            doc_json_ws(s, n, &p);
             if (p < n && s[p] == ',') { p++; continue; }
             if (p < n && s[p] == ']') { p++; break; }
             die("%s: expected ',' or ']' near byte %zu", path, p);
@@ -243,6 +243,49 @@ static void read_json_array_file(DocFn fn, void* ctx, const char* path, const ch
     }
     free(s);
     bpe_bytes_free(&doc);
+}
+
+// Splits a JSON array (s[0..n), after any BOM) into its elements: element i is
+// s[starts[i] .. ends[i]), starting on line lines[i] (1-based). The arrays are malloc'ed.
+// 0, or -1 with err naming path, the element and the problem (malformed, nesting too deep).
+static int doc_json_array_elements(const char* path, const unsigned char* s, size_t n, size_t** starts, size_t** ends,
+                                   long** lines, size_t* count, char* err) {
+    size_t p = doc_bom_len(s, n), cap = 0, m = 0, nl_pos = 0;
+    long line = 1;
+    *starts = NULL; *ends = NULL; *lines = NULL; *count = 0;
+    doc_json_ws(s, n, &p);
+    if (p >= n || s[p] != '[') { return set_err(err, "%s: expected a JSON array of objects", path); }
+    p++;
+    doc_json_ws(s, n, &p);
+    if (p < n && s[p] == ']') { p++; }
+    else {
+        for (;;) {
+            doc_json_ws(s, n, &p);
+            if (m == cap) {
+                cap = cap ? 2 * cap : 256;
+                *starts = (size_t*)realloc(*starts, cap * sizeof(size_t));
+                *ends = (size_t*)realloc(*ends, cap * sizeof(size_t));
+                *lines = (long*)realloc(*lines, cap * sizeof(long));
+                if (!*starts || !*ends || !*lines) { die("out of memory splitting %s", path); }
+            }
+            for (; nl_pos < p; nl_pos++) { line += s[nl_pos] == '\n'; }
+            (*starts)[m] = p;
+            (*lines)[m] = line;
+            int r = doc_json_skip(s, n, &p, 1);
+            if (r == -2) { return set_err(err, "%s: element %zu (line %ld): JSON nesting deeper than %d", path, m, line, DOC_JSON_MAX_DEPTH); }
+            if (r != 0) { return set_err(err, "%s: element %zu (line %ld): malformed JSON near byte %zu", path, m, line, p); }
+            (*ends)[m] = p;
+            m++;
+            doc_json_ws(s, n, &p);
+            if (p < n && s[p] == ',') { p++; continue; }
+            if (p < n && s[p] == ']') { p++; break; }
+            return set_err(err, "%s: expected ',' or ']' after element %zu near byte %zu", path, m - 1, p);
+        }
+    }
+    doc_json_ws(s, n, &p);
+    if (p != n) { return set_err(err, "%s: trailing characters after the JSON array at byte %zu", path, p); }
+    *count = m;
+    return 0;
 }
 
 // The format of an input by its name: "jsonl" for *.jsonl, "json" for *.json, else "text".

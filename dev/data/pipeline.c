@@ -31,14 +31,13 @@
 #include "llmc/shard.h"
 #include "dev/data/pipeline_text.h"
 #include "dev/data/pipeline_filters.h"
-#ifndef PIPELINE_NO_BPE
 #include "llmc/bpe.h"
-#endif
+#include "dev/data/doc_reader.h"   // .json arrays, the shared path checks and default vocabulary
 
 // ----------------------------------------------------------------------------
 // configuration
 
-enum { FMT_AUTO = 0, FMT_JSONL, FMT_TEXT, FMT_LINES };
+enum { FMT_AUTO = 0, FMT_JSONL, FMT_TEXT, FMT_LINES, FMT_JSON };  // FMT_JSON: an array of objects, each a JSONL-like record
 
 typedef struct {
     int format;
@@ -144,6 +143,7 @@ typedef struct {
     Config cfg;
     char** files;
     int nfiles;
+    int* file_fmt;     // FMT_* of each input
     MinHashConfig mh;
     HostList block, allow;
 #ifndef PIPELINE_NO_BPE
@@ -191,7 +191,7 @@ static void process_doc(Pipeline* P, WorkerScratch* ws, Doc* d) {
     const Config* cfg = &P->cfg;
     d->raw_chars = (long)utf8_count(d->raw, d->raw_len);
     int fmt = cfg->format;
-    if (fmt == FMT_JSONL) {
+    if (fmt == FMT_JSONL || fmt == FMT_JSON) {
         const char* msg = NULL;
         long bad = 0;
         int rc = json_parse_record(d->raw, d->raw_len, &ws->jf, &msg, &bad);
@@ -473,6 +473,22 @@ static void* committer_main(void* arg) {
 }
 
 // ----------------------------------------------------------------------------
+// SIGINT / SIGTERM: the reader stops, the threads drain, the temp files are removed
+
+static volatile sig_atomic_t g_stop_signal = 0;
+static Pipeline* g_pipeline = NULL;
+
+static void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+// at exit (die() included): remove the temp files of outputs not yet committed
+static void remove_open_temp_files(void) {
+    Pipeline* P = g_pipeline;
+    if (P == NULL) { return; }
+    if (P->have_jsonl && P->jsonl_out.f != NULL) { atomic_abort(&P->jsonl_out); }
+    if (P->have_rejects && P->rejects_out.f != NULL) { atomic_abort(&P->rejects_out); }
+}
+
+// ----------------------------------------------------------------------------
 // reader (main thread)
 
 // Returns the slot for the next batch, waiting while all slots are in flight.
@@ -497,15 +513,45 @@ static int file_format(const Config* cfg, const char* path) {
     if (cfg->format != FMT_AUTO) { return cfg->format; }
     size_t n = strlen(path);
     if (n >= 6 && strcmp(path + n - 6, ".jsonl") == 0) { return FMT_JSONL; }
+    if (n >= 5 && strcmp(path + n - 5, ".json") == 0) { return FMT_JSON; }
     return FMT_TEXT;
 }
 
 static void read_inputs(Pipeline* P) {
     Batch* b = reader_get_slot(P);
     long batch_bytes = 0;
-    for (int fi = 0; fi < P->nfiles; fi++) {
+    for (int fi = 0; fi < P->nfiles && !g_stop_signal; fi++) {
         const char* path = P->files[fi];
-        FILE* f = fopen_check(path, "rb");
+        char err[LLMC_ERRLEN];
+        if (P->file_fmt[fi] == FMT_JSON) {
+            // a JSON array: each element is one record (checked in main before any work)
+            size_t n, *starts, *ends, m;
+            long* lines;
+            unsigned char* s = read_all(path, &n);
+            if (doc_json_array_elements(path, s, n, &starts, &ends, &lines, &m, err) != 0) { die("%s", err); }
+            P->rep.bytes_in += (long)n;
+            for (size_t i = 0; i < m && !g_stop_signal; i++) {
+                size_t len = ends[i] - starts[i];
+                Doc* d = &b->docs[b->n++];
+                memset(d, 0, sizeof(*d));
+                d->file = fi;
+                d->line = lines[i];
+                d->raw = malloc_check(len + 1, "JSON element");
+                memcpy(d->raw, s + starts[i], len);
+                d->raw[len] = '\0';
+                d->raw_len = len;
+                batch_bytes += (long)len;
+                if (b->n == P->cfg.batch_docs || batch_bytes >= P->cfg.batch_bytes) {
+                    reader_submit(P, b);
+                    b = reader_get_slot(P);
+                    batch_bytes = 0;
+                }
+            }
+            free(starts); free(ends); free(lines); free(s);
+            continue;
+        }
+        FILE* f = fopen_regular(path, err);
+        if (f == NULL) { die("%s", err); }
         int fmt = P->cfg.format;  // resolved in main, the same for every file
         if (fmt == FMT_TEXT) {
             // the whole file is one document
@@ -515,6 +561,8 @@ static void read_inputs(Pipeline* P) {
             while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) { buf_put(&all, chunk, got); }
             if (ferror(f)) { die("read error on %s", path); }
             P->rep.bytes_in += (long)all.len;
+            size_t bom = doc_bom_len((const unsigned char*)all.data, all.len);
+            if (bom > 0) { memmove(all.data, all.data + bom, all.len - bom); all.len -= bom; all.data[all.len] = '\0'; }
             Doc* d = &b->docs[b->n++];
             memset(d, 0, sizeof(*d));
             d->file = fi;
@@ -527,11 +575,17 @@ static void read_inputs(Pipeline* P) {
             size_t cap = 0;
             ssize_t len;
             long lineno = 0;
-            while ((len = getline(&line, &cap, f)) >= 0) {
+            while (!g_stop_signal && (len = getline(&line, &cap, f)) >= 0) {
                 lineno++;
                 P->rep.bytes_in += len;
                 if (len > 0 && line[len - 1] == '\n') { len--; }
                 if (len > 0 && line[len - 1] == '\r') { len--; }
+                char* rec = line;
+                if (lineno == 1) {  // a UTF-8 byte order mark before the first record
+                    size_t bom = doc_bom_len((const unsigned char*)line, (size_t)len);
+                    rec += bom;
+                    len -= (ssize_t)bom;
+                }
                 // a final empty line after the last '\n' is no record, but an empty line in the
                 // middle is (counted as empty)
                 Doc* d = &b->docs[b->n++];
@@ -539,7 +593,7 @@ static void read_inputs(Pipeline* P) {
                 d->file = fi;
                 d->line = lineno;
                 d->raw = malloc_check(len + 1, "input line");
-                memcpy(d->raw, line, len);
+                memcpy(d->raw, rec, len);
                 d->raw[len] = '\0';
                 d->raw_len = len;
                 batch_bytes += len;
@@ -689,8 +743,9 @@ static void print_usage(void) {
 "through the stages below, in this order, and writes llm.c token shards and a report.\n"
 "\n"
 "input\n"
-"  --format F            jsonl | text (whole file = one document) | lines (one document\n"
-"                        per line). Default: jsonl for *.jsonl, text otherwise.\n"
+"  --format F            jsonl | json (an array of objects) | text (whole file = one\n"
+"                        document) | lines (one document per line). Default: jsonl for\n"
+"                        *.jsonl, json for *.json, text otherwise. A UTF-8 BOM is skipped.\n"
 "  --lang L              ja: Japanese defaults (min Japanese fraction 0.5, mean word length\n"
 "                        rule off); en (default): no Japanese rule, mean word length 3..10\n"
 "  --threads N           worker threads (default 2); output does not depend on N\n"
@@ -735,19 +790,24 @@ static void print_usage(void) {
 "  --no-pii\n"
 "6. tokenization (GPT-2 BPE, <|endoftext|> = 50256 before every document)\n"
 "  --no-tokenize\n"
-"  --tokenizer-dir DIR   encoder.json + vocab.bpe [../shared/data/gpt2]\n"
-"  --out-prefix P        shards P_train_000000.bin, P_val_000000.bin, ... [out/pipeline]\n"
-"  --val-fraction F      fraction of kept documents for val (every 1/F-th) [0.01]\n"
-"  --shard-tokens N      tokens per shard [100000000]\n"
+"  --tokenizer-dir DIR   encoder.json + vocab.bpe [../shared/data/gpt2, looked up from the\n"
+"                        current directory, then from this program's repository]\n"
+"  --out-prefix P        shards P_train_000000.bin, P_val_000000.bin, ... [out/pipeline];\n"
+"                        the prefix's folder is created\n"
+"  --val-fraction F      fraction of kept documents for val: document k goes to val when\n"
+"                        floor((k+1)F) > floor(kF) (every 1/F-th) [0.01]\n"
+"  --shard-tokens N      tokens per shard [100000000] (--shard-size is the same flag)\n"
 "output\n"
 "  --report PATH         the per-stage report as JSON\n"
 "  --out-jsonl PATH      kept documents after PII masking, as JSONL (id, url, split, text)\n"
 "  --rejects PATH        one JSONL line per dropped document: file, line, id, stage, reason\n"
 "  --quiet               no table on stdout\n"
-"All outputs are written to a temporary file, fsynced and renamed.\n");
+"All outputs are written to a temporary file, fsynced and renamed. An output may not be an\n"
+"input or another output. Numbers accept 1e6; each flag may be given once; --name=value works.\n"
+"A stage that drops every document prints a warning; a run whose output is empty exits 1.\n");
 }
 
-static int parse_pair(const char* s, double* a, double* b) { return sscanf(s, "%lf,%lf", a, b) == 2 ? 0 : -1; }
+#define PIPE_NUM_ARGS 43
 
 int main(int argc, char** argv) {
     Pipeline* P = calloc_check(1, sizeof(Pipeline), "pipeline");
@@ -766,135 +826,191 @@ int main(int argc, char** argv) {
     c->near_max_docs = 2000000;
     c->pii = 1;
     c->tokenize = 1;
-    c->tokenizer_dir = "../shared/data/gpt2";
+    static char vocab_dir[PATH_MAX];
+    doc_default_vocab_dir(vocab_dir, sizeof(vocab_dir));
+    c->tokenizer_dir = vocab_dir;
     c->out_prefix = "out/pipeline";
     c->val_fraction = 0.01;
     c->shard_tokens = 100000000;
-    // the language decides the quality defaults, so read it first
-    for (int i = 1; i + 1 < argc; i++) {
-        if (strcmp(argv[i], "--lang") == 0) {
-            if (strcmp(argv[i + 1], "ja") == 0) { c->japanese = 1; }
-            else if (strcmp(argv[i + 1], "en") != 0) { die("--lang must be ja or en, not %s", argv[i + 1]); }
-        }
-    }
-    quality_config_default(&c->qc, c->japanese);
-    char** files = malloc_check(argc * sizeof(char*), "file list");
-    int nfiles = 0;
+    // the language decides the quality defaults, so find it first (the parser below refuses
+    // a second --lang)
+    const char* lang = "en";
     for (int i = 1; i < argc; i++) {
-        const char* a = argv[i];
-        const char* v = i + 1 < argc ? argv[i + 1] : NULL;
-        double x, y, z;
-        #define NEED_VALUE() do { if (v == NULL) { die("%s needs a value", a); } i++; } while (0)
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { print_usage(); return 0; }
-        else if (strcmp(a, "--format") == 0) {
-            NEED_VALUE();
-            if (strcmp(v, "jsonl") == 0) { c->format = FMT_JSONL; }
-            else if (strcmp(v, "text") == 0) { c->format = FMT_TEXT; }
-            else if (strcmp(v, "lines") == 0) { c->format = FMT_LINES; }
-            else { die("--format must be jsonl, text or lines"); }
-        }
-        else if (strcmp(a, "--lang") == 0) { NEED_VALUE(); }
-        else if (strcmp(a, "--threads") == 0) { NEED_VALUE(); c->threads = atoi(v); }
-        else if (strcmp(a, "--batch-docs") == 0) { NEED_VALUE(); c->batch_docs = atoi(v); }
-        else if (strcmp(a, "--no-quality") == 0) { c->quality = 0; }
-        else if (strcmp(a, "--min-chars") == 0) { NEED_VALUE(); c->qc.min_chars = atol(v); }
-        else if (strcmp(a, "--min-ja-frac") == 0) { NEED_VALUE(); c->qc.min_ja_frac = atof(v); }
-        else if (strcmp(a, "--no-gopher") == 0) { c->qc.gopher = 0; }
-        else if (strcmp(a, "--mean-word-len") == 0) {
-            NEED_VALUE();
-            if (parse_pair(v, &c->qc.mean_word_min, &c->qc.mean_word_max) != 0) { die("--mean-word-len wants A,B"); }
-        }
-        else if (strcmp(a, "--max-symbol-ratio") == 0) { NEED_VALUE(); c->qc.max_symbol_ratio = atof(v); }
-        else if (strcmp(a, "--max-ellipsis-lines") == 0) { NEED_VALUE(); c->qc.max_ellipsis_lines = atof(v); }
-        else if (strcmp(a, "--words") == 0) {
-            NEED_VALUE();
-            double lo, hi;
-            if (parse_pair(v, &lo, &hi) != 0) { die("--words wants A,B"); }
-            c->qc.min_words = (long)lo;
-            c->qc.max_words = (long)hi;
-        }
-        else if (strcmp(a, "--max-bullet-lines") == 0) { NEED_VALUE(); c->qc.max_bullet_lines = atof(v); }
-        else if (strcmp(a, "--min-alpha-words") == 0) { NEED_VALUE(); c->qc.min_alpha_words = atof(v); }
-        else if (strcmp(a, "--max-dup-lines") == 0) {
-            NEED_VALUE();
-            if (parse_pair(v, &c->qc.max_dup_line_frac, &c->qc.max_dup_line_chars) != 0) { die("--max-dup-lines wants F,G"); }
-        }
-        else if (strcmp(a, "--max-dup-paras") == 0) {
-            NEED_VALUE();
-            if (parse_pair(v, &c->qc.max_dup_para_frac, &c->qc.max_dup_para_chars) != 0) { die("--max-dup-paras wants F,G"); }
-        }
-        else if (strcmp(a, "--max-top-ngram") == 0) {
-            NEED_VALUE();
-            if (sscanf(v, "%lf,%lf,%lf", &x, &y, &z) != 3) { die("--max-top-ngram wants A,B,C"); }
-            c->qc.max_top_ngram[2] = x; c->qc.max_top_ngram[3] = y; c->qc.max_top_ngram[4] = z;
-        }
-        else if (strcmp(a, "--no-exact-dedup") == 0) { c->exact_dedup = 0; }
-        else if (strcmp(a, "--no-near-dedup") == 0) { c->near_dedup = 0; }
-        else if (strcmp(a, "--shingle") == 0) { NEED_VALUE(); c->shingle = atoi(v); }
-        else if (strcmp(a, "--bands") == 0) { NEED_VALUE(); c->bands = atoi(v); }
-        else if (strcmp(a, "--rows") == 0) { NEED_VALUE(); c->rows = atoi(v); }
-        else if (strcmp(a, "--jaccard") == 0) { NEED_VALUE(); c->jaccard = atof(v); }
-        else if (strcmp(a, "--near-max-docs") == 0) { NEED_VALUE(); c->near_max_docs = atol(v); }
-        else if (strcmp(a, "--block-hosts") == 0) { NEED_VALUE(); c->block_hosts = v; }
-        else if (strcmp(a, "--allow-hosts") == 0) { NEED_VALUE(); c->allow_hosts = v; }
-        else if (strcmp(a, "--allow-only") == 0) { c->allow_only = 1; }
-        else if (strcmp(a, "--no-pii") == 0) { c->pii = 0; }
-        else if (strcmp(a, "--no-tokenize") == 0) { c->tokenize = 0; }
-        else if (strcmp(a, "--tokenizer-dir") == 0) { NEED_VALUE(); c->tokenizer_dir = v; }
-        else if (strcmp(a, "--out-prefix") == 0) { NEED_VALUE(); c->out_prefix = v; }
-        else if (strcmp(a, "--val-fraction") == 0) { NEED_VALUE(); c->val_fraction = atof(v); }
-        else if (strcmp(a, "--shard-tokens") == 0) { NEED_VALUE(); c->shard_tokens = atol(v); }
-        else if (strcmp(a, "--report") == 0) { NEED_VALUE(); c->report = v; }
-        else if (strcmp(a, "--out-jsonl") == 0) { NEED_VALUE(); c->out_jsonl = v; }
-        else if (strcmp(a, "--rejects") == 0) { NEED_VALUE(); c->rejects = v; }
-        else if (strcmp(a, "--quiet") == 0) { c->quiet = 1; }
-        else if (a[0] == '-' && a[1] != '\0') { die("unknown option %s (see --help)", a); }
-        else { files[nfiles++] = argv[i]; }
-        #undef NEED_VALUE
+        if (strcmp(argv[i], "--lang") == 0 && i + 1 < argc) { lang = argv[i + 1]; break; }
+        if (strncmp(argv[i], "--lang=", 7) == 0) { lang = argv[i] + 7; break; }
     }
-    if (nfiles == 0) { print_usage(); die("no input files"); }
-    if (c->threads < 1 || c->threads > 256) { die("--threads must be in 1..256"); }
-    if (c->batch_docs < 1) { die("--batch-docs must be >= 1"); }
-    if (c->shingle < 1 || c->shingle > 64) { die("--shingle must be in 1..64"); }
-    if (c->bands < 1 || c->rows < 1 || c->bands * c->rows > MINHASH_MAX_PERM) { die("--bands x --rows must be in 1..%d", MINHASH_MAX_PERM); }
-    if (c->jaccard <= 0 || c->jaccard > 1) { die("--jaccard must be in (0, 1]"); }
-    if (c->val_fraction < 0 || c->val_fraction > 1) { die("--val-fraction must be in [0, 1]"); }
-    if (c->shard_tokens < 1) { die("--shard-tokens must be >= 1"); }
+    c->japanese = strcmp(lang, "ja") == 0;
+    quality_config_default(&c->qc, c->japanese);
+    const char *format_s = NULL, *lang_s = NULL, *mwl_s = NULL, *dupl_s = NULL, *dupp_s = NULL, *ngram_s = NULL, *words_s = NULL;
+    int no_quality = 0, no_gopher = 0, no_exact = 0, no_near = 0, no_pii = 0, no_tokenize = 0;
+    long long min_chars = c->qc.min_chars, near_max_docs = c->near_max_docs, shard_tokens = -1, shard_size_alias = -1;
+    const double big = 9.2e18;
+    ArgSpec specs[PIPE_NUM_ARGS] = {
+        {NULL, "--format", ARG_STRING, &format_s, 0, 0, "jsonl | json | text | lines"},
+        {NULL, "--lang", ARG_STRING, &lang_s, 0, 0, "ja | en"},
+        {NULL, "--threads", ARG_INT, &c->threads, 1, 256, "worker threads"},
+        {NULL, "--batch-docs", ARG_INT, &c->batch_docs, 1, 1 << 20, "documents per batch"},
+        {NULL, "--no-quality", ARG_FLAG, &no_quality, 0, 0, ""},
+        {NULL, "--min-chars", ARG_LONG, &min_chars, 0, big, ""},
+        {NULL, "--min-ja-frac", ARG_DOUBLE, &c->qc.min_ja_frac, -1e300, 1, ""},
+        {NULL, "--no-gopher", ARG_FLAG, &no_gopher, 0, 0, ""},
+        {NULL, "--mean-word-len", ARG_STRING, &mwl_s, 0, 0, ""},
+        {NULL, "--max-symbol-ratio", ARG_DOUBLE, &c->qc.max_symbol_ratio, 0, 1e9, ""},
+        {NULL, "--max-ellipsis-lines", ARG_DOUBLE, &c->qc.max_ellipsis_lines, 0, 1, ""},
+        {NULL, "--max-dup-lines", ARG_STRING, &dupl_s, 0, 0, ""},
+        {NULL, "--max-dup-paras", ARG_STRING, &dupp_s, 0, 0, ""},
+        {NULL, "--max-top-ngram", ARG_STRING, &ngram_s, 0, 0, ""},
+        {NULL, "--words", ARG_STRING, &words_s, 0, 0, ""},
+        {NULL, "--max-bullet-lines", ARG_DOUBLE, &c->qc.max_bullet_lines, 0, 1, ""},
+        {NULL, "--min-alpha-words", ARG_DOUBLE, &c->qc.min_alpha_words, 0, 1, ""},
+        {NULL, "--no-exact-dedup", ARG_FLAG, &no_exact, 0, 0, ""},
+        {NULL, "--no-near-dedup", ARG_FLAG, &no_near, 0, 0, ""},
+        {NULL, "--shingle", ARG_INT, &c->shingle, 1, 64, ""},
+        {NULL, "--bands", ARG_INT, &c->bands, 1, MINHASH_MAX_PERM, ""},
+        {NULL, "--rows", ARG_INT, &c->rows, 1, MINHASH_MAX_PERM, ""},
+        {NULL, "--jaccard", ARG_DOUBLE, &c->jaccard, 1e-9, 1, ""},
+        {NULL, "--near-max-docs", ARG_LONG, &near_max_docs, 0, big, ""},
+        {NULL, "--block-hosts", ARG_STRING, &c->block_hosts, 0, 0, ""},
+        {NULL, "--allow-hosts", ARG_STRING, &c->allow_hosts, 0, 0, ""},
+        {NULL, "--allow-only", ARG_FLAG, &c->allow_only, 0, 0, ""},
+        {NULL, "--no-pii", ARG_FLAG, &no_pii, 0, 0, ""},
+        {NULL, "--no-tokenize", ARG_FLAG, &no_tokenize, 0, 0, ""},
+        {NULL, "--tokenizer-dir", ARG_STRING, &c->tokenizer_dir, 0, 0, ""},
+        {NULL, "--out-prefix", ARG_STRING, &c->out_prefix, 0, 0, ""},
+        {NULL, "--val-fraction", ARG_DOUBLE, &c->val_fraction, 0, 1, ""},
+        {NULL, "--shard-tokens", ARG_LONG, &shard_tokens, 1, 2147483647.0, ""},
+        {NULL, "--shard-size", ARG_LONG, &shard_size_alias, 1, 2147483647.0, ""},
+        {NULL, "--report", ARG_STRING, &c->report, 0, 0, ""},
+        {NULL, "--out-jsonl", ARG_STRING, &c->out_jsonl, 0, 0, ""},
+        {NULL, "--rejects", ARG_STRING, &c->rejects, 0, 0, ""},
+        {NULL, "--quiet", ARG_FLAG, &c->quiet, 0, 0, ""},
+    };
+    int nspecs = 38;
+    if (nspecs > PIPE_NUM_ARGS) { die("internal error: flag table"); }
+    char err[LLMC_ERRLEN];
+    char** files = malloc_check((argc + 1) * sizeof(char*), "file list");
+    int nfiles = 0;
+    int rc = args_parse_positional(argc, argv, specs, nspecs, (const char**)files, argc, &nfiles, 0, err);
+    if (rc == 1) { print_usage(); return 0; }
+    if (rc != 0) { die("%s", err); }
+    if (lang_s != NULL && strcmp(lang_s, "ja") != 0 && strcmp(lang_s, "en") != 0) { die("--lang: must be ja or en, not '%s'", lang_s); }
+    if (format_s != NULL) {
+        if (strcmp(format_s, "jsonl") == 0) { c->format = FMT_JSONL; }
+        else if (strcmp(format_s, "json") == 0) { c->format = FMT_JSON; }
+        else if (strcmp(format_s, "text") == 0) { c->format = FMT_TEXT; }
+        else if (strcmp(format_s, "lines") == 0) { c->format = FMT_LINES; }
+        else { die("--format: must be jsonl, json, text or lines, not '%s'", format_s); }
+    }
+    c->quality = !no_quality;
+    c->qc.gopher = !no_gopher;
+    c->exact_dedup = !no_exact;
+    c->near_dedup = !no_near;
+    c->pii = !no_pii;
+    c->tokenize = !no_tokenize;
+    c->qc.min_chars = (long)min_chars;
+    c->near_max_docs = (long)near_max_docs;
+    if (shard_tokens >= 0 && shard_size_alias >= 0) { die("--shard-tokens and --shard-size are the same setting; give one"); }
+    if (shard_tokens >= 0) { c->shard_tokens = (long)shard_tokens; }
+    else if (shard_size_alias >= 0) { c->shard_tokens = (long)shard_size_alias; }
+    double v[3];
+    if (mwl_s != NULL) {
+        if (doc_parse_list("--mean-word-len", mwl_s, 2, 0, 1e9, v, err) != 0) { die("%s", err); }
+        if (v[0] > v[1]) { die("--mean-word-len: the minimum %g is above the maximum %g", v[0], v[1]); }
+        c->qc.mean_word_min = v[0]; c->qc.mean_word_max = v[1];
+    }
+    if (dupl_s != NULL) {
+        if (doc_parse_list("--max-dup-lines", dupl_s, 2, 0, 1, v, err) != 0) { die("%s", err); }
+        c->qc.max_dup_line_frac = v[0]; c->qc.max_dup_line_chars = v[1];
+    }
+    if (dupp_s != NULL) {
+        if (doc_parse_list("--max-dup-paras", dupp_s, 2, 0, 1, v, err) != 0) { die("%s", err); }
+        c->qc.max_dup_para_frac = v[0]; c->qc.max_dup_para_chars = v[1];
+    }
+    if (ngram_s != NULL) {
+        if (doc_parse_list("--max-top-ngram", ngram_s, 3, 0, 1, v, err) != 0) { die("%s", err); }
+        c->qc.max_top_ngram[2] = v[0]; c->qc.max_top_ngram[3] = v[1]; c->qc.max_top_ngram[4] = v[2];
+    }
+    if (words_s != NULL) {
+        if (doc_parse_list("--words", words_s, 2, 0, 9e15, v, err) != 0) { die("%s", err); }
+        if (v[0] != floor(v[0]) || v[1] != floor(v[1])) { die("--words: expected whole numbers, got '%s'", words_s); }
+        if (v[0] > v[1]) { die("--words: the minimum %.0f is above the maximum %.0f (0,0 switches the rule off)", v[0], v[1]); }
+        c->qc.min_words = (long)v[0]; c->qc.max_words = (long)v[1];
+    }
+    if ((long long)c->bands * (long long)c->rows > MINHASH_MAX_PERM) {
+        die("--bands x --rows: %d x %d = %lld permutations, at most %d", c->bands, c->rows, (long long)c->bands * c->rows, MINHASH_MAX_PERM);
+    }
+    if (nfiles == 0) { die("no input files (see --help)"); }
     if (c->allow_only && c->allow_hosts == NULL) { die("--allow-only needs --allow-hosts"); }
+    if (!c->tokenize && shard_tokens >= 0) { die("--shard-tokens does nothing with --no-tokenize"); }
     P->files = files;
     P->nfiles = nfiles;
-    // one format for the whole run (the workers read it from cfg)
-    int fmt0 = file_format(c, files[0]);
+    // one record kind for the whole run (the workers read it from cfg): JSON arrays and JSONL
+    // files both give JSON records and may be mixed
+    P->file_fmt = malloc_check((size_t)nfiles * sizeof(int), "formats");
+    for (int i = 0; i < nfiles; i++) { P->file_fmt[i] = file_format(c, files[i]); }
+    int kind0 = P->file_fmt[0] == FMT_JSON ? FMT_JSONL : P->file_fmt[0];
     for (int i = 1; i < nfiles; i++) {
-        if (file_format(c, files[i]) != fmt0) { die("all inputs must have the same format; %s differs from %s (use --format)", files[i], files[0]); }
+        int kind = P->file_fmt[i] == FMT_JSON ? FMT_JSONL : P->file_fmt[i];
+        if (kind != kind0) { die("%s: all inputs must hold the same kind of records; %s differs from %s (use --format)", files[i], files[i], files[0]); }
     }
-    c->format = fmt0;
-    for (int i = 0; i < nfiles; i++) {  // fail before any work if an input is missing
-        FILE* f = fopen_check(files[i], "rb");
-        fclose(f);
+    c->format = kind0;
+    // every input a regular file, checked before any work; JSON arrays checked whole
+    int nin = 0;
+    DocPath* in = malloc_check((size_t)(nfiles + 6) * sizeof(DocPath), "paths");
+    for (int i = 0; i < nfiles; i++) {
+        if (check_regular_file(files[i], err) != 0) { die("%s", err); }
+        in[nin++] = (DocPath){"input", files[i]};
+        if (P->file_fmt[i] == FMT_JSON) {
+            size_t n, *starts, *ends, m;
+            long* lines;
+            unsigned char* s = read_all(files[i], &n);
+            if (doc_json_array_elements(files[i], s, n, &starts, &ends, &lines, &m, err) != 0) { die("%s", err); }
+            free(starts); free(ends); free(lines); free(s);
+        }
     }
+    if (c->block_hosts) { in[nin++] = (DocPath){"--block-hosts", c->block_hosts}; }
+    if (c->allow_hosts) { in[nin++] = (DocPath){"--allow-hosts", c->allow_hosts}; }
+    char tok_enc[PATH_MAX + 32], tok_voc[PATH_MAX + 32];
+    snprintf(tok_enc, sizeof(tok_enc), "%s/encoder.json", c->tokenizer_dir);
+    snprintf(tok_voc, sizeof(tok_voc), "%s/vocab.bpe", c->tokenizer_dir);
+    if (c->tokenize) {
+        in[nin++] = (DocPath){"--tokenizer-dir file", tok_enc};
+        in[nin++] = (DocPath){"--tokenizer-dir file", tok_voc};
+    }
+    DocPath outs[3];
+    int nout = 0;
+    if (c->report) { outs[nout++] = (DocPath){"--report", c->report}; }
+    if (c->out_jsonl) { outs[nout++] = (DocPath){"--out-jsonl", c->out_jsonl}; }
+    if (c->rejects) { outs[nout++] = (DocPath){"--rejects", c->rejects}; }
+    if (doc_check_paths(in, nin, outs, nout, c->tokenize ? c->out_prefix : NULL, err) != 0) { die("%s", err); }
+    free(in);
 
     minhash_config_init(&P->mh, c->shingle, c->bands, c->rows, c->jaccard);
-    if (c->block_hosts) { hostlist_load(&P->block, c->block_hosts); }
-    if (c->allow_hosts) { hostlist_load(&P->allow, c->allow_hosts); }
+    if (c->block_hosts) { hostlist_load(&P->block, c->block_hosts, "--block-hosts"); }
+    if (c->allow_hosts) { hostlist_load(&P->allow, c->allow_hosts, "--allow-hosts"); }
     if (c->tokenize) {
 #ifdef PIPELINE_NO_BPE
         die("this build has no tokenizer (PIPELINE_NO_BPE); use --no-tokenize");
 #else
-        char enc[1024], voc[1024], err[LLMC_ERRLEN];
+        char enc[PATH_MAX + 32], voc[PATH_MAX + 32];
         snprintf(enc, sizeof(enc), "%s/encoder.json", c->tokenizer_dir);
         snprintf(voc, sizeof(voc), "%s/vocab.bpe", c->tokenizer_dir);
         if (bpe_load_gpt2(&P->bpe, enc, voc, err) != 0) { die("%s", err); }
         P->eot = P->bpe.eot;
         if (P->bpe.vocab_size > 65536) { die("vocabulary of %d tokens does not fit uint16 shards", P->bpe.vocab_size); }
-        char dir[1024];
-        snprintf(dir, sizeof(dir), "%s", c->out_prefix);
-        char* slash = strrchr(dir, '/');
-        if (slash != NULL && slash != dir) { *slash = '\0'; ensure_dir(dir); }  // e.g. out/ for out/livedoor
+        if (doc_make_parent_dirs(c->out_prefix, err) != 0) { die("--out-prefix: %s", err); }  // e.g. out/ for out/livedoor
         P->shard_buf[0] = malloc_check(c->shard_tokens * sizeof(uint16_t), "train shard buffer");
         P->shard_buf[1] = malloc_check(c->shard_tokens * sizeof(uint16_t), "val shard buffer");
 #endif
     }
+    g_pipeline = P;
+    atexit(remove_open_temp_files);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     if (c->out_jsonl) { atomic_open(&P->jsonl_out, c->out_jsonl); P->have_jsonl = 1; }
     if (c->rejects) { atomic_open(&P->rejects_out, c->rejects); P->have_rejects = 1; }
 
@@ -921,6 +1037,12 @@ int main(int argc, char** argv) {
     read_inputs(P);
     for (int t = 0; t < c->threads; t++) { pthread_join(workers[t], NULL); }
     pthread_join(committer, NULL);
+    if (g_stop_signal) {
+        int sig = (int)g_stop_signal;
+        remove_open_temp_files();
+        fprintf(stderr, "error: stopped by signal %d after %ld records; the outputs in progress were removed\n", sig, P->rep.records);
+        exit(128 + sig);
+    }
     if (c->tokenize) {
         flush_shard(P, 0);
         flush_shard(P, 1);
@@ -932,10 +1054,31 @@ int main(int argc, char** argv) {
     P->rep.cpu_seconds = ru.ru_utime.tv_sec + 1e-6 * ru.ru_utime.tv_usec + ru.ru_stime.tv_sec + 1e-6 * ru.ru_stime.tv_usec;
     P->rep.shards_train = P->shard_count[0];
     P->rep.shards_val = P->shard_count[1];
-    if (P->have_jsonl) { atomic_commit(&P->jsonl_out); }
+    // a stage that drops every document is almost always a wrong setting (--lang en on a
+    // Japanese corpus drops everything in the quality stage): say so, and an empty output fails
+    for (int st = 0; st < ST_N; st++) {
+        const Stage* t = &P->rep.st[st];
+        if (t->enabled && t->docs_in > 0 && t->docs_out == 0) {
+            fprintf(stderr, "warning: the %s stage dropped every document (%ld of %ld)%s\n", t->name, t->docs_in, t->docs_in,
+                    st == ST_QUALITY && !c->japanese ? "; for a Japanese corpus use --lang ja" : "");
+        }
+    }
+    if (c->tokenize && c->val_fraction > 0 && P->rep.docs_val == 0 && P->kept_docs > 0) {
+        fprintf(stderr, "warning: --val-fraction %g sent no document to val (%ld kept documents; val needs at least %.0f)\n",
+                c->val_fraction, P->kept_docs, 1.0 / c->val_fraction);
+    }
+    int empty = P->kept_docs == 0;
+    if (P->have_jsonl) {
+        if (empty) { atomic_abort(&P->jsonl_out); } else { atomic_commit(&P->jsonl_out); }
+    }
     if (P->have_rejects) { atomic_commit(&P->rejects_out); }
     if (!c->quiet) { print_report(P, stdout); }
     if (c->report) { write_report_json(P, c->report); }
+    if (empty) {
+        fprintf(stderr, "error: %s: no document survived the stages (%ld records read): the output is empty%s\n",
+                nfiles == 1 ? files[0] : "inputs", P->rep.records, c->report ? "; see the report" : "");
+        exit(EXIT_FAILURE);
+    }
 
     // tidy up (keeps leak checkers quiet)
     for (int i = 0; i < P->nslots; i++) { free(P->slots[i].docs); }

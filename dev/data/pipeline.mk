@@ -2,7 +2,7 @@
 #   make dev/data/pipeline          the pipeline (needs llmc/bpe.h for the tokenization stage)
 #   bash dev/data/test_pipeline.sh  its tests (run by `make test`)
 #   make bench-pipeline             docs/s and MB/s, writes dev/data/results/pipeline_<date>.md
-PIPELINE_DEPS = dev/data/pipeline_text.h dev/data/pipeline_filters.h llmc/utils.h llmc/shard.h \
+PIPELINE_DEPS = dev/data/pipeline_text.h dev/data/pipeline_filters.h dev/data/doc_reader.h llmc/utils.h llmc/args.h llmc/shard.h \
                 $(wildcard llmc/bpe.h llmc/bpe_unicode.h llmc/tokenizer.h)
 
 dev/data/pipeline: dev/data/pipeline.c $(PIPELINE_DEPS)

@@ -540,8 +540,12 @@ typedef struct {
 
 static int cmp_str(const void* a, const void* b) { return strcmp(*(char* const*)a, *(char* const*)b); }
 
-static void hostlist_load(HostList* hl, const char* path) {
-    FILE* f = fopen_check(path, "r");
+// what: the flag that named the file, for messages. A file that is not a regular file, or
+// that names no host, is refused (an empty block list would silently block nothing).
+static void hostlist_load(HostList* hl, const char* path, const char* what) {
+    char err[LLMC_ERRLEN];
+    FILE* f = fopen_regular(path, err);
+    if (f == NULL) { die("%s: %s", what, err); }
     hl->hosts = NULL;
     hl->n = 0;
     long cap = 0;
@@ -561,7 +565,10 @@ static void hostlist_load(HostList* hl, const char* path) {
         hl->hosts[hl->n++] = strdup(s);
     }
     free(line);
+    int bad = ferror(f);
     fclose(f);
+    if (bad) { die("%s %s: read error", what, path); }
+    if (hl->n == 0) { die("%s %s: has no hosts (one host per line; blank lines and # comments are skipped)", what, path); }
     qsort(hl->hosts, hl->n, sizeof(char*), cmp_str);
 }
 

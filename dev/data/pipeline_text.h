@@ -177,6 +177,7 @@ enum {
 };
 
 #define JSON_MAX_DEPTH 64
+#define JSON_MAX_DEPTH_STR "64"
 
 typedef struct {
     const char* p;
@@ -379,7 +380,7 @@ static int json_object(JsonParser* jp, int depth, JsonFields* want) {
 }
 
 static int json_value(JsonParser* jp, int depth) {
-    if (depth > JSON_MAX_DEPTH) { jp->err = JSON_ERR_DEPTH; jp->err_msg = "nesting too deep"; return -1; }
+    if (depth > JSON_MAX_DEPTH) { jp->err = JSON_ERR_DEPTH; jp->err_msg = "JSON nesting deeper than " JSON_MAX_DEPTH_STR; return -1; }
     json_ws(jp);
     if (jp->p >= jp->end) { return json_fail(jp, "unexpected end of line"); }
     switch (*jp->p) {

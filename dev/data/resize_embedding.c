@@ -11,107 +11,119 @@
 // 5 = bf16 params, [2] maxT, [3] V, [4] L, [5] NH, [6] C, [7] Vp), then the parameters with
 // wte (Vp x C) first. Written atomically (temp file, fsync, rename).
 #include "llmc/utils.h"
+#include "llmc/args.h"
+#include "llmc/checkpoint.h"
 #include "llmc/tokenizer.h"
 
-#define MODEL_MAGIC 20240326
+static const char* usage_text =
+"usage: resize_embedding IN.bin OUT.bin --vocab-size V\n"
+"       resize_embedding IN.bin OUT.bin --tokenizer NEW.bin --base-tokenizer OLD.bin\n"
+"Grows a checkpoint's token embedding to V rows (new rows = mean of the old ones). With\n"
+"--tokenizer, V is the new llm.c tokenizer file's size, and NEW.bin must extend OLD.bin (the\n"
+"tokenizer the checkpoint was trained with, whose size must equal the checkpoint's V): its\n"
+"first V tokens must be OLD.bin's, byte for byte, with the same end-of-text id. A checkpoint\n"
+"holds no vocabulary, so this is the check that the new ids mean what the old rows learned.";
 
-static float bf16_to_float(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-// round to nearest even, as PyTorch does (inputs here are finite means of finite values)
-static uint16_t float_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7FFF + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
+// 0 if the llm.c tokenizer `nt` extends `bt` (the same first bt->vocab_size tokens and the
+// same end-of-text id); -1 with err otherwise.
+static int check_extends(const Tokenizer* nt, const char* npath, const Tokenizer* bt, const char* bpath, char* err) {
+    if (nt->vocab_size < bt->vocab_size) {
+        return set_err(err, "--tokenizer %s: has %d tokens, fewer than the base tokenizer %s (%d)", npath, nt->vocab_size, bpath, bt->vocab_size);
+    }
+    for (int i = 0; i < bt->vocab_size; i++) {
+        if (nt->token_length[i] != bt->token_length[i] || memcmp(nt->token_table[i], bt->token_table[i], (size_t)bt->token_length[i]) != 0) {
+            return set_err(err, "--tokenizer %s: token %d differs from the base tokenizer %s: it does not extend the checkpoint's vocabulary",
+                           npath, i, bpath);
+        }
+    }
+    if (nt->eot_token != bt->eot_token) {
+        return set_err(err, "--tokenizer %s: end-of-text id %d, but the base tokenizer %s has %d", npath, nt->eot_token, bpath, bt->eot_token);
+    }
+    return 0;
 }
 
 int main(int argc, char** argv) {
-    const char *in = NULL, *out = NULL, *tokfile = NULL;
-    long newV = -1;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--vocab-size") == 0 && i + 1 < argc) { newV = atol(argv[++i]); }
-        else if (strcmp(argv[i], "--tokenizer") == 0 && i + 1 < argc) { tokfile = argv[++i]; }
-        else if (argv[i][0] == '-') { in = NULL; break; }
-        else if (in == NULL) { in = argv[i]; }
-        else if (out == NULL) { out = argv[i]; }
-        else { in = NULL; break; }
-    }
-    if (in == NULL || out == NULL || (newV < 0) == (tokfile == NULL)) {
-        fprintf(stderr, "usage: resize_embedding IN.bin OUT.bin (--vocab-size V | --tokenizer TOKENIZER.bin)\n");
-        return EXIT_FAILURE;
-    }
+    const char *tokfile = NULL, *basefile = NULL;
+    long long newV = -1;
+    ArgSpec specs[3] = {
+        {NULL, "--vocab-size", ARG_LONG, &newV, 1, 1 << 24, "the new vocabulary size V"},
+        {NULL, "--tokenizer", ARG_STRING, &tokfile, 0, 0, "the new llm.c tokenizer file (V from it)"},
+        {NULL, "--base-tokenizer", ARG_STRING, &basefile, 0, 0, "the llm.c tokenizer file the checkpoint was trained with"},
+    };
+    const char* pos[2];
+    int npos = 0;
     char err[LLMC_ERRLEN];
-    if (tokfile) {
-        Tokenizer tok;
-        if (tokenizer_init(&tok, tokfile, err) != 0) { die("%s", err); }
-        newV = tok.vocab_size;
-        tokenizer_free(&tok);
+    int rc = args_parse_positional(argc, argv, specs, 3, pos, 2, &npos, 0, err);
+    if (rc == 1) { args_print_help(stdout, usage_text, specs, 3); return 0; }
+    if (rc != 0) { die("%s", err); }
+    if (npos != 2) { die("expected IN.bin OUT.bin, got %d file argument%s (see --help)", npos, npos == 1 ? "" : "s"); }
+    const char* in = pos[0];
+    const char* out = pos[1];
+    if ((newV >= 0) == (tokfile != NULL)) { die("give --vocab-size V or --tokenizer NEW.bin, exactly one of them"); }
+    if (tokfile != NULL && basefile == NULL) {
+        die("--tokenizer %s: needs --base-tokenizer OLD.bin (the tokenizer the checkpoint was trained with) to check that it extends it", tokfile);
     }
-    FILE* f = fopen(in, "rb");
-    if (f == NULL) { die("%s: cannot open: %s", in, strerror(errno)); }
+    if (basefile != NULL && tokfile == NULL) { die("--base-tokenizer: only used with --tokenizer"); }
+    {
+        if (check_regular_file(in, err) != 0) { die("%s", err); }
+        if (tokfile && check_regular_file(tokfile, err) != 0) { die("--tokenizer: %s", err); }
+        if (basefile && check_regular_file(basefile, err) != 0) { die("--base-tokenizer: %s", err); }
+        if (check_output_path(out, err) != 0) { die("%s", err); }
+        const char* ins[3] = { in, tokfile, basefile };
+        const char* what[3] = { "input checkpoint", "--tokenizer", "--base-tokenizer" };
+        for (int i = 0; i < 3; i++) {
+            if (ins[i] != NULL && same_file(out, ins[i])) {
+                die("%s: is the same file as the %s %s; refusing to overwrite an input", out, what[i], ins[i]);
+            }
+        }
+    }
+    // the header is validated (shape limits, file size) before any size arithmetic
+    GPT2Config cfg;
+    float* params = NULL;
+    if (checkpoint_read(in, &cfg, &params, err) != 0) { die("%s", err); }
     int32_t h[256];
-    if (fread_exact(h, sizeof(int32_t), 256, f, in, err) != 0) { die("%s", err); }
-    if (h[0] != MODEL_MAGIC) { die("%s: bad magic %d (expected %d): not a model checkpoint", in, h[0], MODEL_MAGIC); }
-    if (h[1] != 3 && h[1] != 5) { die("%s: unsupported checkpoint version %d (3 = fp32, 5 = bf16)", in, h[1]); }
-    long maxT = h[2], V = h[3], L = h[4], NH = h[5], C = h[6], Vp = h[7];
-    if (maxT <= 0 || V <= 0 || L <= 0 || NH <= 0 || C <= 0 || Vp < V || C % NH != 0) {
-        die("%s: bad header: maxT %ld V %ld L %ld NH %ld C %ld Vp %ld", in, maxT, V, L, NH, C, Vp);
+    {
+        FILE* f = fopen_regular(in, err);
+        if (f == NULL || fread_exact(h, sizeof(int32_t), 256, f, in, err) != 0) { die("%s", err); }
+        fclose(f);
     }
-    if (newV < V) { die("new vocabulary size %ld is below the checkpoint's %ld: only growing is supported", newV, V); }
-    if (newV > (1L << 24)) { die("new vocabulary size %ld is too large", newV); }
-    long newVp = (newV + 127) / 128 * 128;
-    size_t esz = h[1] == 3 ? 4 : 2;
-    // parameter count after wte, in llm.c's order: wpe, ln1w, ln1b, qkvw, qkvb, attprojw,
-    // attprojb, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb, lnfw, lnfb
-    long rest = maxT * C + L * (C + C + 3 * C * C + 3 * C + C * C + C + C + C + 4 * C * C + 4 * C + 4 * C * C + C) + C + C;
-    long fsize = file_size_of(f);
-    long want = 1024 + (long)esz * (Vp * C + rest);
-    if (fsize != want) {
-        die("%s: file has %ld bytes, but its header (V %ld, Vp %ld, C %ld, L %ld, maxT %ld) means %ld", in, fsize, V, Vp, C, L, maxT, want);
+    int version = h[1];
+    long V = cfg.vocab_size, Vp = cfg.padded_vocab_size, C = cfg.channels;
+    if (tokfile) {
+        Tokenizer nt, bt;
+        if (tokenizer_init(&nt, tokfile, err) != 0) { die("--tokenizer: %s", err); }
+        if (tokenizer_init(&bt, basefile, err) != 0) { die("--base-tokenizer: %s", err); }
+        if (bt.vocab_size != V) {
+            die("--base-tokenizer %s: has %d tokens, but the checkpoint %s has V = %ld: not the tokenizer it was trained with", basefile, bt.vocab_size, in, V);
+        }
+        if (check_extends(&nt, tokfile, &bt, basefile, err) != 0) { die("%s", err); }
+        newV = nt.vocab_size;
+        tokenizer_free(&nt);
+        tokenizer_free(&bt);
     }
-    unsigned char* wte = (unsigned char*)malloc_check((size_t)Vp * C * esz, "wte");
-    if (fread_exact(wte, esz, (size_t)(Vp * C), f, in, err) != 0) { die("%s", err); }
+    if (newV < V) { die("--vocab-size: new vocabulary size %lld is below the checkpoint's %ld: only growing is supported", newV, V); }
+    GPT2Config ncfg = cfg;
+    ncfg.vocab_size = (int)newV;
+    ncfg.padded_vocab_size = (int)((newV + 127) / 128 * 128);
+    if (gpt2_config_validate(&ncfg, out, err) != 0) { die("%s", err); }
+    size_t n_old = gpt2_num_parameters(&cfg), n_new = gpt2_num_parameters(&ncfg);
+    size_t wte_old = (size_t)Vp * (size_t)C, wte_new = (size_t)ncfg.padded_vocab_size * (size_t)C;
+    if (n_old < wte_old || n_new < wte_new || n_new - wte_new != n_old - wte_old) { die("internal error: parameter sizes"); }
+    float* np = (float*)calloc_check(n_new, sizeof(float), "resized parameters");  // padding rows zero
+    memcpy(np, params, (size_t)V * (size_t)C * sizeof(float));
     // mean of the real rows, in double so the order of 50k additions does not matter
     double* mean = (double*)calloc_check((size_t)C, sizeof(double), "mean");
-    for (long v = 0; v < V; v++) {
-        for (long c = 0; c < C; c++) {
-            size_t k = (size_t)(v * C + c);
-            mean[c] += esz == 4 ? (double)((float*)wte)[k] : (double)bf16_to_float(((uint16_t*)wte)[k]);
-        }
+    for (size_t v = 0; v < (size_t)V; v++) {
+        for (size_t c = 0; c < (size_t)C; c++) { mean[c] += (double)params[v * (size_t)C + c]; }
     }
-    unsigned char* neww = (unsigned char*)calloc_check((size_t)newVp * C, esz, "new wte");  // padding rows zero
-    memcpy(neww, wte, (size_t)(V * C) * esz);
-    for (long v = V; v < newV; v++) {
-        for (long c = 0; c < C; c++) {
-            float m = (float)(mean[c] / (double)V);
-            size_t k = (size_t)(v * C + c);
-            if (esz == 4) { ((float*)neww)[k] = m; } else { ((uint16_t*)neww)[k] = float_to_bf16(m); }
-        }
+    for (size_t v = (size_t)V; v < (size_t)newV; v++) {
+        for (size_t c = 0; c < (size_t)C; c++) { np[v * (size_t)C + c] = (float)(mean[c] / (double)V); }
     }
-    h[3] = (int32_t)newV;
-    h[7] = (int32_t)newVp;
-    AtomicFile af;
-    atomic_open(&af, out);
-    atomic_write(&af, h, sizeof(int32_t), 256);
-    atomic_write(&af, neww, esz, (size_t)(newVp * C));
-    // the rest of the parameters, unchanged
-    unsigned char* buf = (unsigned char*)malloc_check(1 << 20, "copy buffer");
-    long left = rest * (long)esz;
-    while (left > 0) {
-        size_t n = left > (1 << 20) ? (1 << 20) : (size_t)left;
-        if (fread_exact(buf, 1, n, f, in, err) != 0) { die("%s", err); }
-        atomic_write(&af, buf, 1, n);
-        left -= (long)n;
-    }
-    atomic_commit(&af);
-    fclose(f);
-    printf("wrote %s: V %ld -> %ld, Vp %ld -> %ld, %ld new rows = mean of the %ld old rows (%s)\n",
-           out, V, newV, Vp, newVp, newV - V, V, esz == 4 ? "fp32" : "bf16");
-    free(buf); free(wte); free(neww); free(mean);
+    // every other parameter, unchanged
+    memcpy(np + wte_new, params + wte_old, (n_old - wte_old) * sizeof(float));
+    checkpoint_write(out, &ncfg, np, version);
+    printf("wrote %s: V %ld -> %lld, Vp %ld -> %d, %lld new rows = mean of the %ld old rows (%s)\n",
+           out, V, newV, Vp, ncfg.padded_vocab_size, newV - V, V, version == 3 ? "fp32" : "bf16");
+    free(params); free(np); free(mean);
     return 0;
 }

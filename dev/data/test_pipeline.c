@@ -694,7 +694,7 @@ static void test_hosts(void) {
     fprintf(f, "# comment\nlivedoor.com\n\n .Spam.example \n");
     fclose(f);
     HostList hl;
-    hostlist_load(&hl, path);
+    hostlist_load(&hl, path, "--block-hosts");
     unlink(path);
     ok = hl.n == 2 && hostlist_match(&hl, "news.livedoor.com") && hostlist_match(&hl, "livedoor.com") &&
          !hostlist_match(&hl, "badlivedoor.com") && hostlist_match(&hl, "a.b.spam.example") && !hostlist_match(&hl, "example") &&

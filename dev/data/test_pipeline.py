@@ -316,7 +316,7 @@ def main():
     r = subprocess.run([PIPE, "--no-such-flag", livedoor], capture_output=True, text=True)
     r2 = subprocess.run([PIPE, "--no-tokenize", os.path.join(tmp, "missing.jsonl")], capture_output=True, text=True)
     h = subprocess.run([PIPE, "--help"], capture_output=True, text=True)
-    check(r.returncode != 0 and "unknown option" in r.stderr and r2.returncode != 0 and "missing.jsonl" in r2.stderr
+    check(r.returncode != 0 and "unknown flag" in r.stderr and r2.returncode != 0 and "missing.jsonl" in r2.stderr
           and h.returncode == 0 and "[0.20,0.18,0.16]" in h.stdout and "[400]" in h.stdout,
           "usage errors are reported; --help states the thresholds", r.stderr + r2.stderr)
 
