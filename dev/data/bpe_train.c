@@ -20,7 +20,8 @@ static const char* usage_text =
 "from the current directory or from this program's repository). --vocab-size and --add are\n"
 "two ways to say the size: give one.";
 
-static void count_doc(void* ctx, const unsigned char* s, size_t n) { bpe_counts_add((BpeCounts*)ctx, s, n); }
+static long g_docs = 0;
+static void count_doc(void* ctx, const unsigned char* s, size_t n) { bpe_counts_add((BpeCounts*)ctx, s, n); g_docs++; }
 
 #define BPET_NUM_ARGS 12
 
@@ -100,7 +101,12 @@ int main(int argc, char** argv) {
     time_t t0 = time(NULL);
     BpeCounts counts;
     bpe_counts_init(&counts);
-    for (int k = 0; k < ninputs; k++) { read_documents(inputs[k], format, field, sep, count_doc, &counts); }
+    for (int k = 0; k < ninputs; k++) {
+        long before = g_docs;
+        read_documents(inputs[k], format, field, sep, count_doc, &counts);
+        if (g_docs == before) { fprintf(stderr, "warning: %s: no documents in it\n", inputs[k]); }
+    }
+    if (g_docs == 0) { die("%s: no documents: nothing to train on", ninputs == 1 ? inputs[0] : "the inputs"); }
     printf("counted %llu pieces (%llu distinct) in %llu bytes, %ld s\n", (unsigned long long)counts.total_pieces,
            (unsigned long long)counts.n, (unsigned long long)counts.total_bytes, (long)(time(NULL) - t0));
     BPE trained;

@@ -417,6 +417,10 @@ static int doc_check_paths(const DocPath* in, int nin, const DocPath* out, int n
         }
     }
     if (shard_prefix == NULL) { return 0; }
+    if (strlen(shard_prefix) + strlen("_train_000000.bin") >= LLMC_PATH_MAX) {
+        return set_err(err, "output prefix %.60s...: too long (%zu characters; with a shard name at most %d)", shard_prefix,
+                       strlen(shard_prefix), LLMC_PATH_MAX - 1);
+    }
     char pc[LLMC_PATH_MAX + PATH_MAX];
     doc_canon_path(shard_prefix, pc, sizeof(pc));
     char d[LLMC_PATH_MAX + PATH_MAX], b[LLMC_PATH_MAX + PATH_MAX];

@@ -1054,6 +1054,13 @@ int main(int argc, char** argv) {
     P->rep.cpu_seconds = ru.ru_utime.tv_sec + 1e-6 * ru.ru_utime.tv_usec + ru.ru_stime.tv_sec + 1e-6 * ru.ru_stime.tv_usec;
     P->rep.shards_train = P->shard_count[0];
     P->rep.shards_val = P->shard_count[1];
+    // bad records are in the report; say so on stderr too (also with --quiet), naming where
+    for (int k = 1; k < BAD_NKINDS; k++) {
+        const Report* R = &P->rep;
+        if (R->bad[k] == 0 || k == BAD_EMPTY) { continue; }
+        fprintf(stderr, "warning: %ld %s record%s skipped (first: %s%s)\n", R->bad[k], bad_name[k], R->bad[k] == 1 ? "" : "s",
+                R->bad_where[k][0], R->bad[k] > 1 ? ", ..." : "");
+    }
     // a stage that drops every document is almost always a wrong setting (--lang en on a
     // Japanese corpus drops everything in the quality stage): say so, and an empty output fails
     for (int st = 0; st < ST_N; st++) {

@@ -103,6 +103,13 @@ check "tokenize: the output prefix's folder is created" $(( rc != 0 || made != 0
 o=$("$TOK" "${VOCAB[@]}" "$DATA/fineweb2_edu_ja_sample/fineweb_100_samples.json" -o "$T/fw" 2>&1); rc=$?
 echo "$o" | grep -q "^100 documents"; check "tokenize: the .json array gives 100 documents" $(( rc != 0 || $? != 0 )) "$o"
 
+: > "$T/empty.txt"
+o=$("$TOK" "${VOCAB[@]}" "$T/empty.txt" -o "$T/em" 2>&1); rc=$?
+echo "$o" | grep -q "$T/empty.txt"; check "tokenize: an empty input is named, and an empty output is an error" $(( rc == 0 || $? != 0 )) "rc=$rc $o"
+long="$T/$(printf 'd%.0s' $(seq 1 1010))"
+o=$("$TOK" "${VOCAB[@]}" "$T/small.txt" -o "$long" 2>&1); rc=$?
+check "tokenize: an output prefix too long for a shard name is refused" $(( rc == 0 )) "$o"
+
 # ---------------------------------------------------------------- pipeline
 PQ=(--quiet "${PV[@]}")
 o=$("$PIPE" "${PQ[@]}" --lang ja --out-prefix "$T/p1" --shard-tokens 1e6 "$T/ja.jsonl" 2>&1); rc=$?
@@ -161,6 +168,9 @@ grep -q "nesting deeper than" "$T/deep.json" 2>/dev/null; check "pipeline: too d
 o=$("$PIPE" "${PQ[@]}" --lang ja --no-tokenize --report "$T/fw.json" "$DATA/fineweb2_edu_ja_sample/fineweb_100_samples.json" 2>&1); rc=$?
 python3 -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r['records']==100 and r['stages'][0]['docs_out']==100 else 1)" "$T/fw.json" 2>/dev/null
 check "pipeline: the fineweb2 .json array is read as 100 documents" $(( rc != 0 || $? != 0 )) "rc=$rc $o"
+{ head -3 "$T/ja.jsonl"; head -1 "$T/ja.jsonl" | cut -c1-200; } > "$T/cut.jsonl"
+o=$("$PIPE" "${PQ[@]}" --lang ja --no-tokenize "$T/cut.jsonl" 2>&1); rc=$?
+echo "$o" | grep -q "malformed_json.*$T/cut.jsonl:4"; check "pipeline: bad records are reported on stderr with --quiet" $(( rc != 0 || $? != 0 )) "rc=$rc $o"
 # killed pipeline: no temp files left behind
 big="$DATA/livedoor/livedoor_news.jsonl"
 mkdir -p "$T/kill"
@@ -193,6 +203,9 @@ cp "$T/small.txt" "$T/bt.txt"
 o=$("$BPET" --vocab-size 300 --base none -o "$T/bt.txt" "$T/bt.txt" 2>&1); rc=$?
 cmp -s "$T/small.txt" "$T/bt.txt"; same=$?
 check "bpe_train: -o naming the input refused" $(( rc == 0 || same != 0 )) "$o"
+
+o=$("$BPET" --vocab-size 300 --base none -o "$T/b2.tiktoken" "$T/empty.txt" 2>&1); rc=$?
+echo "$o" | grep -q "$T/empty.txt"; check "bpe_train: no documents is an error naming the input" $(( rc == 0 || $? != 0 )) "$o"
 
 # ---------------------------------------------------------------- resize_embedding
 python3 - "$T" <<'EOF'

@@ -448,7 +448,9 @@ int main(int argc, char** argv) {
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         for (int k = 0; k < ninputs; k++) {
+            long before = e.docs + (long)e.ndocs;
             read_documents(inputs[k], format, field, sep, enc_doc, &e);
+            if (e.docs + (long)e.ndocs == before) { fprintf(stderr, "warning: %s: no documents in it\n", inputs[k]); }
         }
         enc_flush(&e);
         shard_out_flush(&e.val);
@@ -459,6 +461,9 @@ int main(int argc, char** argv) {
         if (val_fraction > 0 && e.val_docs == 0) {
             fprintf(stderr, "warning: --val-fraction %g sent no document to val (%ld documents; val needs at least %.0f)\n",
                     val_fraction, e.docs, val_fraction > 0 ? 1.0 / val_fraction : 0.0);
+        }
+        if (e.docs == 0) {
+            die("%s: no documents: nothing to write", ninputs == 1 ? inputs[0] : "the inputs");
         }
         printf("%ld documents (%ld to val), %.0f bytes -> %ld train + %ld val tokens, %.4f bytes/token (end-of-text tokens not counted), %.2f s, %.1f MB/s\n",
                e.docs, e.val_docs, e.bytes, e.train.total, e.val.total,
