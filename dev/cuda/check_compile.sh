@@ -34,7 +34,8 @@ fi
 # one line per build: name|extra flags|extra libs|file
 jobs_file="$tmp/jobs"
 : > "$jobs_file"
-files=$(git ls-files --cached --others --exclude-standard '*.cu' 2>/dev/null || find . -name '*.cu' -not -path './build/*')
+# CHECK_COMPILE_FILES="a.cu b.cu" checks only those (a quick look at one change)
+files=${CHECK_COMPILE_FILES:-$(git ls-files --cached --others --exclude-standard '*.cu' 2>/dev/null || find . -name '*.cu' -not -path './build/*')}
 for f in $files; do
     [ -f "$f" ] || continue
     base=$(echo "$f" | tr '/.' '__')
