@@ -9,7 +9,8 @@ Build one target per reader with -DFUZZ_CHECKPOINT, -DFUZZ_SHARD, -DFUZZ_TOKENIZ
 - ARGS: the input is split on NUL bytes into argv, parsed by args_parse_positional over the
   trainer's flag table (train_config_specs), with and without repeats allowed and with
   positional arguments taken; each piece also goes through parse_integer and parse_number.
-  The parser must return 0, 1 or -1 with a message, never crash.
+  The parser must return 0, 1 or -1 with a message, never crash. Each piece also goes through
+  dev/data/doc_reader.h's doc_parse_list (the data tools' "A,B" and "A,B,C" values).
 - DOCS: dev/data/doc_reader.h's read_documents on the input as JSONL, as a JSON array and as
   text split on a separator. Its callers die() on malformed input (a JSON array), so exit()
   is turned into a longjmp back to the target here: an orderly "error: ..." exit is fine,
@@ -41,6 +42,7 @@ static void fuzz_exit(int code) {
 #include "llmc/hellaswag.h"
 #if defined(FUZZ_ARGS)
 #include "llmc/args.h"
+#include "dev/data/doc_reader.h"  // doc_parse_list: the data tools' "A,B" / "A,B,C" values
 #endif
 #if defined(FUZZ_DOCS)
 #include "dev/data/doc_reader.h"
@@ -131,6 +133,17 @@ static void fuzz_args(const uint8_t* data, size_t size) {
         if (parse_integer("--x", argv[a], LLONG_MIN, LLONG_MAX, &li, err) != 0 && err[0] == 0) { abort(); }
         if (parse_number("--x", argv[a], -1e30, 1e30, &d, err) == 0 && !(d >= -1e30 && d <= 1e30)) { abort(); }
         if (parse_number("--x", argv[a], 0, 1, &d, err) == 0 && !(d >= 0 && d <= 1)) { abort(); }
+        for (int n = 1; n <= 3; n++) {
+            double vals[3];
+            err[0] = 0;
+            int r = doc_parse_list("--x", argv[a], n, -5, 100, vals, err);
+            if (r == 0) {
+                for (int i = 0; i < n; i++) { if (!(vals[i] >= -5 && vals[i] <= 100)) { abort(); } }
+            } else if (r != -1 || err[0] == 0) {
+                fprintf(stderr, "fuzz: doc_parse_list returned %d without a message\n", r);
+                abort();
+            }
+        }
     }
     free(buf);
 }

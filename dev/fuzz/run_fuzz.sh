@@ -48,6 +48,7 @@ if [ ! -f "$corpus/.seeded_text" ]; then
     printf -- '-e\0d1\0-b\0002\0-t\00032\0-x\0002\0-v\0000\0-s\0000' > "$corpus/args/plain"
     printf -- '--batch-size=4\0-l\0003e-4\0-k\0wsd\0--no-shuffle\0-b\0008\0-o\0run' > "$corpus/args/long"
     printf -- '-d\0001e6\0-q\0nan\0--seed\0-1\0-h\0-x' > "$corpus/args/bad"
+    printf -- '--words\000100,50\0--max-top-ngram\0000.2,0.18,0.16\0--mean-word-len\0003,inf' > "$corpus/args/lists"
     # documents, GPT-2's encoder.json + vocab.bpe, a tiktoken rank file: small real excerpts
     python3 - "$corpus" /work/shared/data <<'PY'
 import base64, json, os, sys

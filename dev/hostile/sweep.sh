@@ -381,8 +381,25 @@ while read -r kind path; do
     TO=$(to_for $kind) t "resize_embedding checkpoint $kind" err "$path" - "$RES" "$path" "$W/out/r.bin" --vocab-size 50304
 done < <(inputs_of "$W/trunc_ckpt.bin")
 while read -r kind path; do
-    TO=$(to_for $kind) t "resize_embedding --tokenizer $kind" err "$path" - "$RES" "$CKPT" "$W/out/r.bin" --tokenizer "$path"
+    TO=$(to_for $kind) t "resize_embedding --tokenizer $kind" err "$path" - "$RES" "$CKPT" "$W/out/r.bin" --tokenizer "$path" --base-tokenizer "$TOKBIN"
 done < <(inputs_of "$W/trunc_tok.bin")
+while read -r kind path; do
+    TO=$(to_for $kind) t "resize_embedding --base-tokenizer $kind" err "$path" - "$RES" "$CKPT" "$W/out/r.bin" --tokenizer "$TOKBIN" --base-tokenizer "$path"
+done < <(inputs_of "$W/trunc_tok.bin")
+t "resize_embedding --tokenizer without --base-tokenizer" err "--base-tokenizer" - "$RES" "$CKPT" "$W/out/r.bin" --tokenizer "$TOKBIN"
+t "resize_embedding --tokenizer = --base-tokenizer (nothing to grow)" any "--tokenizer|--base-tokenizer|$TOKBIN" - "$RES" "$CKPT" "$W/out/r.bin" --tokenizer "$TOKBIN" --base-tokenizer "$TOKBIN"
+# files of the wrong kind: each reader must say which file is not what it expected
+t "resize_embedding IN is a token shard" err "$VAL" - "$RES" "$VAL" "$W/out/r.bin" --vocab-size 50304
+t "train_gpt -i is a model checkpoint" err "$CKPT" - "$TG" "${TINY[@]}" -i "$CKPT"
+t "train_gpt -e is a token shard" err "$VAL" - "$TG" -e "$VAL" -b 2 -t 32 -x 1 -v 0 -s 0
+t "train_gpt --tokenizer is a model checkpoint" warn "$CKPT" - "$TG" -e d1 -b 2 -t 32 -x 1 -v 0 -s 1 -g 4 --tokenizer "$CKPT"
+t "train_gpt --hellaswag is a token shard" err "$VAL" - "$TG" -e d1 -b 2 -t 32 -x 1 -v 0 -s 0 -h 1 --hellaswag "$VAL"
+t "tokenize --decode a model checkpoint" err "$CKPT" - "$TOK" --decode "$CKPT"
+t "tokenize --tiktoken is GPT-2's encoder.json" err "$ENC" - "$TOK" --tiktoken "$ENC" -o "$W/out/tw" "$W/small.txt"
+t "train_gpt -i glob matching a directory and a FIFO" err "$W/fifo|$W/dir|-i" - "$TG" "${TINY[@]}" -i "$W/[df]i*"
+t "pipeline: a good input then a missing one" err "$MISSING" - "${PIPECMD[@]}" "$MISSING"
+t "tokenize: a good input then a directory" err "$W/dir" - "${TOKCMD[@]}" "$W/dir"
+t "bpe_train: a good input then a FIFO" err "$W/fifo" - "${BPECMD[@]}" --vocab-size 300 "$W/fifo"
 # crafted headers: the model file's header with one field made absurd
 python3 - "$CKPT" "$W" <<'PY'
 import struct, sys
@@ -470,6 +487,20 @@ t "resize_embedding OUT is IN" err "$W/res_in.bin" 'unchanged $W/res_in.bin '"$C
 cp "$TRAIN" "$W/shard_in.bin"
 t "tokenize --batch-encode OUT is IN" err "$W/shard_in.bin" 'unchanged $W/shard_in.bin '"$TRAIN" "$TOK" --batch-encode "$W/shard_in.bin" "$W/shard_in.bin"
 
+# outputs that are another input of the same run, or each other
+mkdir -p "$W/enc"; cp "$ENC" "$W/enc/encoder.json"; cp "$ENC" "$W/enc/copy.json"
+t "tokenize --write-tokenizer names --encoder" err "$W/enc/encoder.json" 'unchanged $W/enc/encoder.json $W/enc/copy.json' "$TOK" --encoder "$W/enc/encoder.json" --merges "$MER" --write-tokenizer "$W/enc/encoder.json"
+cp "$W/gpt2.tiktoken" "$W/tk_in.tiktoken"
+t "tokenize --save-tiktoken names --tiktoken" err "$W/tk_in.tiktoken" 'unchanged $W/tk_in.tiktoken $W/gpt2.tiktoken' "$TOK" --tiktoken "$W/tk_in.tiktoken" --save-tiktoken "$W/tk_in.tiktoken"
+t "bpe_train -o X --write-tokenizer X" err "$W/out/both|-o|--write-tokenizer" - "${BPEBASE[@]}" --vocab-size 300 -o "$W/out/both" --write-tokenizer "$W/out/both"
+cp "$W/gpt2.tiktoken" "$W/base_in.tiktoken"
+t "bpe_train -o names --base-tiktoken" err "$W/base_in.tiktoken" 'unchanged $W/base_in.tiktoken $W/gpt2.tiktoken' "$BPE" --base-tiktoken "$W/base_in.tiktoken" --add 10 -o "$W/base_in.tiktoken" "$W/small.txt"
+cp "$TOKBIN" "$W/tok_in.bin"
+t "resize_embedding OUT names --tokenizer" err "$W/tok_in.bin" 'unchanged $W/tok_in.bin '"$TOKBIN" "$RES" "$CKPT" "$W/tok_in.bin" --tokenizer "$W/tok_in.bin" --base-tokenizer "$TOKBIN"
+mkdir -p "$W/ps"; cp "$W/docs.jsonl" "$W/ps/p_train_000000.bin"; cp "$W/docs.jsonl" "$W/ps/copy"
+t "pipeline --out-prefix shard names its input" err "$W/ps/p_train_000000.bin" 'unchanged $W/ps/p_train_000000.bin $W/ps/copy' "$PIPE" --quiet --format jsonl --out-prefix "$W/ps/p" "$W/ps/p_train_000000.bin"
+t "pipeline --report X --rejects X" err "$W/out/z.json|--report|--rejects" - "${PIPECMD[@]}" --report "$W/out/z.json" --rejects "$W/out/z.json"
+
 # outputs in a nonexistent directory: refused naming it, or the directories are made
 made() { [ "$RC" != 0 ] || [ -e "$1" ]; }
 t "tokenize -o in a nonexistent directory" any "$W/nodir" 'made $W/nodir/sub/p_train_000000.bin' "$TOK" -o "$W/nodir/sub/p" "$W/small.txt"
@@ -504,6 +535,10 @@ long_case() { find "$W/long" -type f -delete; t "$@"; }
 long_case "tokenize -o over-long path (1016 chars)" any "-o|--out|File name too long|too long" "$strays" "$TOK" -o "$LONGF" "$W/small.txt"
 long_case "pipeline --report over-long path (1016 chars)" any "--report|File name too long|too long" "$strays" "${PIPECMD[@]}" --report "$LONGF"
 long_case "bpe_train -o over-long path (1016 chars)" any "-o|--out|File name too long|too long" "$strays" "${BPEBASE[@]}" --vocab-size 300 -o "$LONGF"
+long_case "pipeline --out-prefix over-long path (1016 chars)" any "--out-prefix|File name too long|too long" "$strays" "$PIPE" --quiet --out-prefix "$LONGF" "$W/docs.jsonl"
+long_case "pipeline --out-jsonl over-long path (1016 chars)" any "--out-jsonl|File name too long|too long" "$strays" "${PIPECMD[@]}" --out-jsonl "$LONGF"
+long_case "tokenize --write-tokenizer over-long path (1016 chars)" any "--write-tokenizer|File name too long|too long" "$strays" "$TOK" --write-tokenizer "$LONGF"
+long_case "tokenize --no-shard-index over-long path (1016 chars)" any "-o|--out|File name too long|too long" "$strays" "$TOK" --no-shard-index -o "$LONGF" "$W/small.txt"
 long_case "resize_embedding OUT over-long path (1016 chars)" any "File name too long|too long|OUT" "$strays" "$RES" "$CKPT" "$LONGF" --vocab-size 50304
 long_case "train_gpt -o over-long path (1016 chars): refused before training" err "-o" '! grep -q "^step" "$O"' "$TG" "${TINY[@]}" -o "$LONGF"
 
