@@ -21,7 +21,8 @@ LLMC_HEADERS = $(wildcard llmc/*.h)
 # TESTS are commands run by dev/test/run_tests.sh, each printing PASS:/FAIL: lines.
 # QUICK_TESTS (make test-quick) are the unit tests and the fast end-to-end ones: no sanitizers,
 # no CUDA emulation or compile checks, no fuzzing, no tokenizer/pipeline corpus runs.
-# A dev/*/*.mk can add its own with QUICK_TESTS += (and QUICK_BINS += for what they need).
+# A dev/*/*.mk adds a quick test with QUICK_TESTS += and TESTS += (TESTS is set below from the
+# list here; make test runs every test), and QUICK_BINS += for what it needs.
 TEST_BINS := dev/test/test_llmc dev/test/test_rendezvous dev/test/test_hellaswag
 QUICK_TESTS := "dev/test/test_llmc $(DATA_DIR)/tiny_shakespeare_val.bin dev/data/gpt2_tokenizer.bin $(HELLASWAG)" \
          dev/test/test_reference.sh \
