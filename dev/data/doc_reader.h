@@ -210,38 +210,36 @@ static void read_jsonl_file(DocFn fn, void* ctx, const char* path, const char* f
     }
 }
 
+static int doc_json_array_elements(const char* path, const unsigned char* s, size_t n, size_t** starts, size_t** ends,
+                                   long** lines, size_t* count, char* err);
+
+// a JSON array of objects: split by doc_json_array_elements (as dev/data/pipeline reads it),
+// then the field of each element
 static void read_json_array_file(DocFn fn, void* ctx, const char* path, const char* field) {
-    size_t n;
+    char err[LLMC_ERRLEN];
+    size_t n, *starts, *ends, m;
+    long* lines;
     unsigned char* s = read_all(path, &n);
-    size_t p = doc_bom_len(s, n);
-    long badsur = 0, idx = 0, missing = 0;
+    if (doc_json_array_elements(path, s, n, &starts, &ends, &lines, &m, err) != 0) { die("%s", err); }
+    long badsur = 0, missing = 0, bad = 0;
     BpeBytes doc = {0};
-    doc_json_ws(s, n, &p);
-    if (p >= n || s[p] != '[') { die("%s: expected a JSON array of objects", path); }
-    p++;
-    doc_json_ws(s, n, &p);
-    if (p < n && s[p] == ']') { p++; }
-    else {
-        for (;;) {
-            doc.len = 0;
-            int r = doc_json_object_field(s, n, &p, field, &doc, &badsur);
-            if (r == -2) { die("%s: element %ld: JSON nesting deeper than %d", path, idx, DOC_JSON_MAX_DEPTH); }
-            if (r < 0) { die("%s: malformed JSON in element %ld near byte %zu", path, idx, p); }
-            if (r == 0) {
-                if (missing++ < 10) { fprintf(stderr, "%s: element %ld has no string field \"%s\", skipped\n", path, idx, field); }
-            }
-            else { fn(ctx, doc.data ? doc.data : (const unsigned char*)"", doc.len); }
-            idx++;
-            doc_json_ws(s, n, &p);
-            if (p < n && s[p] == ',') { p++; continue; }
-            if (p < n && s[p] == ']') { p++; break; }
-            die("%s: expected ',' or ']' near byte %zu", path, p);
+    for (size_t i = 0; i < m; i++) {
+        doc.len = 0;
+        size_t p = 0;
+        int r = doc_json_object_field(s + starts[i], ends[i] - starts[i], &p, field, &doc, &badsur);
+        if (r < 0) {  // valid JSON (checked by the splitter), but not an object
+            if (bad++ < 10) { fprintf(stderr, "%s:%ld: element %zu is not a JSON object, skipped\n", path, lines[i], i); }
+        } else if (r == 0) {
+            if (missing++ < 10) { fprintf(stderr, "%s:%ld: element %zu has no string field \"%s\", skipped\n", path, lines[i], i, field); }
+        } else {
+            fn(ctx, doc.data ? doc.data : (const unsigned char*)"", doc.len);
         }
     }
-    if (missing || badsur) {
-        fprintf(stderr, "%s: %ld elements without \"%s\", %ld unpaired surrogate escapes (-> U+FFFD)\n", path, missing, field, badsur);
+    if (bad || missing || badsur) {
+        fprintf(stderr, "%s: %ld elements not objects, %ld without \"%s\", %ld unpaired surrogate escapes (-> U+FFFD)\n",
+                path, bad, missing, field, badsur);
     }
-    free(s);
+    free(starts); free(ends); free(lines); free(s);
     bpe_bytes_free(&doc);
 }
 

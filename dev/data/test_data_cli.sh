@@ -8,12 +8,14 @@ cd "$(dirname "$0")/../.."
 REPO=$(pwd)
 DATA=${DATA_DIR:-$REPO/../shared/data}
 GPT2="$DATA/gpt2"
-TOK=$REPO/dev/data/tokenize
-PIPE=$REPO/dev/data/pipeline
-BPET=$REPO/dev/data/bpe_train
-RESIZE=$REPO/dev/data/resize_embedding
+# DATA_TOOLS_DIR: run other builds of the tools (e.g. an older commit's, to see these tests fail)
+BIN=${DATA_TOOLS_DIR:-$REPO/dev/data}
+TOK=$BIN/tokenize
+PIPE=$BIN/pipeline
+BPET=$BIN/bpe_train
+RESIZE=$BIN/resize_embedding
 for b in "$TOK" "$PIPE" "$BPET" "$RESIZE"; do
-    if [ ! -x "$b" ]; then echo "FAIL: build: $b is not built (make ${b#$REPO/})"; exit 1; fi
+    if [ ! -x "$b" ]; then echo "FAIL: build: $b is not built (make dev/data/$(basename "$b"))"; exit 1; fi
 done
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -171,6 +173,15 @@ check "pipeline: the fineweb2 .json array is read as 100 documents" $(( rc != 0 
 { head -3 "$T/ja.jsonl"; head -1 "$T/ja.jsonl" | cut -c1-200; } > "$T/cut.jsonl"
 o=$("$PIPE" "${PQ[@]}" --lang ja --no-tokenize "$T/cut.jsonl" 2>&1); rc=$?
 echo "$o" | grep -q "malformed_json.*$T/cut.jsonl:4"; check "pipeline: bad records are reported on stderr with --quiet" $(( rc != 0 || $? != 0 )) "rc=$rc $o"
+python3 -c '
+import json, sys
+with open(sys.argv[2], "w", encoding="utf-8") as f:
+    for d in json.load(open(sys.argv[1], encoding="utf-8")):
+        f.write(json.dumps(d, ensure_ascii=False) + "\n")' "$DATA/fineweb2_edu_ja_sample/fineweb_100_samples.json" "$T/fw.jsonl"
+"$PIPE" "${PQ[@]}" --lang ja --no-tokenize --out-jsonl "$T/fw_a.jsonl" "$DATA/fineweb2_edu_ja_sample/fineweb_100_samples.json" >/dev/null 2>&1
+"$PIPE" "${PQ[@]}" --lang ja --no-tokenize --out-jsonl "$T/fw_b.jsonl" "$T/fw.jsonl" >/dev/null 2>&1
+cmp -s "$T/fw_a.jsonl" "$T/fw_b.jsonl" && [ -s "$T/fw_a.jsonl" ]
+check "pipeline: the .json array gives the same kept documents as its JSONL conversion" $? "$(wc -l "$T/fw_a.jsonl" "$T/fw_b.jsonl" 2>&1)"
 # killed pipeline: no temp files left behind
 big="$DATA/livedoor/livedoor_news.jsonl"
 mkdir -p "$T/kill"
