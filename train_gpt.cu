@@ -750,8 +750,7 @@ int main(int argc, char** argv) {
         "Example: ./train_gpt_cu -e d12 -b 32 -t 1024 -x 100 -o log_d12");
     nccl_processes_from_flags(&comm, &cfg);
     // one GPU per process: the local rank picks it
-    int device_count = 0;
-    cudaCheck(cudaGetDeviceCount(&device_count));
+    int device_count = cuda_device_count_or_die();
     int device = comm_local_rank(&comm, cfg.gpus_per_node) % device_count;
     cudaCheck(cudaSetDevice(device));
     cudaDeviceProp prop;

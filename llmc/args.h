@@ -231,6 +231,7 @@ typedef struct {
     int no_shuffle;           //     1 = train data in file order
     int resume;               // -y  1 = resume from the latest checkpoint in -o
     int overwrite;            //     1 = a fresh run may replace the run already in -o
+    int accept_changes;       //     1 = -y 1 may continue with other run-defining flags (each is named)
     int keep_last;            // -nk keep the newest this many checkpoints, 0 = keep all
     int keep_every;           // -nm and every checkpoint whose step is a multiple of this
     float guard_loss_z;       // -sl skip the update when the loss is this many std above recent steps, 0 = off
@@ -287,6 +288,7 @@ static void train_config_defaults(TrainConfig* c) {
     c->no_shuffle = 0;
     c->resume = 0;
     c->overwrite = 0;
+    c->accept_changes = 0;
     c->keep_last = 0;
     c->keep_every = 0;
     c->guard_loss_z = 0.0f;
@@ -312,7 +314,7 @@ static void train_config_defaults(TrainConfig* c) {
     c->attention = "";  // cuDNN in a USE_CUDNN=1 build, else our CUDA-core kernels
 }
 
-#define TRAIN_NUM_ARGS 53
+#define TRAIN_NUM_ARGS 54
 
 static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
     const double big = 2147483647.0;
@@ -347,6 +349,7 @@ static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
         {NULL, "--no-shuffle", ARG_FLAG, &c->no_shuffle, 0, 0, "read the train data in order"},
         {"-y", "--resume", ARG_INT, &c->resume, 0, 1, "1: resume from the latest checkpoint in -o, exactly"},
         {NULL, "--overwrite", ARG_FLAG, &c->overwrite, 0, 0, "start afresh in an -o that holds a run: deletes its logs and checkpoints first"},
+        {NULL, "--accept-changes", ARG_FLAG, &c->accept_changes, 0, 0, "with -y 1: continue although run-defining flags changed (e.g. a larger -x to extend a run)"},
         {"-nk", "--keep-last", ARG_INT, &c->keep_last, 0, big, "keep only the newest this many checkpoints (0: all)"},
         {"-nm", "--keep-every", ARG_INT, &c->keep_every, 0, big, "also keep checkpoints at multiples of this step (0: none)"},
         {"-sl", "--skip-loss-z", ARG_FLOAT, &c->guard_loss_z, 0, 1e6, "skip updates whose loss is this many std above recent steps (0: off)"},
@@ -406,6 +409,39 @@ static void train_config_parse(TrainConfig* c, int argc, char** argv, const char
     if (c->eval_only && c->resume) { die("--eval evaluates the model given by -e; -y 1 does not apply (give -e the checkpoint file)"); }
     if (c->total_batch_size != -1 && c->total_batch_size <= 0) {
         die("-d: total batch size must be positive or -1, got %d", c->total_batch_size);
+    }
+}
+
+// The flags that define a run's trajectory: a resumed run is bitwise the run it continues only
+// if these are unchanged (T and -d are checked by the training state itself).
+static const char* const TRAIN_RUN_DEFINING_FLAGS[] = {
+    "-i", "-x", "-l", "-k", "-u", "-q", "--wsd-decay-frac", "-c", "--grad-clip", "--beta1", "--beta2", "--eps",
+    "--seed", "--no-shuffle", "-a", "-sl", "-sg", "--guard-window", "--guard-max-bad",
+};
+
+// "config NAME VALUE" lines of the run-defining flags, for the checkpoint's DONE marker.
+static void train_config_record(const TrainConfig* cfg, char* buf, size_t n) {
+    ArgSpec specs[TRAIN_NUM_ARGS];
+    train_config_specs((TrainConfig*)cfg, specs);
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; k < sizeof(TRAIN_RUN_DEFINING_FLAGS) / sizeof(TRAIN_RUN_DEFINING_FLAGS[0]); k++) {
+        for (int j = 0; j < TRAIN_NUM_ARGS; j++) {
+            const ArgSpec* sp = &specs[j];
+            if (!arg_matches(sp, TRAIN_RUN_DEFINING_FLAGS[k])) { continue; }
+            char value[600];
+            if (sp->type == ARG_INT || sp->type == ARG_FLAG) { snprintf(value, sizeof(value), "%d", *(int*)sp->value); }
+            else if (sp->type == ARG_FLOAT) {  // the shortest text that reads back as the same float
+                float x = *(float*)sp->value;
+                snprintf(value, sizeof(value), "%g", x);
+                if (strtof(value, NULL) != x) { snprintf(value, sizeof(value), "%.9g", x); }
+            }
+            else if (sp->type == ARG_STRING) { snprintf(value, sizeof(value), "%s", *(const char**)sp->value); }
+            else { continue; }
+            int w = snprintf(buf + used, n - used, "config %s %s\n", TRAIN_RUN_DEFINING_FLAGS[k], value);
+            if (w < 0 || (size_t)w >= n - used) { buf[used] = '\0'; return; }  // full: the rest is not recorded
+            used += (size_t)w;
+        }
     }
 }
 

@@ -113,11 +113,12 @@ static int shard_read_tokens(FILE* f, const char* path, const ShardInfo* info, l
 static int shard_validate_tokens(FILE* f, const char* path, const ShardInfo* info, int V, char* err) {
     if (fseek(f, info->tokens_offset, SEEK_SET) != 0) { return set_err(err, "%s: seek failed", path); }
     enum { CHUNK = 1 << 16 };
-    static _Thread_local uint32_t buf32[CHUNK];
+    uint32_t* buf32 = (uint32_t*)malloc_check(CHUNK * sizeof(uint32_t), "shard validation buffer");
     uint16_t* buf16 = (uint16_t*)buf32;
+    int rc = 0;
     for (long done = 0; done < info->ntok; ) {
         long k = info->ntok - done < CHUNK ? info->ntok - done : CHUNK;
-        if (fread_exact(buf32, info->token_bytes, k, f, path, err) != 0) { return -1; }
+        if (fread_exact(buf32, info->token_bytes, k, f, path, err) != 0) { rc = -1; break; }
         long bad = -1;
         if (info->token_bytes == 2) {
             for (long i = 0; i < k; i++) { if (buf16[i] >= (uint32_t)V) { bad = i; break; } }
@@ -126,12 +127,14 @@ static int shard_validate_tokens(FILE* f, const char* path, const ShardInfo* inf
         }
         if (bad >= 0) {
             long v = info->token_bytes == 2 ? (long)buf16[bad] : (long)buf32[bad];
-            return set_err(err, "%s: token id %ld at position %ld is out of range for a vocabulary of %d tokens "
-                           "(wrong tokenizer, or a corrupt shard?)", path, v, done + bad, V);
+            rc = set_err(err, "%s: token id %ld at position %ld is out of range for a vocabulary of %d tokens "
+                         "(wrong tokenizer, or a corrupt shard?)", path, v, done + bad, V);
+            break;
         }
         done += k;
     }
-    return 0;
+    free(buf32);
+    return rc;
 }
 
 // Writes a shard atomically. tokens holds ntok ids of token_bytes bytes each (2: uint16_t,

@@ -78,15 +78,55 @@ static const char* tokenizer_decode(const Tokenizer* tok, int token_id) {
     return tok->token_table[token_id];
 }
 
-// Prints a token for a human: printable bytes as they are (UTF-8 passes through), control
-// bytes other than newline and tab are skipped so a sample never scrambles the terminal.
-static void tokenizer_print(const Tokenizer* tok, int token_id, FILE* out) {
+// Prints tokens as valid UTF-8 however the model splits or garbles characters: a token may
+// end inside a multi-byte character (the rest comes with the next token), and a sampled byte
+// sequence may be invalid. Complete characters are printed as they arrive; an invalid byte
+// becomes U+FFFD, so logs stay text (grep does not call them binary).
+typedef struct {
+    unsigned char pending[4];
+    int n;      // bytes of an incomplete character held back
+    int need;   // its length
+} Utf8Printer;
+
+static void utf8_printer_init(Utf8Printer* p) { memset(p, 0, sizeof(*p)); }
+
+static void utf8_put_replacement(FILE* out) { fputs("\xEF\xBF\xBD", out); }
+
+static void utf8_printer_byte(Utf8Printer* p, unsigned char c, FILE* out) {
+    if (p->n > 0) {
+        int ok = c >= 0x80 && c <= 0xBF;
+        if (ok && p->n == 1) {  // the second byte's narrower ranges: no overlong forms or surrogates
+            unsigned char lead = p->pending[0];
+            if (lead == 0xE0) { ok = c >= 0xA0; }
+            else if (lead == 0xED) { ok = c <= 0x9F; }
+            else if (lead == 0xF0) { ok = c >= 0x90; }
+            else if (lead == 0xF4) { ok = c <= 0x8F; }
+        }
+        if (ok) {
+            p->pending[p->n++] = c;
+            if (p->n == p->need) { fwrite(p->pending, 1, p->n, out); p->n = 0; }
+            return;
+        }
+        utf8_put_replacement(out);  // the held-back character was cut short
+        p->n = 0;
+    }
+    if (c < 0x80) {
+        if (c >= 0x20 || c == '\n' || c == '\t') { fputc(c, out); }  // no control bytes on a terminal
+    } else if (c >= 0xC2 && c <= 0xDF) { p->pending[0] = c; p->n = 1; p->need = 2; }
+    else if (c >= 0xE0 && c <= 0xEF) { p->pending[0] = c; p->n = 1; p->need = 3; }
+    else if (c >= 0xF0 && c <= 0xF4) { p->pending[0] = c; p->n = 1; p->need = 4; }
+    else { utf8_put_replacement(out); }
+}
+
+static void utf8_printer_token(Utf8Printer* p, const Tokenizer* tok, int token_id, FILE* out) {
     const char* s = tokenizer_decode(tok, token_id);
     if (s == NULL) { fprintf(out, "<%d>", token_id); return; }
-    for (int i = 0; i < tok->token_length[token_id]; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 || c == '\n' || c == '\t') { fputc(c, out); }
-    }
+    for (int i = 0; i < tok->token_length[token_id]; i++) { utf8_printer_byte(p, (unsigned char)s[i], out); }
+}
+
+// ends the text: a character still incomplete is printed as U+FFFD
+static void utf8_printer_finish(Utf8Printer* p, FILE* out) {
+    if (p->n > 0) { utf8_put_replacement(out); p->n = 0; }
 }
 
 // Writes a version-2 tokenizer file atomically. tokens[i] has lengths[i] bytes (1..255).

@@ -145,27 +145,43 @@ static float* train_initial_params(const TrainConfig* cfg, int start_step, const
     return params;
 }
 
-// Mean loss over num_batches batches of the val loader, from its start. With several
-// processes each evaluates its own batches (the loader splits them) and the means are averaged.
+// Mean loss over num_batches batch steps of the val loader, from its start. With several
+// processes each evaluates its own part of every batch step (the loader splits them) and the
+// means are averaged. NAN when a signal interrupted it (the run then checkpoints and stops).
 static float train_evaluate(ModelOps* ops, DataLoader* val, int num_batches, Comm* comm) {
     char err[LLMC_ERRLEN];
     dataloader_reset(val, 0);
     ops->take_loss_sum(ops->self);  // drop what earlier forwards left
-    for (int i = 0; i < num_batches; i++) {
+    int done = 0;
+    for (int i = 0; i < num_batches && stop_signal == 0; i++) {
         if (dataloader_next(val, err) != 0) { die("%s", err); }
         ops->forward(ops->self, val->inputs, val->targets, val->B, val->T);
         comm_heartbeat(comm, "evaluating the val loss");
+        done++;
     }
-    double mean = ops->take_loss_sum(ops->self) / num_batches;
-    return (float)(comm_allreduce_sum_double(comm, mean) / comm->world);
+    double mean = ops->take_loss_sum(ops->self) / (done > 0 ? done : 1);
+    int interrupted = comm_allreduce_max_int(comm, done < num_batches);
+    double sum = comm_allreduce_sum_double(comm, mean);
+    return interrupted ? NAN : (float)(sum / comm->world);
 }
 
 // HellaSwag accuracy over the first n examples (llmc/hellaswag.h): each ending is scored by
 // its mean loss given the context, at B = 1 over that sequence's own length. Process r takes
 // examples r, r + world, ...
 static float train_evaluate_hellaswag(ModelOps* ops, const HellaSwag* hs, int n, int* seq, Comm* comm) {
-    int correct = 0;
+    int correct = 0, seen = 0;
+    double t0 = now_seconds(), last_print = t0;
+    int interrupted = 0;
     for (int i = comm->rank; i < n; i += comm->world) {
+        if (stop_signal != 0) { interrupted = 1; break; }  // honour a signal within a long evaluation
+        // progress from rank 0 every 30 s: a full HellaSwag pass takes long on a CPU
+        if (comm->rank == 0 && now_seconds() - last_print > 30.0) {
+            last_print = now_seconds();
+            double rate = (i + 1) / (last_print - t0);
+            printf("hellaswag: %d/%d examples (accuracy so far %.4f), about %.0f s left\n", i, n,
+                   seen > 0 ? (double)correct / seen : 0.0, (n - i) / rate);
+            fflush(stdout);
+        }
         const HellaSwagExample* ex = &hs->examples[i];
         int best = 0;
         double best_loss = INFINITY;
@@ -180,9 +196,12 @@ static float train_evaluate_hellaswag(ModelOps* ops, const HellaSwag* hs, int n,
             if (mean < best_loss) { best_loss = mean; best = j; }
         }
         correct += best == ex->label;
+        seen++;
         comm_heartbeat(comm, "evaluating HellaSwag");
     }
-    return (float)(comm_allreduce_sum_double(comm, correct) / n);
+    interrupted = comm_allreduce_max_int(comm, interrupted);
+    double total = comm_allreduce_sum_double(comm, correct);
+    return interrupted ? NAN : (float)(total / n);
 }
 
 // Generates gen_tokens tokens after an end-of-text token and prints them. Runs the model at
@@ -193,6 +212,8 @@ static void train_sample(ModelOps* ops, const Tokenizer* tok, int have_tokenizer
     int V = ops->config.vocab_size;
     buf[0] = have_tokenizer ? tok->eot_token : V - 1;
     int len = 1;
+    Utf8Printer up;
+    utf8_printer_init(&up);
     printf("---\n");
     for (int i = 0; i < gen_tokens; i++) {
         int start = len > T ? len - T : 0;
@@ -200,10 +221,76 @@ static void train_sample(ModelOps* ops, const Tokenizer* tok, int have_tokenizer
         ops->forward(ops->self, buf + start, NULL, 1, t);
         int next = sample_from_logits(ops->logits_at(ops->self, t - 1), V, temperature, rng_f32(rng));
         buf[len++] = next;
-        if (have_tokenizer) { tokenizer_print(tok, next, stdout); } else { printf("%d ", next); }
+        if (have_tokenizer) { utf8_printer_token(&up, tok, next, stdout); } else { printf("%d ", next); }
         fflush(stdout);
     }
+    utf8_printer_finish(&up, stdout);
     printf("\n---\n");
+}
+
+// What a run evaluates between steps (val loss, HellaSwag, samples), and the time each took
+// last, for the ETA.
+typedef struct {
+    DataLoader* val;          // NULL: no val loss
+    int val_batches;          // batch steps per evaluation, per process
+    const HellaSwag* hellaswag;
+    int hellaswag_n;          // examples per evaluation, 0: none
+    int* eval_buf;            // T + 1 tokens
+    const Tokenizer* tokenizer;
+    int have_tokenizer;
+    Rng* sample_rng;
+    int* gen_buf;             // gen_tokens + 1 tokens
+    double val_seconds, hellaswag_seconds, sample_seconds;  // the last of each, for the ETA
+} Evaluators;
+
+// how many of the steps (step, max_steps] are multiples of every, or the last one
+static long evals_due_after(int step, int max_steps, int every) {
+    if (every <= 0 || step >= max_steps) { return 0; }
+    long n = max_steps / every - step / every;
+    return n + (max_steps % every != 0);
+}
+
+// The evaluations due at step (label: how the lines name it, "step N" or the --eval model).
+static void train_evaluations_at(ModelOps* ops, const TrainConfig* cfg, Comm* comm, Logger* logger, Evaluators* ev,
+                                 int step, int last, const char* label, double tokens, double flops) {
+    int master = comm->rank == 0;
+    if (ev->val != NULL && (cfg->eval_only || step % cfg->val_every == 0 || last)) {
+        double t0 = now_seconds();
+        float val_loss = train_evaluate(ops, ev->val, ev->val_batches, comm);
+        ev->val_seconds = now_seconds() - t0;
+        if (isnan(val_loss)) {
+            if (master) { printf("%s: val loss evaluation interrupted by a signal\n", label); }
+        } else {
+            if (master) { printf("%s: val loss %.6f (perplexity %.2f)\n", label, val_loss, expf(val_loss)); }
+            logger_log_eval(logger, step, "val_loss", val_loss, tokens, flops);
+        }
+    }
+    if (ev->hellaswag_n > 0 && (cfg->eval_only || step % cfg->hellaswag_every == 0 || last)) {
+        double t0 = now_seconds();
+        float acc = train_evaluate_hellaswag(ops, ev->hellaswag, ev->hellaswag_n, ev->eval_buf, comm);
+        ev->hellaswag_seconds = now_seconds() - t0;
+        if (isnan(acc)) {
+            if (master) { printf("%s: HellaSwag evaluation interrupted by a signal\n", label); }
+        } else {
+            if (master) { printf("%s: HellaSwag accuracy %.4f (%d examples)\n", label, acc, ev->hellaswag_n); }
+            logger_log_eval(logger, step, "hellaswag", acc, tokens, flops);
+        }
+    }
+    if (cfg->sample_every > 0 && !cfg->eval_only && step > 0 && (step % cfg->sample_every == 0 || last) && stop_signal == 0) {
+        double t0 = now_seconds();
+        train_sample(ops, ev->tokenizer, ev->have_tokenizer, cfg->gen_tokens, cfg->temperature, ev->sample_rng, ev->gen_buf);
+        ev->sample_seconds = now_seconds() - t0;
+    }
+    flush_stdout_check();
+}
+
+// Seconds the evaluations after step will take, from the last time each took.
+static double evals_eta_seconds(const Evaluators* ev, const TrainConfig* cfg, int step, int max_steps) {
+    double t = 0.0;
+    if (ev->val != NULL) { t += ev->val_seconds * evals_due_after(step, max_steps, cfg->val_every); }
+    if (ev->hellaswag_n > 0) { t += ev->hellaswag_seconds * evals_due_after(step, max_steps, cfg->hellaswag_every); }
+    if (cfg->sample_every > 0) { t += ev->sample_seconds * evals_due_after(step, max_steps, cfg->sample_every); }
+    return t;
 }
 
 // Everything a training-state file holds. This process writes the moments of its shard of the
@@ -270,7 +357,9 @@ static void train_save_checkpoint(ModelOps* ops, const TrainConfig* cfg, Comm* c
     checkpoint_save_rank(cfg->output_dir, step, &ops->config, ops->params_host(ops->self), &h, m + at, v + at);
     comm_barrier(comm);
     if (comm->rank == 0) {
-        checkpoint_commit(cfg->output_dir, step, cfg->keep_last, cfg->keep_every, guard == NULL || guard->bad_in_row == 0);
+        char record[4096];
+        train_config_record(cfg, record, sizeof(record));
+        checkpoint_commit(cfg->output_dir, step, cfg->keep_last, cfg->keep_every, guard == NULL || guard->bad_in_row == 0, record);
         printf("wrote checkpoint %s/model_%08d.bin\n", cfg->output_dir, step);
         if (cfg->write_bf16) {
             char path[1100];
@@ -317,8 +406,17 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
             die("-j: %s", err);
         }
         have_val = 1;
+        // -m counts batches of B sequences over all processes together, so 1 and N processes
+        // evaluate the same sequences and report the same val loss: each process takes its
+        // share of m / N batch steps of B*N sequences (m rounded down to a multiple of N)
         long available = val_loader.total_seqs / ((long)B * comm->world);
-        val_batches = cfg->val_max_steps < available ? cfg->val_max_steps : (int)available;
+        long want = cfg->val_max_steps / comm->world > 0 ? cfg->val_max_steps / comm->world : 1;
+        val_batches = want < available ? (int)want : (int)available;
+        if (master && (long)val_batches * comm->world != cfg->val_max_steps) {
+            printf("val: -m %d batches of B=%d -> %ld over %d processes (%s)\n", cfg->val_max_steps, B,
+                   (long)val_batches * comm->world, comm->world,
+                   want > available ? "all the val data holds" : "a multiple of the process count");
+        }
     }
     HellaSwag hellaswag;
     int hellaswag_n = 0;
@@ -394,6 +492,18 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
                 start_step, cfg->output_dir);
         }
         ops->moments_loaded(ops->self);
+        if (master) {
+            // bitwise resume needs the same run-defining flags: a change is refused, or named
+            char record[4096], diffs[4096];
+            train_config_record(cfg, record, sizeof(record));
+            int changes = checkpoint_config_changes(cfg->output_dir, start_step, record, diffs, sizeof(diffs));
+            if (changes > 0 && !cfg->accept_changes) {
+                die("-y: %d flag%s differ%s from the run being resumed (%s); resume with the run's flags, or add "
+                    "--accept-changes to continue with the new ones (e.g. a larger -x to extend a finished run)",
+                    changes, changes == 1 ? "" : "s", changes == 1 ? "s" : "", diffs);
+            }
+            if (changes > 0) { printf("resume: continuing with changed flags (--accept-changes): %s\n", diffs); }
+        }
         if (h.num_processes != comm->world && master) {
             printf("resume: the checkpoint was written by %lld processes, continuing with %d\n", (long long)h.num_processes, comm->world);
         }
@@ -435,13 +545,31 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
         }
         if (have_val) { printf("val: %s, %d batches per evaluation\n", cfg->val_data, val_batches); }
         if (hellaswag_n > 0) { printf("hellaswag: %s, %d examples every %d steps\n", cfg->hellaswag, hellaswag_n, cfg->hellaswag_every); }
-        printf("batch: B=%d T=%d x %d processes, %d tokens per step (%d accumulation steps), %d steps (%.2f epochs)\n",
-               B, T, comm->world, total_batch, grad_accum_steps, max_steps, (double)max_steps / steps_per_epoch);
-        printf("optimizer: AdamW lr=%g (%s, warmup %d, final x%g) betas=(%g, %g) eps=%g wd=%g clip=%g%s\n",
-               cfg->learning_rate, cfg->lr_schedule, cfg->warmup_steps, cfg->final_lr_frac, cfg->beta1, cfg->beta2,
-               cfg->eps, cfg->weight_decay, cfg->grad_clip, zero1 ? ", ZeRO-1" : "");
+        if (have_train) {
+            printf("batch: B=%d T=%d x %d processes, %d tokens per step (%d accumulation step%s), %d steps (%.2f epochs)\n",
+                   B, T, comm->world, total_batch, grad_accum_steps, grad_accum_steps == 1 ? "" : "s", max_steps,
+                   (double)max_steps / steps_per_epoch);
+            printf("optimizer: AdamW lr=%g (%s, warmup %d, final x%g) betas=(%g, %g) eps=%g wd=%g clip=%g%s\n",
+                   cfg->learning_rate, cfg->lr_schedule, cfg->warmup_steps, cfg->final_lr_frac, cfg->beta1, cfg->beta2,
+                   cfg->eps, cfg->weight_decay, cfg->grad_clip, zero1 ? ", ZeRO-1" : "");
+        } else {
+            printf("eval: B=%d T=%d x %d processes\n", B, T, comm->world);
+        }
         printf("processes: %d x %s (%d threads), seed: %d, output: %s\n", comm->world, ops->device_name, threads,
                cfg->seed, cfg->output_dir ? cfg->output_dir : "(none)");
+    }
+    flush_stdout_check();  // a log file (nohup, Slurm) shows the start-up lines at once
+    Evaluators ev = {
+        .val = have_val ? &val_loader : NULL, .val_batches = val_batches, .hellaswag = &hellaswag,
+        .hellaswag_n = hellaswag_n, .eval_buf = eval_buf, .tokenizer = &tokenizer, .have_tokenizer = have_tokenizer,
+        .sample_rng = &sample_rng, .gen_buf = gen_buf,
+    };
+    // --eval of a checkpoint file model_SSSSSSSS.bin logs at that step, not at 0
+    int eval_model_step = 0;
+    if (cfg->eval_only) {
+        const char* base = strrchr(cfg->init_model, '/');
+        base = base != NULL ? base + 1 : cfg->init_model;
+        if (sscanf(base, "model_%8d", &eval_model_step) != 1) { eval_model_step = 0; }
     }
 
     double train_seconds = 0.0;
@@ -454,19 +582,12 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
         // a resumed run has already done the evaluations and checkpoint of its first step
         int resumed_here = step == start_step && start_step > 0;
         if (!resumed_here) {
-            if (have_val && (cfg->eval_only || step % cfg->val_every == 0 || last)) {
-                float val_loss = train_evaluate(ops, &val_loader, val_batches, comm);
-                if (master) { printf("step %d: val loss %.6f (perplexity %.2f)\n", step, val_loss, expf(val_loss)); }
-                logger_log_eval(&logger, step, "val_loss", val_loss, tokens_so_far, tokens_so_far * flops_per_token);
-            }
-            if (hellaswag_n > 0 && (cfg->eval_only || step % cfg->hellaswag_every == 0 || last)) {
-                float acc = train_evaluate_hellaswag(ops, &hellaswag, hellaswag_n, eval_buf, comm);
-                if (master) { printf("step %d: HellaSwag accuracy %.4f (%d examples)\n", step, acc, hellaswag_n); }
-                logger_log_eval(&logger, step, "hellaswag", acc, tokens_so_far, tokens_so_far * flops_per_token);
-            }
-            if (cfg->sample_every > 0 && step > 0 && (step % cfg->sample_every == 0 || last)) {
-                train_sample(ops, &tokenizer, have_tokenizer, cfg->gen_tokens, cfg->temperature, &sample_rng, gen_buf);
-            }
+            int label_step = cfg->eval_only ? eval_model_step : step;
+            char label[LLMC_PATH_MAX + 64];
+            if (cfg->eval_only) { snprintf(label, sizeof(label), "eval %s", model_desc); }
+            else { snprintf(label, sizeof(label), "step %d", step); }
+            train_evaluations_at(ops, cfg, comm, &logger, &ev, label_step, last, label, tokens_so_far,
+                                 tokens_so_far * flops_per_token);
         }
         // a signal reaches the processes at different moments: they agree on stopping here
         int stop = comm_allreduce_max_int(comm, stop_signal != 0 ? (int)stop_signal : 0);
@@ -522,7 +643,7 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
         if (step > start_step) { train_seconds += dt; timed_steps++; }  // the first step warms caches
         double avg = timed_steps > 0 ? train_seconds / timed_steps : dt;
         char eta[32];
-        format_duration(eta, sizeof(eta), avg * (max_steps - step - 1));
+        format_duration(eta, sizeof(eta), avg * (max_steps - step - 1) + evals_eta_seconds(&ev, cfg, step + 1, max_steps));
         double mfu = peak_tflops > 0 ? flops_per_step / dt / (peak_tflops * 1e12 * comm->world) : NAN;
         if (master) {
             char mfu_text[32] = "";

@@ -160,6 +160,7 @@ static int train_state_load(const char* dir, int step, size_t lo, size_t count, 
 //   step S
 //   good G        1: the model is finite and no spike-guard streak was running when it was
 //                 written; retention never deletes the newest good checkpoint
+//   config FLAG V    the run-defining flags (llmc/args.h), compared on resume
 //   file NAME HASH   for the model and every state file: Hash64 of its bytes (llmc/utils.h)
 // A marker that is just "done" was written before integrity records: accepted, unverified.
 
@@ -169,7 +170,7 @@ static int all_finite(const float* x, size_t n) {
     return ok;
 }
 
-static void write_done_marker(const char* dir, int step, int good) {
+static void write_done_marker(const char* dir, int step, int good, const char* extra) {
     char done[LLMC_PATH_MAX + 64], path[LLMC_PATH_MAX + 300], err[LLMC_ERRLEN];
     checkpoint_paths(dir, step, 0, NULL, NULL, done, sizeof(done));
     static char names[1 + 4096][64];  // state files are named state_SSSSSSSS_RRRRR.bin
@@ -192,6 +193,7 @@ static void write_done_marker(const char* dir, int step, int good) {
     char line[128];
     int len = snprintf(line, sizeof(line), "done\nversion 2\nstep %d\ngood %d\n", step, good);
     atomic_write(&af, line, 1, len);
+    if (extra != NULL) { atomic_write(&af, extra, 1, strlen(extra)); }
     for (int i = 0; i < nnames; i++) {
         snprintf(path, sizeof(path), "%s/%.63s", dir, names[i]);
         uint64_t h = 0;
@@ -218,6 +220,36 @@ static int read_done_marker(const char* dir, int step, int* good, int* versioned
     }
     fclose(f);
     return 0;
+}
+
+// Compares the "config FLAG VALUE" lines of the DONE marker of step with record (the same
+// lines for this run). Writes "FLAG OLD -> NEW" items, comma-separated, into diffs; returns how
+// many differ (0 also for a marker without a record).
+static int checkpoint_config_changes(const char* dir, int step, const char* record, char* diffs, size_t n) {
+    char done[LLMC_PATH_MAX + 64], err[LLMC_ERRLEN], line[1024];
+    checkpoint_paths(dir, step, 0, NULL, NULL, done, sizeof(done));
+    diffs[0] = '\0';
+    FILE* f = fopen_regular(done, err);
+    if (f == NULL) { return 0; }
+    int changes = 0;
+    size_t used = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char flag[64], old[900];
+        if (sscanf(line, "config %63s %899[^\n]", flag, old) != 2) { continue; }
+        // find the same flag in this run's record
+        char key[80];
+        snprintf(key, sizeof(key), "config %s ", flag);
+        const char* at = strstr(record, key);
+        char now[900] = "(not set)";
+        if (at != NULL) { sscanf(at + strlen(key), "%899[^\n]", now); }
+        if (strcmp(old, now) != 0) {
+            int w = snprintf(diffs + used, n - used, "%s%s %s -> %s", changes > 0 ? ", " : "", flag, old, now);
+            if (w > 0 && (size_t)w < n - used) { used += (size_t)w; }
+            changes++;
+        }
+    }
+    fclose(f);
+    return changes;
 }
 
 // Checks every file the DONE marker of step lists against its recorded hash, and that the
@@ -372,8 +404,9 @@ static void checkpoint_save_rank(const char* dir, int step, const GPT2Config* cf
 
 // Marks the checkpoint at step complete (its DONE file with the integrity record), then prunes
 // old ones. Rank 0 only, after every rank's checkpoint_save_rank.
-static void checkpoint_commit(const char* dir, int step, int keep_last, int keep_every, int good) {
-    write_done_marker(dir, step, good);
+// extra: more lines for the marker (the run's "config NAME VALUE" record), or NULL.
+static void checkpoint_commit(const char* dir, int step, int keep_last, int keep_every, int good, const char* extra) {
+    write_done_marker(dir, step, good, extra);
     prune_checkpoints(dir, keep_last, keep_every);
 }
 

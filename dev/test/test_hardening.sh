@@ -199,3 +199,35 @@ if [ $rc -eq 0 ] && echo "$out" | grep -q "note: -b (--batch-size) is given twic
 else
     fail "a repeated trainer flag is named" "rc=$rc $(echo "$out" | grep -i note)"
 fi
+
+# --- 12. issue 20: resume with changed flags, --eval lines, signals within an evaluation -------
+train $ARGS -x 3 -n 3 -o "$work/chg" > /dev/null 2>&1
+expect_refusal "-y 1 with a changed -l is refused, naming the change" "-l 0.001 -> 0.002" $ARGS -x 3 -l 0.002 -o "$work/chg" -y 1
+out=$(train $ARGS -x 6 -o "$work/chg" -y 1 --accept-changes 2>&1); rc=$?
+if [ $rc -eq 0 ] && echo "$out" | grep -q "changed flags (--accept-changes): -x 3 -> 6" && [ -f "$work/chg/DONE_00000006" ]; then
+    pass "--accept-changes extends a finished run to a larger -x, naming the change"
+else
+    fail "--accept-changes extends a run" "rc=$rc $(echo "$out" | tail -2 | tr '\n' ' ')"
+fi
+out=$(train $ARGS -e "$work/chg/model_00000006.bin" --eval -m 1 2>&1)
+if echo "$out" | grep -q "^eval .*model_00000006.bin: val loss" && ! echo "$out" | grep -q "^optimizer:" \
+   && echo "$out" | grep -q "accumulation" ; then
+    fail "--eval prints eval lines only" "$(echo "$out" | head -8 | tr '\n' ' ')"
+elif echo "$out" | grep -q "^eval .*model_00000006.bin: val loss" && ! echo "$out" | grep -q "^optimizer:"; then
+    pass "--eval names the model, prints no optimizer or step-0 lines"
+else
+    fail "--eval names the model" "$(echo "$out" | tail -3 | tr '\n' ' ')"
+fi
+out=$(train $ARGS -x 1 2>&1)
+echo "$out" | grep -q "(1 accumulation step)" && pass "'1 accumulation step', singular" || fail "singular accumulation step" "$(echo "$out" | grep batch:)"
+if [ -f dev/data/hellaswag/hellaswag_val.bin ]; then
+    $TRAIN_BIN $ARGS --eval -h 1 -e d2 > "$work/hs.out" 2>&1 &
+    hs=$!
+    sleep 3; kill -TERM $hs
+    t0=$(date +%s); wait $hs; rc=$?; t1=$(date +%s)
+    if [ $((t1 - t0)) -le 10 ] && grep -q "HellaSwag evaluation interrupted" "$work/hs.out"; then
+        pass "a signal stops a HellaSwag evaluation of 10,042 examples within seconds ($((t1 - t0)) s, rc $rc)"
+    else
+        fail "a signal within a HellaSwag evaluation" "$((t1 - t0)) s: $(tail -2 "$work/hs.out" | tr '\n' ' ')"
+    fi
+fi

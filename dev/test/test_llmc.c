@@ -18,6 +18,7 @@ Prints PASS:/FAIL: lines; exits 1 if anything failed.
 #include "llmc/schedule.h"
 #include "llmc/guard.h"
 #include "llmc/train_state.h"
+#include "llmc/run_dir.h"
 #include "llmc/hellaswag.h"
 #include "llmc/comm.h"
 #include "llmc/encoder.h"
@@ -632,6 +633,114 @@ static void test_encoder_buckets(const int* tokens, long ntok) {
     free(dwte_ref); free(dwpe_ref); free(dwte);
 }
 
+// ----------------------------------------------------------------------------
+// Hardening primitives (issue 19)
+
+static void test_strict_numbers(void) {
+    char err[LLMC_ERRLEN];
+    long long v = -7;
+    check(parse_integer("--shard-size", "1e6", 1, 1LL << 40, &v, err) == 0 && v == 1000000, "parse_integer: 1e6 is a million", "v=%lld", v);
+    check(parse_integer("--n", "2.5e3", 0, 10000, &v, err) == 0 && v == 2500, "parse_integer: 2.5e3 is 2500", "v=%lld", v);
+    const char* bad[] = { "abc", "nan", "inf", "1.5", "", "12x", "1e99", "-1" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        v = -7;
+        int rc = parse_integer("--n", bad[i], 0, 1LL << 40, &v, err);
+        check(rc == -1 && v == -7 && strstr(err, "--n") != NULL, "parse_integer refuses a bad value", "'%s': rc=%d err=%s", bad[i], rc, err);
+    }
+    double d = 0;
+    check(parse_number("--jaccard", "nan", 0, 1, &d, err) == -1 && strstr(err, "--jaccard") != NULL, "parse_number refuses nan", "%s", err);
+    check(parse_number("--jaccard", "0.7", 0, 1, &d, err) == 0 && d == 0.7, "parse_number: 0.7", "%g", d);
+    check(parse_number("--x", "1e400", -1e300, 1e300, &d, err) == -1, "parse_number refuses 1e400", "%s", err);
+}
+
+static void test_utf8_printer(void) {
+    // a tiny tokenizer whose tokens split characters: "é" = C3 A9 across two tokens, a lone
+    // continuation byte, a cut-off 3-byte character at the end
+    Tokenizer tok;
+    memset(&tok, 0, sizeof(tok));
+    static char t0[] = "a\xC3", t1[] = "\xA9" "b", t2[] = "\x80", t3[] = "\xE3\x81";
+    char* table[4] = { t0, t1, t2, t3 };
+    int lengths[4] = { 2, 2, 1, 2 };
+    tok.vocab_size = 4;
+    tok.token_table = table;
+    tok.token_length = lengths;
+    char* out = NULL;
+    size_t outlen = 0;
+    FILE* f = open_memstream(&out, &outlen);
+    Utf8Printer up;
+    utf8_printer_init(&up);
+    for (int i = 0; i < 4; i++) { utf8_printer_token(&up, &tok, i, f); }
+    utf8_printer_finish(&up, f);
+    fclose(f);
+    const char* want = "a\xC3\xA9" "b" "\xEF\xBF\xBD" "\xEF\xBF\xBD";
+    check(strcmp(out, want) == 0, "samples: split characters joined, invalid bytes become U+FFFD", "got %zu bytes", outlen);
+    free(out);
+}
+
+static void test_hash_and_paths(void) {
+    // streaming the hash in odd pieces equals hashing at once; one flipped bit changes it
+    uint8_t data[1000];
+    for (int i = 0; i < 1000; i++) { data[i] = (uint8_t)(i * 31 + 7); }
+    Hash64 a, b;
+    hash64_init(&a); hash64_update(&a, data, 1000);
+    hash64_init(&b);
+    size_t pieces[] = { 3, 1, 17, 8, 300, 671 };
+    size_t at = 0;
+    for (int i = 0; i < 6; i++) { hash64_update(&b, data + at, pieces[i]); at += pieces[i]; }
+    check(hash64_final(&a) == hash64_final(&b), "Hash64: streamed in pieces equals all at once", "");
+    data[500] ^= 1;
+    hash64_init(&b); hash64_update(&b, data, 1000);
+    check(hash64_final(&a) != hash64_final(&b), "Hash64: one flipped bit changes it", "");
+    // run-directory names: only our own leftovers are ours
+    check(run_dir_is_own_temp("model_00000004.bin.tmp.123") && run_dir_is_own_temp("state_00000004_00001.bin.tmp.9") &&
+          run_dir_is_own_temp("main.log.tmp.55") && !run_dir_is_own_temp("notes.tmp.123") &&
+          !run_dir_is_own_temp("model_4.bin.tmp.1") && !run_dir_is_own_temp("main.log.tmp.x1"),
+          "run_dir_is_own_temp: our leftovers only", "");
+    // writing through a symlink keeps the link; a FIFO output is refused
+    char target[600], link[600], fifo[600], err[LLMC_ERRLEN];
+    snprintf(target, sizeof(target), "%s/target.bin", tmpdir);
+    snprintf(link, sizeof(link), "%s/link.bin", tmpdir);
+    snprintf(fifo, sizeof(fifo), "%s/fifo", tmpdir);
+    FILE* f = fopen(target, "w"); fputs("old", f); fclose(f);
+    if (symlink("target.bin", link) != 0) { die("symlink failed"); }
+    AtomicFile af;
+    atomic_open(&af, link);
+    atomic_write(&af, "new!", 1, 4);
+    atomic_commit(&af);
+    struct stat st;
+    lstat(link, &st);
+    f = fopen(target, "r"); char buf[8] = {0}; size_t got = fread(buf, 1, 7, f); fclose(f);
+    check(S_ISLNK(st.st_mode) && got == 4 && strcmp(buf, "new!") == 0, "atomic write through a relative symlink: target replaced, link kept", "");
+    if (mkfifo(fifo, 0644) != 0) { die("mkfifo failed"); }
+    check(check_output_path(fifo, err) == -1 && strstr(err, "FIFO") != NULL, "a FIFO as an output is refused", "%s", err);
+    check(check_regular_file(fifo, err) == -1 && strstr(err, "FIFO") != NULL, "a FIFO as an input is refused", "%s", err);
+    check(check_regular_file(tmpdir, err) == -1 && strstr(err, "directory") != NULL, "a directory as an input is refused", "%s", err);
+    check(same_file(link, target) && !same_file(link, fifo), "same_file by device and inode", "");
+}
+
+// retention keeps the newest good checkpoint however many bad ones follow it
+static void test_retention_keeps_good(void) {
+    char dir[600], path[700];
+    snprintf(dir, sizeof(dir), "%s/retention", tmpdir);
+    ensure_dir(dir);
+    for (int step = 1; step <= 6; step++) {
+        snprintf(path, sizeof(path), "%s/model_%08d.bin", dir, step);
+        FILE* f = fopen(path, "w"); fputs("m", f); fclose(f);
+        snprintf(path, sizeof(path), "%s/state_%08d_00000.bin", dir, step);
+        f = fopen(path, "w"); fputs("s", f); fclose(f);
+        checkpoint_commit(dir, step, 2, 0, step <= 2, NULL);  // steps 3.. are written during a streak
+    }
+    int steps[16];
+    int n = list_checkpoints(dir, steps, 16);
+    check(n == 3 && steps[0] == 2 && steps[1] == 5 && steps[2] == 6, "retention -nk 2 keeps the newest good checkpoint (2) through a streak",
+          "n=%d: %d %d %d", n, steps[0], n > 1 ? steps[1] : -1, n > 2 ? steps[2] : -1);
+    // an orphan (files, no DONE) older than the newest complete checkpoint is removed
+    snprintf(path, sizeof(path), "%s/model_%08d.bin", dir, 4);
+    FILE* f = fopen(path, "w"); fputs("m", f); fclose(f);
+    prune_checkpoints(dir, 2, 0);
+    check(access(path, F_OK) != 0, "an orphan model file without DONE is pruned", "");
+}
+
 int main(int argc, char** argv) {
     if (argc != 4) { die("usage: test_llmc VAL_SHARD TOKENIZER_FILE HELLASWAG_FILE"); }
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_llmc.XXXXXX");
@@ -649,6 +758,10 @@ int main(int argc, char** argv) {
     test_train_state();
     test_hellaswag(argv[3]);
     test_encoder_buckets(tokens, ntok);
+    test_strict_numbers();
+    test_utf8_printer();
+    test_hash_and_paths();
+    test_retention_keeps_good();
     free(tokens);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
