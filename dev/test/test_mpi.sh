@@ -100,4 +100,17 @@ if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "no progress for .* a peer proces
 else
     fail "a hung rank" "rc=$rc after ${took}s: $(tail -3 "$work/h.out" | tr '\n' ' ')"
 fi
+
+# -m counts val batches over all processes: 1 and 2 processes evaluate the same sequences
+# (issue 20: it used to count per process, so the two reported different val losses)
+./train_gpt -e d1 -b 2 -t 32 --eval -m 4 > "$work/m1.out" 2>&1
+$MPIRUN ./train_gpt -e d1 -b 2 -t 32 --eval -m 4 > "$work/m2.out" 2>&1
+v1=$(grep -o "val loss [0-9.]*" "$work/m1.out" | awk '{print $3}')
+v2=$(grep -o "val loss [0-9.]*" "$work/m2.out" | awk '{print $3}')
+if [ -n "$v1" ] && awk -v a="$v1" -v b="$v2" 'BEGIN {d = (a - b) / a; if (d < 0) d = -d; exit !(d <= 1e-5)}'; then
+    pass "-m 4: 1 process and 2 processes report the same val loss ($v1, $v2)"
+else
+    fail "-m is a global count" "1 process: $v1, 2 processes: $v2"
+fi
+
 [ $fails -eq 0 ]
