@@ -187,7 +187,11 @@ big="$DATA/livedoor/livedoor_news.jsonl"
 mkdir -p "$T/kill"
 "$PIPE" "${PQ[@]}" --lang ja --threads 1 --out-prefix "$T/kill/k" --out-jsonl "$T/kill/k.jsonl" --rejects "$T/kill/r.jsonl" "$big" >/dev/null 2>&1 &
 pid=$!
-sleep 1.5
+for i in $(seq 1 100); do  # wait until the run is under way (its temp files exist), then stop it
+    ls "$T/kill" 2>/dev/null | grep -q 'tmp\.' && break
+    sleep 0.1
+done
+sleep 0.3
 kill -TERM $pid 2>/dev/null
 wait $pid; rc=$?
 left=$(ls "$T/kill" | grep -c 'tmp\.' )
