@@ -570,31 +570,32 @@ t "train_gpt run: --eval -o RUN leaves main.log and main.jsonl alone" any "-o|--
     '[ "$(md5 $W/ev/main.log) $(md5 $W/ev/main.jsonl)" = "'"$logsum"'" ]' \
     "$TG" --eval -e "$W/ev/$(basename "$CKPT")" -b 2 -t 32 -m 1 -o "$W/ev"
 
+# (resumes below extend the run to -x 3 or 4: --accept-changes, so the check under test is the one that fires)
 # resume must not delete someone else's temp-looking file
 cp -r "$W/ref" "$W/tmpf"
 echo "mine" > "$W/tmpf/foo.tmp.123"
-t "train_gpt run: -y 1 keeps someone else's foo.tmp.123" any "-y" '[ -f $W/tmpf/foo.tmp.123 ]' "$TG" "${TINY[@]}" -x 3 -o "$W/tmpf" -y 1
+t "train_gpt run: -y 1 keeps someone else's foo.tmp.123" ok - '[ -f $W/tmpf/foo.tmp.123 ]' "$TG" "${TINY[@]}" -x 3 -o "$W/tmpf" -y 1 --accept-changes
 
 # a tampered state file, a tampered model file
 flip() { python3 -c "import sys; f=open(sys.argv[1],'r+b'); f.seek(int(sys.argv[2])); b=f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0]^0x40]))" "$1" "$2"; }
 cp -r "$W/ref" "$W/tamper"
 ST=$W/tamper/$(basename "$STATE")
 flip "$ST" $(( $(stat -c %s "$ST") / 2 ))
-t "train_gpt run: resume with a tampered state file refused, naming it" err "$(basename "$STATE")" - "$TG" "${TINY[@]}" -x 4 -o "$W/tamper" -y 1
+t "train_gpt run: resume with a tampered state file refused, naming it" err "$(basename "$STATE")" - "$TG" "${TINY[@]}" -x 4 -o "$W/tamper" -y 1 --accept-changes
 cp -r "$W/ref" "$W/tamper2"
 ST=$W/tamper2/$(basename "$STATE")
 flip "$ST" 1100
-t "train_gpt run: resume with a state file tampered near its header refused" err "$(basename "$STATE")" - "$TG" "${TINY[@]}" -x 4 -o "$W/tamper2" -y 1
+t "train_gpt run: resume with a state file tampered near its header refused" err "$(basename "$STATE")" - "$TG" "${TINY[@]}" -x 4 -o "$W/tamper2" -y 1 --accept-changes
 cp -r "$W/ref" "$W/tamper3"
 MD=$W/tamper3/$(basename "$CKPT")
 flip "$MD" $(( $(stat -c %s "$MD") / 2 ))
-t "train_gpt run: resume with a tampered model file refused, naming it" err "$(basename "$CKPT")" - "$TG" "${TINY[@]}" -x 4 -o "$W/tamper3" -y 1
+t "train_gpt run: resume with a tampered model file refused, naming it" err "$(basename "$CKPT")" - "$TG" "${TINY[@]}" -x 4 -o "$W/tamper3" -y 1 --accept-changes
 cp -r "$W/ref" "$W/splice"
 cp "$W/ref/$(basename "$STATE")" "$W/splice/"
 # a checkpoint spliced from another run: the model of a different seed with this run's state
 "$TG" -e d1 -b 2 -t 32 -x 2 -v 0 -s 0 --seed 7 -o "$W/other" > /dev/null 2>&1
 cp "$W/other/$(basename "$CKPT")" "$W/splice/$(basename "$CKPT")"
-t "train_gpt run: resume from a spliced checkpoint (model of another run) refused" err "$(basename "$CKPT")|$(basename "$STATE")|splice" - "$TG" "${TINY[@]}" -x 4 -o "$W/splice" -y 1
+t "train_gpt run: resume from a spliced checkpoint (model of another run) refused" err "$(basename "$CKPT")|$(basename "$STATE")|splice" - "$TG" "${TINY[@]}" -x 4 -o "$W/splice" -y 1 --accept-changes
 
 # a bad token id deep in a shard: refused at start-up, naming the shard
 python3 - "$TRAIN" "$W/badtok.bin" <<'PY'
@@ -628,12 +629,12 @@ for lg in main.log main.jsonl; do
     cp -r "$W/ref" "$W/full_$lg"
     rm -f "$W/full_$lg/$lg"
     ln -s "$FULL" "$W/full_$lg/$lg"
-    t "train_gpt run: $lg on a full device (-y 1)" err "$lg|No space" '[ -c '"$FULL"' ]' "$TG" "${TINY[@]}" -x 3 -o "$W/full_$lg" -y 1
+    t "train_gpt run: $lg on a full device (-y 1)" err "$lg|No space" '[ -c '"$FULL"' ]' "$TG" "${TINY[@]}" -x 3 -o "$W/full_$lg" -y 1 --accept-changes
 done
 t "train_gpt run: -y 1 with no checkpoint in -o" any "$W/dir|-y|-o" - "$TG" "${TINY[@]}" -o "$W/dir" -y 1
 cp -r "$W/ref" "$W/splice2"
 cp "$W/other/$(basename "$CKPT")" "$W/other/DONE_"* "$W/splice2/"
-t "train_gpt run: resume from a model + DONE of another run with this run's state" err "$(basename "$STATE")|$(basename "$CKPT")|DONE" - "$TG" "${TINY[@]}" -x 4 -o "$W/splice2" -y 1
+t "train_gpt run: resume from a model + DONE of another run with this run's state" err "$(basename "$STATE")|$(basename "$CKPT")|DONE" - "$TG" "${TINY[@]}" -x 4 -o "$W/splice2" -y 1 --accept-changes
 
 # ----------------------------------------------------------------------------
 # summary
