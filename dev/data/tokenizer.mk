@@ -20,6 +20,8 @@ TEST_BINS += dev/data/resize_embedding
 TESTS += dev/data/test_tokenizer.sh
 # command-line hardening of tokenize, pipeline, bpe_train, resize_embedding (a few seconds)
 TESTS += dev/data/test_data_cli.sh
+QUICK_TESTS += dev/data/test_data_cli.sh
+QUICK_BINS += dev/data/tokenize dev/data/pipeline dev/data/bpe_train dev/data/resize_embedding
 BENCH_SCRIPTS += dev/data/bench_tokenizer.sh
 
 .PHONY: bench-tokenizer
