@@ -6,6 +6,7 @@
 #define LLMC_SIGNALS_H
 
 #include <signal.h>
+#include <string.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_signal = 0;  // the signal received, 0 if none
@@ -23,13 +24,20 @@ static void on_stop_signal(int sig) {
     (void)w;
 }
 
-static void install_stop_handlers(void) {
+// A handler that only records the signal, for tools that stop at their next safe point and
+// clean up there (the data pipeline).
+static void record_stop_signal(int sig) { stop_signal = sig; }
+
+// handler for SIGINT and SIGTERM
+static void install_signal_handler(void (*handler)(int)) {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
+    sa.sa_handler = handler;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 }
+
+static void install_stop_handlers(void) { install_signal_handler(on_stop_signal); }
 
 #endif // LLMC_SIGNALS_H

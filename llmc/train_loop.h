@@ -434,6 +434,10 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
     }
     int max_steps = cfg->eval_only ? 0 : (cfg->max_steps >= 0 ? cfg->max_steps : (int)steps_per_epoch);
     if (start_step > max_steps) { die("-x: the run is already at step %d, past -x %d", start_step, max_steps); }
+    if (start_step > 0 && start_step == max_steps && master) {
+        printf("resume: the run is already complete (step %d of -x %d): nothing to do. Extend it with a larger -x and "
+               "--accept-changes, or train again with --overwrite\n", start_step, max_steps);
+    }
 
     Tokenizer tokenizer;
     TrainConfig defaults;

@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 #include "llmc/utils.h"
 #include "llmc/shard.h"
+#include "llmc/signals.h"
 #include "dev/data/pipeline_text.h"
 #include "dev/data/pipeline_filters.h"
 #include "llmc/bpe.h"
@@ -475,10 +476,9 @@ static void* committer_main(void* arg) {
 // ----------------------------------------------------------------------------
 // SIGINT / SIGTERM: the reader stops, the threads drain, the temp files are removed
 
-static volatile sig_atomic_t g_stop_signal = 0;
+// the signal flag is llmc/signals.h's; the atexit handler below can reach the pipeline only
+// through this one pointer
 static Pipeline* g_pipeline = NULL;
-
-static void on_stop_signal(int sig) { g_stop_signal = sig; }
 
 // at exit (die() included): remove the temp files of outputs not yet committed
 static void remove_open_temp_files(void) {
@@ -520,7 +520,7 @@ static int file_format(const Config* cfg, const char* path) {
 static void read_inputs(Pipeline* P) {
     Batch* b = reader_get_slot(P);
     long batch_bytes = 0;
-    for (int fi = 0; fi < P->nfiles && !g_stop_signal; fi++) {
+    for (int fi = 0; fi < P->nfiles && !stop_signal; fi++) {
         const char* path = P->files[fi];
         char err[LLMC_ERRLEN];
         if (P->file_fmt[fi] == FMT_JSON) {
@@ -530,7 +530,7 @@ static void read_inputs(Pipeline* P) {
             unsigned char* s = read_all(path, &n);
             if (doc_json_array_elements(path, s, n, &starts, &ends, &lines, &m, err) != 0) { die("%s", err); }
             P->rep.bytes_in += (long)n;
-            for (size_t i = 0; i < m && !g_stop_signal; i++) {
+            for (size_t i = 0; i < m && !stop_signal; i++) {
                 size_t len = ends[i] - starts[i];
                 Doc* d = &b->docs[b->n++];
                 memset(d, 0, sizeof(*d));
@@ -575,7 +575,7 @@ static void read_inputs(Pipeline* P) {
             size_t cap = 0;
             ssize_t len;
             long lineno = 0;
-            while (!g_stop_signal && (len = getline(&line, &cap, f)) >= 0) {
+            while (!stop_signal && (len = getline(&line, &cap, f)) >= 0) {
                 lineno++;
                 P->rep.bytes_in += len;
                 if (len > 0 && line[len - 1] == '\n') { len--; }
@@ -1005,12 +1005,7 @@ int main(int argc, char** argv) {
     }
     g_pipeline = P;
     atexit(remove_open_temp_files);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    install_signal_handler(record_stop_signal);
     if (c->out_jsonl) { atomic_open(&P->jsonl_out, c->out_jsonl); P->have_jsonl = 1; }
     if (c->rejects) { atomic_open(&P->rejects_out, c->rejects); P->have_rejects = 1; }
 
@@ -1037,8 +1032,8 @@ int main(int argc, char** argv) {
     read_inputs(P);
     for (int t = 0; t < c->threads; t++) { pthread_join(workers[t], NULL); }
     pthread_join(committer, NULL);
-    if (g_stop_signal) {
-        int sig = (int)g_stop_signal;
+    if (stop_signal) {
+        int sig = (int)stop_signal;
         remove_open_temp_files();
         fprintf(stderr, "error: stopped by signal %d after %ld records; the outputs in progress were removed\n", sig, P->rep.records);
         exit(128 + sig);
