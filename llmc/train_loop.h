@@ -440,7 +440,6 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
     }
 
     Tokenizer tokenizer;
-    TrainConfig defaults;
     int have_tokenizer = 0;
     if (cfg->sample_every > 0 && !cfg->eval_only) {
         if (tokenizer_init(&tokenizer, cfg->tokenizer, err) == 0) {
@@ -448,9 +447,10 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
             if (tokenizer.vocab_size != mc->vocab_size) {
                 die("--tokenizer: %s has %d tokens but the model's vocabulary has %d", cfg->tokenizer, tokenizer.vocab_size, mc->vocab_size);
             }
-        } else if (train_config_defaults(&defaults), strcmp(cfg->tokenizer, defaults.tokenizer) != 0) {
-            die("--tokenizer: %s", err);  // asked for by name: an error, not a fallback
         } else {
+            TrainConfig defaults;
+            train_config_defaults(&defaults);
+            if (strcmp(cfg->tokenizer, defaults.tokenizer) != 0) { die("--tokenizer: %s", err); }  // asked for by name
             printf("warning: %s\nwarning: samples will be printed as token ids\n", err);
         }
     }

@@ -173,7 +173,7 @@ static int all_finite(const float* x, size_t n) {
 static void write_done_marker(const char* dir, int step, int good, const char* extra) {
     char done[LLMC_PATH_MAX + 64], path[LLMC_PATH_MAX + 300], err[LLMC_ERRLEN];
     checkpoint_paths(dir, step, 0, NULL, NULL, done, sizeof(done));
-    static char names[1 + 4096][64];  // state files are named state_SSSSSSSS_RRRRR.bin
+    char (*names)[64] = (char (*)[64])malloc_check((1 + 4096) * 64, "checkpoint file names");  // state_SSSSSSSS_RRRRR.bin
     int nnames = 0;
     snprintf(names[nnames++], sizeof(names[0]), "model_%08d.bin", step);
     char prefix[32];
@@ -201,6 +201,7 @@ static void write_done_marker(const char* dir, int step, int good, const char* e
         len = snprintf(line, sizeof(line), "file %s %016llx\n", names[i], (unsigned long long)h);
         atomic_write(&af, line, 1, len);
     }
+    free(names);
     atomic_commit(&af);
 }
 
