@@ -3,7 +3,7 @@ libFuzzer targets for the file readers: each input is written to an in-memory fi
 to one reader by path. A reader must return 0 or -1 with a message, never crash, hang, leak or
 read out of bounds (built with AddressSanitizer and UndefinedBehaviorSanitizer).
 Build one target per reader with -DFUZZ_CHECKPOINT, -DFUZZ_SHARD, -DFUZZ_TOKENIZER,
--DFUZZ_STATE, -DFUZZ_HELLASWAG, -DFUZZ_ARGS, -DFUZZ_DOCS, -DFUZZ_GPT2BPE or -DFUZZ_TIKTOKEN
+-DFUZZ_STATE, -DFUZZ_HELLASWAG, -DFUZZ_ARGS, -DFUZZ_DOCS, -DFUZZ_GPT2BPE, -DFUZZ_TIKTOKEN or -DFUZZ_DONE
 (see dev/fuzz/fuzz.mk).
 
 - ARGS: the input is split on NUL bytes into argv, parsed by args_parse_positional over the
@@ -241,8 +241,31 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         bpe_free(&bpe);
     }
     fuzz_exit_armed = 0;
+#elif defined(FUZZ_DONE)
+    // the DONE marker (integrity record and config record, llmc/train_state.h): the input is
+    // the marker of step 1 in a directory that also holds that step's model and state files
+    static char dir[64] = "";
+    char done[128];
+    if (dir[0] == '\0') {
+        snprintf(dir, sizeof(dir), "/tmp/fuzz_done.XXXXXX");
+        if (mkdtemp(dir) == NULL) { die("mkdtemp failed"); }
+        const char* names[2] = { "model_00000001.bin", "state_00000001_00000.bin" };
+        for (int i = 0; i < 2; i++) {
+            snprintf(done, sizeof(done), "%s/%s", dir, names[i]);
+            FILE* g = fopen(done, "wb");
+            if (g == NULL || fwrite(names[i], 1, 5, g) != 5 || fclose(g) != 0) { die("cannot write %s", done); }
+        }
+    }
+    snprintf(done, sizeof(done), "%s/DONE_00000001", dir);
+    FILE* g = fopen(done, "wb");
+    if (g == NULL || (size > 0 && fwrite(data, 1, size, g) != size) || fclose(g) != 0) { die("cannot write %s", done); }
+    int good, versioned, verified;
+    char diffs[4096];
+    read_done_marker(dir, 1, &good, &versioned, err);
+    checkpoint_verify(dir, 1, &verified, err);
+    checkpoint_config_changes(dir, 1, "config -x 8\nconfig -l 0.001\n", diffs, sizeof(diffs));
 #else
-#error "define one of FUZZ_CHECKPOINT, FUZZ_SHARD, FUZZ_TOKENIZER, FUZZ_STATE, FUZZ_HELLASWAG, FUZZ_ARGS, FUZZ_DOCS, FUZZ_GPT2BPE, FUZZ_TIKTOKEN"
+#error "define one of FUZZ_CHECKPOINT, FUZZ_SHARD, FUZZ_TOKENIZER, FUZZ_STATE, FUZZ_HELLASWAG, FUZZ_ARGS, FUZZ_DOCS, FUZZ_GPT2BPE, FUZZ_TIKTOKEN, FUZZ_DONE"
 #endif
     close(fd);
     return 0;

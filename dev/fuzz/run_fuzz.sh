@@ -18,6 +18,7 @@ if [ ! -f "$corpus/.seeded" ]; then
     # a smaller checkpoint than d1's 3 MB is a better seed: the reference's awkward one if present
     seed_dir checkpoint "$(ls build/ref_awkward_model.bin 2>/dev/null || ls "$tmp"/model_*.bin)"
     seed_dir state "$(ls "$tmp"/state_*.bin)"
+    seed_dir done "$(ls "$tmp"/DONE_* | head -1)"
     head -c 3024 dev/data/tinyshakespeare/tiny_shakespeare_val.bin > "$corpus/shard_seed.bin"
     seed_dir shard "$corpus/shard_seed.bin"
     seed_dir tokenizer dev/data/gpt2_tokenizer.bin
