@@ -117,7 +117,8 @@ def run_fits(a, runs):
                            "include_unbracketed": a.include_unbracketed},
               "fits": {}}
     counts = counts_for(a, runs)
-    result["primary_count"] = counts[0]
+    # the primary fit (plots, plan.py's default): head if fitted, else total, else nonembed
+    result["primary_count"] = next(c for c in ("head", "total", "nonembed") if c in counts)
     any_fit = False
     problems = []
     for count in counts:
@@ -246,6 +247,10 @@ def report(result):
             r = a3["residuals"]
             L.append("Fit: rms log residual %.4f, median |rel. error| %.2f%%, max %.2f%%." % (
                 r["rms_log"], 100 * r["median_abs_rel"], 100 * r["max_abs_rel"]))
+            if a3["E"] < 1e-3:
+                L.append("")
+                L.append("**Note**: E went to ~0: this fit prefers no irreducible-loss term; the exponents are then "
+                         "those of a pure sum of two power laws, and extrapolations are unreliable.")
         L.append("")
     if result["problems"]:
         L.append("## Not fitted")
@@ -400,6 +405,13 @@ def jsonable(x):
 
 def main(argv=None):
     a = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        import scipy.optimize  # noqa: F401
+        import matplotlib  # noqa: F401
+    except ImportError as e:
+        print("%s: error: %s; fit.py needs numpy, scipy and matplotlib (Debian: apt install python3-scipy "
+              "python3-matplotlib; or run it with /usr/bin/python3 or .venv/bin/python)" % (PROG, e), file=sys.stderr)
+        return 1
     try:
         runs = load(a)
         result, any_fit = run_fits(a, runs)
