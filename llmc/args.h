@@ -220,6 +220,11 @@ typedef struct {
     float grad_clip;          //     max global gradient norm, 0 = off
     float beta1, beta2, eps;  //     AdamW
     int max_steps;            // -x  -1 = one epoch of the train data
+    double max_tokens;        //     instead of -x: train on this many tokens (steps rounded to the nearest)
+    double max_flops;         //     instead of -x: spend this many training FLOPs (the log's count)
+    float warmup_frac;        //     warmup as a fraction of the run's steps (overrides -u when > 0)
+    int vocab_size;           //     a preset's vocabulary size V (-1: GPT-2's 50257)
+    int dry_run;              //     print the run's plan (sizes, steps, tokens, FLOPs) and exit
     int val_every;            // -v  steps between validation evaluations, 0 = never
     int val_max_steps;        // -m  validation batches per evaluation
     int sample_every;         // -s  steps between samples, 0 = never
@@ -277,6 +282,11 @@ static void train_config_defaults(TrainConfig* c) {
     c->beta2 = 0.95f;
     c->eps = 1e-8f;
     c->max_steps = -1;
+    c->max_tokens = -1.0;
+    c->max_flops = -1.0;
+    c->warmup_frac = 0.0f;
+    c->vocab_size = -1;
+    c->dry_run = 0;
     c->val_every = 20;
     c->val_max_steps = 20;
     c->sample_every = 20;
@@ -314,7 +324,7 @@ static void train_config_defaults(TrainConfig* c) {
     c->attention = "";  // cuDNN in a USE_CUDNN=1 build, else our CUDA-core kernels
 }
 
-#define TRAIN_NUM_ARGS 54
+#define TRAIN_NUM_ARGS 59
 
 static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
     const double big = 2147483647.0;
@@ -322,6 +332,7 @@ static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
         {"-i", "--train-data", ARG_STRING, &c->train_data, 0, 0, "train token shards, a glob pattern"},
         {"-j", "--val-data", ARG_STRING, &c->val_data, 0, 0, "val token shards, a glob pattern"},
         {"-e", "--init-model", ARG_STRING, &c->init_model, 0, 0, "model checkpoint file, or dN (d12 = GPT-2 124M) for a random init"},
+        {NULL, "--vocab-size", ARG_INT, &c->vocab_size, -1, 1 << 24, "a dN preset's vocabulary size V, e.g. of a tokenizer trained with dev/data/bpe_train (-1: GPT-2's 50257)"},
         {"-o", "--output-dir", ARG_STRING, &c->output_dir, 0, 0, "directory for main.log and checkpoints (none: no log, no checkpoints)"},
         {NULL, "--tokenizer", ARG_STRING, &c->tokenizer, 0, 0, "llm.c tokenizer file, to decode samples"},
         {"-b", "--batch-size", ARG_INT, &c->B, 1, 65536, "micro-batch size B, sequences"},
@@ -330,6 +341,7 @@ static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
         {"-l", "--learning-rate", ARG_FLOAT, &c->learning_rate, 0, 10, "peak learning rate"},
         {"-k", "--lr-schedule", ARG_STRING, &c->lr_schedule, 0, 0, "cosine | linear | constant | wsd"},
         {"-u", "--warmup-steps", ARG_INT, &c->warmup_steps, 0, big, "linear warmup steps"},
+        {NULL, "--warmup-frac", ARG_FLOAT, &c->warmup_frac, 0, 1, "warmup as a fraction of the run's steps, rounded (0: use -u)"},
         {"-q", "--final-lr-frac", ARG_FLOAT, &c->final_lr_frac, 0, 1, "final learning rate as a fraction of the peak"},
         {NULL, "--wsd-decay-frac", ARG_FLOAT, &c->wsd_decay_frac, 0, 1, "wsd: fraction of the steps spent decaying"},
         {"-c", "--weight-decay", ARG_FLOAT, &c->weight_decay, 0, 10, "AdamW weight decay (weight matrices only)"},
@@ -338,6 +350,9 @@ static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
         {NULL, "--beta2", ARG_FLOAT, &c->beta2, 0, 0.999999, "AdamW beta2"},
         {NULL, "--eps", ARG_FLOAT, &c->eps, 1e-30, 1, "AdamW epsilon"},
         {"-x", "--max-steps", ARG_INT, &c->max_steps, -1, big, "optimizer steps (-1: one epoch of the train data)"},
+        {NULL, "--max-tokens", ARG_DOUBLE, &c->max_tokens, -1, 1e18, "instead of -x: train on this many tokens (steps = tokens / -d, rounded; -1: off)"},
+        {NULL, "--max-flops", ARG_DOUBLE, &c->max_flops, -1, 1e30, "instead of -x: a training-FLOP budget, counted as the log counts (steps = FLOPs / (FLOPs per token x -d), rounded; -1: off)"},
+        {NULL, "--dry-run", ARG_FLAG, &c->dry_run, 0, 0, "print the run's plan (parameters, FLOPs per token, steps, tokens, FLOPs) and exit"},
         {"-v", "--val-every", ARG_INT, &c->val_every, 0, big, "evaluate val loss every this many steps (0: never)"},
         {"-m", "--val-max-steps", ARG_INT, &c->val_max_steps, 1, big, "val batches per evaluation"},
         {"-s", "--sample-every", ARG_INT, &c->sample_every, 0, big, "print a sample every this many steps (0: never)"},
@@ -407,6 +422,17 @@ static void train_config_parse(TrainConfig* c, int argc, char** argv, const char
     }
     if (c->resume && c->overwrite) { die("-y 1 and --overwrite contradict each other: resume the run in -o, or replace it"); }
     if (c->eval_only && c->resume) { die("--eval evaluates the model given by -e; -y 1 does not apply (give -e the checkpoint file)"); }
+    if (c->dry_run) {  // a plan touches nothing: no output directory, no lock, no logs
+        c->output_dir = NULL;
+        c->resume = 0;
+        c->overwrite = 0;
+    }
+    if ((c->max_steps != -1) + (c->max_tokens >= 0) + (c->max_flops >= 0) > 1) {
+        die("-x, --max-tokens and --max-flops each set the run's length: give one");
+    }
+    if ((c->max_tokens >= 0 && c->max_tokens < 1) || (c->max_flops >= 0 && c->max_flops < 1)) {
+        die("--max-tokens/--max-flops: a budget must be at least 1 (or -1: off)");
+    }
     if (c->total_batch_size != -1 && c->total_batch_size <= 0) {
         die("-d: total batch size must be positive or -1, got %d", c->total_batch_size);
     }
@@ -415,7 +441,7 @@ static void train_config_parse(TrainConfig* c, int argc, char** argv, const char
 // The flags that define a run's trajectory: a resumed run is bitwise the run it continues only
 // if these are unchanged (T and -d are checked by the training state itself).
 static const char* const TRAIN_RUN_DEFINING_FLAGS[] = {
-    "-i", "-x", "-l", "-k", "-u", "-q", "--wsd-decay-frac", "-c", "--grad-clip", "--beta1", "--beta2", "--eps",
+    "-i", "-x", "--max-tokens", "--max-flops", "-l", "-k", "-u", "--warmup-frac", "-q", "--wsd-decay-frac", "-c", "--grad-clip", "--beta1", "--beta2", "--eps",
     "--seed", "--no-shuffle", "-a", "-sl", "-sg", "--guard-window", "--guard-max-bad",
 };
 
@@ -435,6 +461,10 @@ static void train_config_record(const TrainConfig* cfg, char* buf, size_t n) {
                 float x = *(float*)sp->value;
                 snprintf(value, sizeof(value), "%g", x);
                 if (strtof(value, NULL) != x) { snprintf(value, sizeof(value), "%.9g", x); }
+            }
+            else if (sp->type == ARG_DOUBLE) {
+                double x = *(double*)sp->value;
+                snprintf(value, sizeof(value), "%.17g", x);
             }
             else if (sp->type == ARG_STRING) { snprintf(value, sizeof(value), "%s", *(const char**)sp->value); }
             else { continue; }

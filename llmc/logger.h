@@ -2,8 +2,14 @@
 //   main.log    llm.c's format:  s:STEP trl:LOSS lr:LR norm:NORM  (a training step)
 //                                s:STEP tel:LOSS                  (a validation evaluation)
 //                                s:STEP eval:ACC                  (HellaSwag accuracy)
-//   main.jsonl  one JSON object per event with every metric (see logger_log_step)
-// On resume, lines after the resumed step are dropped, so the logs read as one clean run.
+//   main.jsonl  one JSON object per event with every metric (see logger_log_step), and a
+//               first record {"step":0,"run":{...}} with the model's sizes and FLOPs per token
+// STEP counts the updates made before the measurement, as llm.c does: the first optimisation
+// step is s:0 trl (its loss is measured on the initial weights, like s:0 tel), and s:N tel and
+// s:N trl are measured on the same weights. The last step of an N-step run is s:N-1 trl,
+// followed by the final s:N tel.
+// On resume at step S (S updates done), what came after is dropped: train lines from S on and
+// evaluation lines after S, so the logs read as one clean run.
 #ifndef LLMC_LOGGER_H
 #define LLMC_LOGGER_H
 
@@ -25,7 +31,7 @@ static void logger_check(FILE* f, const char* path) {
 
 // Everything known about one optimizer step.
 typedef struct {
-    int step;
+    int step;               // updates made before this one: the first step is 0 (llm.c's numbering)
     float loss;
     float lr;
     float grad_norm;
@@ -40,7 +46,9 @@ typedef struct {
 
 // Keeps the lines of path whose step is <= last_step (step parsed with the scanf format fmt,
 // e.g. "s:%d" or "{\"step\":%d"), rewriting the file atomically.
-static void truncate_log_after(const char* path, const char* fmt, int last_step) {
+// Keeps a line unless it is a train line (train_marker in it) of a step >= last_step, or any
+// other line of a step > last_step.
+static void truncate_log_after(const char* path, const char* fmt, const char* train_marker, int last_step) {
     FILE* in = fopen(path, "r");
     if (in == NULL) { return; }
     AtomicFile af;
@@ -48,7 +56,10 @@ static void truncate_log_after(const char* path, const char* fmt, int last_step)
     char line[4096];
     while (fgets(line, sizeof(line), in) != NULL) {
         int step;
-        if (sscanf(line, fmt, &step) == 1 && step > last_step) { continue; }
+        if (sscanf(line, fmt, &step) == 1) {
+            int is_train = strstr(line, train_marker) != NULL;
+            if (step > last_step || (is_train && step >= last_step)) { continue; }
+        }
         atomic_write(&af, line, 1, strlen(line));
     }
     fclose(in);
@@ -67,8 +78,8 @@ static void logger_init(Logger* lg, const char* output_dir, int resume_step, con
     snprintf(jpath, sizeof(lg->jpath), "%s/%s.jsonl", output_dir, stem);
     int append = resume_step >= 0 || strcmp(stem, "main") != 0;
     if (resume_step >= 0) {
-        truncate_log_after(path, "s:%d", resume_step);
-        truncate_log_after(jpath, "{\"step\":%d", resume_step);
+        truncate_log_after(path, "s:%d", " trl:", resume_step);
+        truncate_log_after(jpath, "{\"step\":%d", "\"loss\":", resume_step);
     }
     char err[LLMC_ERRLEN];
     if (check_output_path(path, err) != 0 || check_output_path(jpath, err) != 0) { die("-o: %s", err); }
@@ -79,6 +90,17 @@ static void logger_init(Logger* lg, const char* output_dir, int resume_step, con
 // JSON has no NaN: unknown numbers are written as null
 static void json_number(FILE* f, const char* key, double x) {
     if (isfinite(x)) { fprintf(f, ",\"%s\":%.9g", key, x); } else { fprintf(f, ",\"%s\":null", key); }
+}
+
+// a JSON string: quotes, backslashes and control characters escaped (bytes >= 0x80 pass: UTF-8)
+static void json_string(FILE* f, const char* text) {
+    fputc('"', f);
+    for (const unsigned char* p = (const unsigned char*)text; *p; p++) {
+        if (*p == '"' || *p == '\\') { fputc('\\', f); fputc(*p, f); }
+        else if (*p < 0x20) { fprintf(f, "\\u%04x", *p); }
+        else { fputc(*p, f); }
+    }
+    fputc('"', f);
 }
 
 static void logger_log_step(Logger* lg, const StepMetrics* m) {
@@ -97,6 +119,33 @@ static void logger_log_step(Logger* lg, const StepMetrics* m) {
     json_number(lg->json, "flops", m->flops);
     json_number(lg->json, "pf_days", m->flops / (1e15 * 86400.0));
     fprintf(lg->json, "}\n");
+    logger_check(lg->json, lg->jpath);
+}
+
+// What a run is, once at its start: the model's sizes and FLOP count, for sweeps' manifests.
+// Parameter counts: n_params every stored parameter; n_params_nonembed without wte and wpe
+// (Kaplan's non-embedding N); n_params_head without wpe only (wte counts once, as the tied
+// output head): the N of flops_per_token = 6 N + 6 L C T.
+typedef struct {
+    int L, C, NH, V, Vp, maxT, B, T, total_batch, max_steps, world;
+    double n_params, n_params_nonembed, n_params_head, flops_per_token;
+    const char* init_model;
+} RunInfo;
+
+static void logger_log_run(Logger* lg, const RunInfo* r) {
+    if (lg->json == NULL) { return; }
+    fprintf(lg->json, "{\"step\":0,\"run\":{\"init_model\":");
+    json_string(lg->json, r->init_model);
+    fprintf(lg->json, ",\"L\":%d,\"C\":%d,\"NH\":%d,\"V\":%d,\"Vp\":%d,\"maxT\":%d,\"B\":%d,\"T\":%d,"
+            "\"total_batch\":%d,\"max_steps\":%d,\"processes\":%d", r->L, r->C, r->NH, r->V, r->Vp, r->maxT,
+            r->B, r->T, r->total_batch, r->max_steps, r->world);
+    json_number(lg->json, "n_params", r->n_params);
+    json_number(lg->json, "n_params_nonembed", r->n_params_nonembed);
+    json_number(lg->json, "n_params_head", r->n_params_head);
+    json_number(lg->json, "flops_per_token", r->flops_per_token);
+    json_number(lg->json, "tokens", (double)r->max_steps * r->total_batch);
+    json_number(lg->json, "flops", (double)r->max_steps * r->total_batch * r->flops_per_token);
+    fprintf(lg->json, "}}\n");
     logger_check(lg->json, lg->jpath);
 }
 

@@ -122,6 +122,14 @@ static float* train_initial_params(const TrainConfig* cfg, int start_step, const
     // (a file "d12" in the current directory) is ambiguous: refused rather than guessed.
     int is_preset = gpt2_config_from_preset(cfg->init_model, config, err) == 0;
     int is_file = access(cfg->init_model, F_OK) == 0;
+    if (is_preset && cfg->vocab_size > 0) {
+        // a preset with another tokenizer's vocabulary, stored padded to a multiple of 128 as llm.c does
+        config->vocab_size = cfg->vocab_size;
+        config->padded_vocab_size = (cfg->vocab_size + 127) / 128 * 128;
+    }
+    if (cfg->vocab_size > 0 && start_step == 0 && !is_preset) {
+        die("--vocab-size sets a dN preset's vocabulary; -e %s is a checkpoint with its own", cfg->init_model);
+    }
     if (start_step > 0) {
         if (checkpoint_read(model_path, config, &params, err) != 0) { die("-y: %s", err); }
     } else if (is_file && is_preset) {
@@ -432,7 +440,24 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
             die("-d: one step needs %lld sequences, the train data has %ld", (long long)B * comm->world * grad_accum_steps, train_loader.total_seqs);
         }
     }
-    int max_steps = cfg->eval_only ? 0 : (cfg->max_steps >= 0 ? cfg->max_steps : (int)steps_per_epoch);
+    // the run's length: -x steps, a token or FLOP budget (rounded to whole steps), or one epoch
+    double flops_per_token = gpt2_flops_per_token(mc, T);
+    double budget_steps = -1.0;
+    if (cfg->max_tokens >= 0) { budget_steps = cfg->max_tokens / total_batch; }
+    if (cfg->max_flops >= 0) { budget_steps = cfg->max_flops / (flops_per_token * total_batch); }
+    if (budget_steps >= 0 && llround(budget_steps) < 1) {
+        die("--max-%s: %g is less than one step of %d tokens (%.4g FLOPs)", cfg->max_flops >= 0 ? "flops" : "tokens",
+            cfg->max_flops >= 0 ? cfg->max_flops : cfg->max_tokens, total_batch, flops_per_token * total_batch);
+    }
+    if (budget_steps > INT32_MAX) { die("--max-tokens/--max-flops: %.4g steps of %d tokens is too many", budget_steps, total_batch); }
+    int max_steps = cfg->eval_only ? 0
+                    : cfg->max_steps >= 0 ? cfg->max_steps
+                    : budget_steps >= 0 ? (int)llround(budget_steps)
+                    : (int)steps_per_epoch;
+    if (master && have_train && max_steps > steps_per_epoch) {
+        printf("warning: %d steps are %.2f epochs of the train data: sequences will repeat\n", max_steps,
+               (double)max_steps / steps_per_epoch);
+    }
     if (start_step > max_steps) { die("-x: the run is already at step %d, past -x %d", start_step, max_steps); }
     if (start_step > 0 && start_step == max_steps && master) {
         printf("resume: the run is already complete (step %d of -x %d): nothing to do. Extend it with a larger -x and "
@@ -458,7 +483,7 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
     LRSchedule schedule;
     lr_schedule_parse(cfg->lr_schedule, &schedule.type);
     schedule.max_lr = cfg->learning_rate;
-    schedule.warmup_steps = cfg->warmup_steps;
+    schedule.warmup_steps = cfg->warmup_frac > 0 ? (int)lround(cfg->warmup_frac * max_steps) : cfg->warmup_steps;
     schedule.total_steps = max_steps;
     schedule.final_frac = cfg->final_lr_frac;
     schedule.decay_frac = cfg->wsd_decay_frac;
@@ -537,12 +562,22 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    double flops_per_token = gpt2_flops_per_token(mc, T);
     double peak_tflops = cfg->peak_tflops > 0 ? cfg->peak_tflops : ops->peak_tflops;
     double flops_per_step = flops_per_token * total_batch;
+    RunInfo run = {
+        .L = mc->num_layers, .C = mc->channels, .NH = mc->num_heads, .V = mc->vocab_size, .Vp = mc->padded_vocab_size,
+        .maxT = mc->max_seq_len, .B = B, .T = T, .total_batch = total_batch, .max_steps = max_steps, .world = comm->world,
+        .n_params = (double)ops->num_parameters,
+        .n_params_nonembed = (double)ops->num_parameters - (double)mc->padded_vocab_size * mc->channels -
+                             (double)mc->max_seq_len * mc->channels,
+        .n_params_head = (double)ops->num_parameters - (double)mc->max_seq_len * mc->channels,
+        .flops_per_token = flops_per_token, .init_model = model_desc,
+    };
     if (master) {
         printf("model: L=%d C=%d NH=%d V=%d Vp=%d maxT=%d, %.2fM parameters (%s)\n", mc->num_layers, mc->channels,
                mc->num_heads, mc->vocab_size, mc->padded_vocab_size, mc->max_seq_len, ops->num_parameters / 1e6, model_desc);
+        printf("parameters: %.0f in all, %.0f without the embeddings (wte, wpe), %.0f without wpe (the N of "
+               "%.4g FLOPs per token = 6N + 6LCT)\n", run.n_params, run.n_params_nonembed, run.n_params_head, flops_per_token);
         if (have_train) {
             printf("train: %s, %ld sequences of T=%d, %s\n", cfg->train_data, train_loader.total_seqs, T,
                    cfg->no_shuffle ? "in order" : "shuffled");
@@ -554,7 +589,7 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
                    B, T, comm->world, total_batch, grad_accum_steps, grad_accum_steps == 1 ? "" : "s", max_steps,
                    (double)max_steps / steps_per_epoch);
             printf("optimizer: AdamW lr=%g (%s, warmup %d, final x%g) betas=(%g, %g) eps=%g wd=%g clip=%g%s\n",
-                   cfg->learning_rate, cfg->lr_schedule, cfg->warmup_steps, cfg->final_lr_frac, cfg->beta1, cfg->beta2,
+                   cfg->learning_rate, cfg->lr_schedule, schedule.warmup_steps, cfg->final_lr_frac, cfg->beta1, cfg->beta2,
                    cfg->eps, cfg->weight_decay, cfg->grad_clip, zero1 ? ", ZeRO-1" : "");
         } else {
             printf("eval: B=%d T=%d x %d processes\n", B, T, comm->world);
@@ -562,6 +597,24 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
         printf("processes: %d x %s (%d threads), seed: %d, output: %s\n", comm->world, ops->device_name, threads,
                cfg->seed, cfg->output_dir ? cfg->output_dir : "(none)");
     }
+    if (cfg->dry_run) {
+        if (master) {
+            printf("plan: steps %d tokens %.0f flops %.6g flops_per_token %.6g n_params %.0f n_params_nonembed %.0f "
+                   "n_params_head %.0f total_batch %d\n", max_steps, (double)max_steps * total_batch,
+                   (double)max_steps * total_batch * flops_per_token, flops_per_token, run.n_params, run.n_params_nonembed,
+                   run.n_params_head, total_batch);
+        }
+        flush_stdout_check();
+        logger_free(&logger);
+        free(gen_buf);
+        free(eval_buf);
+        if (hellaswag_n > 0) { hellaswag_free(&hellaswag); }
+        if (have_tokenizer) { tokenizer_free(&tokenizer); }
+        if (have_val) { dataloader_free(&val_loader); }
+        if (have_train) { dataloader_free(&train_loader); }
+        return 0;
+    }
+    if (start_step == 0 && !cfg->eval_only) { logger_log_run(&logger, &run); }
     flush_stdout_check();  // a log file (nohup, Slurm) shows the start-up lines at once
     Evaluators ev = {
         .val = have_val ? &val_loader : NULL, .val_batches = val_batches, .hellaswag = &hellaswag,
@@ -658,7 +711,7 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
             flush_stdout_check();
         }
         StepMetrics sm = {
-            .step = step + 1, .loss = loss, .lr = lr, .grad_norm = norm, .skipped = skip,
+            .step = step, .loss = loss, .lr = lr, .grad_norm = norm, .skipped = skip,
             .skipped_total = skipped_total, .ms = dt * 1e3, .tokens_per_second = total_batch / dt,
             .mfu = mfu, .tokens = (double)(step + 1) * total_batch, .flops = (double)(step + 1) * flops_per_step,
         };

@@ -3,12 +3,13 @@
 # and prepares the default dataset. Safe to run again: it skips what is already there.
 #   Debian packages: a C compiler with OpenMP, clang with libFuzzer (fuzz targets), OpenBLAS
 #                    (the benchmark's baseline), PyTorch and NumPy (the reference model),
-#                    matplotlib (plots), python3-venv, OpenMPI (data-parallel runs)
-#   .venv:           a virtual environment that sees Debian's torch, plus tiktoken from PyPI
+#                    matplotlib (plots), SciPy (scaling-law fits), python3-venv, OpenMPI (data-parallel runs)
+#   .venv:           a virtual environment that sees Debian's torch, plus tiktoken and pyarrow
+#                    (FineWeb's parquet files) from PyPI
 #   dev/data:        tiny shakespeare as GPT-2 token shards, and GPT-2's tokenizer file
 set -eu
 cd "$(dirname "$0")/.."
-PKGS="build-essential clang libclang-rt-14-dev libopenblas-dev python3 python3-venv python3-numpy python3-torch python3-matplotlib libopenmpi-dev openmpi-bin"
+PKGS="build-essential clang libclang-rt-14-dev libopenblas-dev python3 python3-venv python3-numpy python3-torch python3-matplotlib python3-scipy libopenmpi-dev openmpi-bin"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -26,5 +27,9 @@ fi
 if ! .venv/bin/python -c "import tiktoken" 2>/dev/null; then
     .venv/bin/python -m pip install -q tiktoken
 fi
-.venv/bin/python -c "import torch, numpy, tiktoken" || { echo "error: the python environment is incomplete"; exit 1; }
+# pyarrow 26 needs NumPy 2, and the venv sees Debian's NumPy 1.24 (which Debian's torch is built against)
+if ! .venv/bin/python -c "import pyarrow.parquet" 2>/dev/null; then
+    .venv/bin/python -m pip install -q "pyarrow<26"
+fi
+.venv/bin/python -c "import torch, numpy, tiktoken, pyarrow.parquet" || { echo "error: the python environment is incomplete"; exit 1; }
 make -s data

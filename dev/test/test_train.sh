@@ -72,6 +72,65 @@ else
     fail "log: 4 train lines and 3 val lines" "$(cat "$work/a/main.log")"
 fi
 
+# llm.c's numbering: the first step is s:0 trl, measured on the same weights as s:0 tel; a
+# 4-step run ends with s:3 trl and the final s:4 tel
+steps_seen=$(grep -o '^s:[0-9]* t[re]l' "$work/a/main.log" | tr '\n' ' ')
+if [ "$steps_seen" = "s:0 tel s:0 trl s:1 trl s:2 tel s:2 trl s:3 trl s:4 tel " ]; then
+    pass "log: llm.c's step numbering (s:0 trl first, s:N tel and s:N trl on the same weights)"
+else
+    fail "log: llm.c's step numbering" "got: $steps_seen"
+fi
+# main.jsonl: the run record first (parameter counts, FLOPs per token), steps numbered as main.log
+first=$(head -1 "$work/a/main.jsonl")
+if echo "$first" | grep -q '^{"step":0,"run":{"init_model":"d1","L":1,"C":64,.*"n_params_nonembed":[0-9]*,"n_params_head":[0-9]*,"flops_per_token"' &&
+   [ "$(grep -c '"loss"' "$work/a/main.jsonl")" -eq 4 ] && grep -q '^{"step":0,"loss"' "$work/a/main.jsonl" &&
+   grep -q '^{"step":3,"loss"' "$work/a/main.jsonl"; then
+    pass "main.jsonl: a run record first, train steps 0..3"
+else
+    fail "main.jsonl: run record and step numbering" "$(head -3 "$work/a/main.jsonl")"
+fi
+
+# budgets: --max-tokens and --max-flops set the steps (rounded), counted as the log counts FLOPs;
+# --dry-run prints the plan and writes nothing
+plan=$(./train_gpt -e d1 -b 2 -t 32 -i "$TRAIN" -j "$VAL" -s 0 --max-tokens 1000 --dry-run -o "$work/dry" 2>&1 | grep '^plan:')
+fpt=$(echo "$plan" | awk '{ for (i = 2; i < NF; i++) if ($i == "flops_per_token") print $(i + 1) }')
+if echo "$plan" | grep -q '^plan: steps 16 tokens 1024 ' && [ ! -e "$work/dry" ]; then
+    pass "--max-tokens 1000 at 64 tokens per step: 16 steps; --dry-run writes nothing ($plan)"
+else
+    fail "--max-tokens / --dry-run" "plan: '$plan', $(ls "$work/dry" 2>&1 | head -2)"
+fi
+# the same 16 steps from a FLOP budget of 16.4 steps' worth (rounds down), and 16.6 (rounds up)
+want_low=$(awk -v f="$fpt" 'BEGIN { printf "%.6e", f * 64 * 16.4 }')
+want_high=$(awk -v f="$fpt" 'BEGIN { printf "%.6e", f * 64 * 16.6 }')
+s_low=$(./train_gpt -e d1 -b 2 -t 32 -i "$TRAIN" -j "$VAL" -s 0 --max-flops "$want_low" --dry-run 2>&1 | sed -n 's/^plan: steps \([0-9]*\) .*/\1/p')
+s_high=$(./train_gpt -e d1 -b 2 -t 32 -i "$TRAIN" -j "$VAL" -s 0 --max-flops "$want_high" --dry-run 2>&1 | sed -n 's/^plan: steps \([0-9]*\) .*/\1/p')
+if [ "$s_low" = 16 ] && [ "$s_high" = 17 ]; then
+    pass "--max-flops: steps = FLOPs / (FLOPs per token x tokens per step), rounded (16.4 -> 16, 16.6 -> 17)"
+else
+    fail "--max-flops rounding" "16.4 steps' FLOPs -> '$s_low', 16.6 -> '$s_high'"
+fi
+# the FLOPs per token the plan uses is the one the trainer's log line states: 6N + 6LCT
+line=$(./train_gpt -e d1 -b 2 -t 32 -i "$TRAIN" -j "$VAL" -s 0 -x 1 --dry-run 2>&1 | grep '^parameters:')
+n_head=$(echo "$line" | sed -n 's/.* \([0-9]*\) without wpe.*/\1/p')
+if [ -n "$n_head" ] && awk -v n="$n_head" -v f="$fpt" 'BEGIN { x = 6 * n + 6 * 1 * 64 * 32; d = f - x; exit !(d * d < 1e-10 * x * x) }'; then
+    pass "FLOPs per token = 6N + 6LCT with N = $n_head (every parameter but wpe)"
+else
+    fail "FLOPs per token" "line: '$line', flops_per_token $fpt"
+fi
+expect_error "-x with --max-flops" "^error: -x, --max-tokens and --max-flops each set the run's length: give one" -e d1 -x 5 --max-flops 1e9
+expect_error "a budget under one step" "^error: --max-tokens: 10 is less than one step of 64 tokens" -e d1 -b 2 -t 32 --max-tokens 10 -i "$TRAIN" -j "$VAL"
+expect_error "--vocab-size with a checkpoint" "^error: --vocab-size sets a dN preset's vocabulary" -e "$work/small_model.bin" --vocab-size 4096
+# --vocab-size: a preset with another vocabulary, padded to a multiple of 128; data outside it is refused
+expect_error "GPT-2 data with --vocab-size 1000" "token id [0-9]* at position [0-9]* is out of range for a vocabulary of 1000 tokens" \
+    -e d1 --vocab-size 1000 -b 2 -t 32 -i "$TRAIN" -j "$VAL" -s 0 -x 1
+out=$(./train_gpt -e d1 --vocab-size 50300 -b 2 -t 32 -i "$TRAIN" -j "$VAL" -s 0 -x 1 --dry-run 2>&1)
+if echo "$out" | grep -q "V=50300 Vp=50304"; then pass "--vocab-size 50300: V=50300, stored padded to Vp=50304"
+else fail "--vocab-size" "$(echo "$out" | grep -E 'model:|error' | head -3)"; fi
+# --warmup-frac: warmup as a fraction of the run's steps
+out=$(./train_gpt -e d1 -b 2 -t 32 -i "$TRAIN" -j "$VAL" -s 0 --max-tokens 1280 --warmup-frac 0.25 --dry-run 2>&1)
+if echo "$out" | grep -q "warmup 5,"; then pass "--warmup-frac 0.25 of 20 steps: warmup 5"
+else fail "--warmup-frac" "$(echo "$out" | grep optimizer)"; fi
+
 # the checkpoint holds the trained weights: its val loss is the run's last val loss
 last_val=$(grep "^s:4 tel:" "$work/a/main.log" | cut -d: -f3)
 ./train_gpt -e "$work/a/model_00000004.bin" -b 2 -t 32 -x 0 -v 1 -m 3 -s 0 -i "$TRAIN" -j "$VAL" -o "$work/e" > "$work/e.out" 2>&1
