@@ -237,6 +237,11 @@ def report(result):
             if b:
                 L.append("Intervals: %d%% bootstrap percentile, %d resamples of the runs, seed %d." % (
                     round(100 * b["level"]), b["n"], b["seed"]))
+                bad = b["n"] - min(b["n_finite"].values())
+                if bad:
+                    L.append("%d resample(s) failed or gave non-finite coefficients (left out of the intervals)." % bad)
+            if a3["n_runs"] < 15:
+                L.append("Only %d runs for 5 coefficients: the fit is weakly determined." % a3["n_runs"])
             L.append("")
             L.append("| coefficient | estimate | interval |")
             L.append("|---|---|---|")

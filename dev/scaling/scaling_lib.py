@@ -546,7 +546,7 @@ def fit_lnd(N, D, L, starts="ranked:32", delta=1e-3, extra_starts=(), w=None):
         raise ScalingError("approach 3: no start converged to a finite objective")
     funs = np.array(funs)
     a, b, e, al, be = (float(v) for v in best.x)
-    out = {"E": math.exp(e), "A": math.exp(a), "B": math.exp(b), "alpha": al, "beta": be,
+    out = {"E": _exp(e), "A": _exp(a), "B": _exp(b), "alpha": al, "beta": be,
            "objective": best.fun * delta, "huber_delta": delta, "n_starts": int(len(chosen)),
            "n_starts_at_best": int(np.sum(funs <= best.fun * (1 + 1e-6) + 1e-12)),
            "converged": bool(best.success), "x": [a, b, e, al, be]}
@@ -554,14 +554,23 @@ def fit_lnd(N, D, L, starts="ranked:32", delta=1e-3, extra_starts=(), w=None):
     return out
 
 
+def _exp(x):
+    return math.exp(x) if x < 700 else float("inf")
+
+
 def derived(c):
     """Compute-optimal allocation under C = 6 N D: N_opt = G (C/6)^a, D_opt = (C/6)^b / G,
     a = beta/(alpha+beta), b = alpha/(alpha+beta), G = (alpha A / (beta B))^(1/(alpha+beta))."""
     al, be, A, B = c["alpha"], c["beta"], c["A"], c["B"]
-    if not (al > 0 and be > 0 and A > 0 and B > 0):
-        return {"a": float("nan"), "b": float("nan"), "G": float("nan")}
+    nan = float("nan")
+    if not all(math.isfinite(v) for v in (al, be, A, B)) or not (al > 0 and be > 0 and A > 0 and B > 0):
+        return {"a": nan, "b": nan, "G": nan}
     s = al + be
-    return {"a": be / s, "b": al / s, "G": (al * A / (be * B)) ** (1.0 / s)}
+    try:
+        G = math.exp((math.log(al * A) - math.log(be * B)) / s)
+    except OverflowError:
+        G = nan
+    return {"a": be / s, "b": al / s, "G": G}
 
 
 def predict(c, N, D):
@@ -595,9 +604,14 @@ def bootstrap_lnd(N, D, L, point, n_boot=200, seed=0, boot_starts=2, delta=1e-3,
     n = len(L)
     keys = ["E", "A", "B", "alpha", "beta", "a", "b", "G"]
     samples = {k: [] for k in keys}
+    failed = 0
     for _ in range(n_boot):
         w = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
-        r = fit_lnd(N, D, L, starts="ranked:%d" % boot_starts, delta=delta, extra_starts=[point["x"]], w=w)
+        try:
+            r = fit_lnd(N, D, L, starts="ranked:%d" % boot_starts, delta=delta, extra_starts=[point["x"]], w=w)
+        except ScalingError:
+            failed += 1
+            continue
         for k in keys:
             samples[k].append(r[k])
     q = (1 - level) / 2
@@ -607,8 +621,9 @@ def bootstrap_lnd(N, D, L, point, n_boot=200, seed=0, boot_starts=2, delta=1e-3,
         v = v[np.isfinite(v)]
         ci[k] = [float(np.quantile(v, q)), float(np.quantile(v, 1 - q))] if len(v) else [float("nan")] * 2
         std[k] = float(np.std(v, ddof=1)) if len(v) > 1 else float("nan")
-    return {"n": n_boot, "seed": seed, "starts_per_resample": 1 + boot_starts, "level": level,
-            "method": "percentile", "ci": ci, "std": std}
+    return {"n": n_boot, "failed": failed, "seed": seed, "starts_per_resample": 1 + boot_starts, "level": level,
+            "method": "percentile", "ci": ci, "std": std,
+            "n_finite": {k: int(np.sum(np.isfinite(np.array(samples[k], float)))) for k in keys}}
 
 
 def fit_approach3(runs, count, starts="ranked:32", n_boot=200, seed=0, boot_starts=2, delta=1e-3):

@@ -310,6 +310,27 @@ def manifest_cli_end_to_end():
 
 
 @test
+def manifest_tokens_only():
+    """Only fixed-token runs (6): approach 2 and a Kaplan fit are skipped with reasons, the rest
+    still fit (exit 0) even when bootstrap resamples degenerate (overflowing A or B)."""
+    rows = write_manifest(os.path.join(TMP, "m3.csv"))
+    man = os.path.join(TMP, "tokens_only.csv")
+    with open(man, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(HEADER)
+        for r in rows:
+            if r[2] == "tokens":
+                w.writerow(r)
+    out = os.path.join(TMP, "tok.json")
+    p = run(["dev/scaling/fit.py", man, "--bootstrap", "10", "--out", out, "--quiet"])
+    check("no IsoFLOP runs" in p.stderr, "approach 2 skip reason: %s" % p.stderr)
+    with open(out) as f:
+        res = json.load(f)
+    check("skipped" in res["fits"]["head"]["approach2"], "approach 2 skipped")
+    check(res["fits"]["head"]["approach3"]["n_runs"] == 6, "approach 3 on 6 runs")
+
+
+@test
 def fit_cli_errors():
     """Missing file, empty file, bad header, non-numeric field, no finished runs, too few
     runs: exit 1 with a message naming the file; no input or two inputs: usage error (2)."""
