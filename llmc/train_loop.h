@@ -436,8 +436,13 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
     long steps_per_epoch = 1;
     if (have_train) {
         steps_per_epoch = train_loader.total_seqs / ((long)B * comm->world * grad_accum_steps);
-        if (steps_per_epoch <= 0) {
+        if (steps_per_epoch <= 0 && !cfg->dry_run) {
             die("-d: one step needs %lld sequences, the train data has %ld", (long long)B * comm->world * grad_accum_steps, train_loader.total_seqs);
+        }
+        if (steps_per_epoch <= 0) {  // a plan may be made on a stand-in for the real data
+            printf("warning: one step needs %lld sequences, the train data has %ld\n", (long long)B * comm->world * grad_accum_steps,
+                   train_loader.total_seqs);
+            steps_per_epoch = 1;
         }
     }
     // the run's length: -x steps, a token or FLOP budget (rounded to whole steps), or one epoch
@@ -497,9 +502,10 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
         ops->opt_offset = 0;
         ops->opt_count = ops->num_parameters;
     }
-    ops->allocate(ops->self, B, T, ops->opt_offset, ops->opt_count);
+    // a plan (--dry-run) allocates nothing: it may be made for a model this machine cannot train
+    if (!cfg->dry_run) { ops->allocate(ops->self, B, T, ops->opt_offset, ops->opt_count); }
     ops->T = T;
-    if (master && ops->report != NULL) { ops->report(ops->self); }
+    if (master && ops->report != NULL && !cfg->dry_run) { ops->report(ops->self); }
     int* gen_buf = (int*)calloc_check(cfg->gen_tokens + 1, sizeof(int), "sample buffer");
     int* eval_buf = (int*)calloc_check(T + 1, sizeof(int), "eval buffer");
     Rng sample_rng;

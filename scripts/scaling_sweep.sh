@@ -31,7 +31,9 @@
 #   EVALS [4]                val evaluations per run (and one at the end); VAL_BATCHES [48]
 #   CHECKPOINTS [4]          checkpoints per run (for resume; only the newest is kept)
 #   SEED [1337]  EXTRA []    more trainer flags, e.g. "--peak-tflops 989"
-#   DRY_RUN [0]              1: print the plan and exit; TOKENS_PER_SEC: skip the speed probe
+#   DRY_RUN [0]              1: print the plan and exit. Its time estimate comes from a 4-step
+#                            speed probe per preset, or TOKENS_PER_SEC, or (for a machine you
+#                            do not have) MFU and PEAK_TFLOPS: FLOPs / (MFU x peak)
 set -eu
 cd "$(dirname "$0")/.."
 source scripts/launch_common.sh
@@ -134,9 +136,16 @@ load_plan() {
 }
 # plan_field PRESET AMOUNT FIELD (after load_plan PRESET AMOUNT)
 plan_field() { echo "${PLAN["$1 $2"]}" | awk -v k="$3" '{ for (i = 2; i < NF; i++) if ($i == k) print $(i + 1) }'; }
-load_speed() {
+load_speed() {  # PRESET AMOUNT (for MFU: tokens/s from that run's FLOPs per token)
     [ -n "${SPEED[$1]:-}" ] && return 0
     if [ -n "${TOKENS_PER_SEC:-}" ]; then SPEED[$1]=$TOKENS_PER_SEC; return 0; fi
+    if [ -n "${MFU:-}" ]; then
+        [ -n "${PEAK_TFLOPS:-}" ] || launch_fail "MFU=$MFU needs PEAK_TFLOPS (e.g. 989 for an H100's dense bf16)"
+        SPEED[$1]=$(awk -v u="$MFU" -v p="$PEAK_TFLOPS" -v f="$(plan_field "$1" "$2" flops_per_token)" \
+                    'BEGIN { if (u <= 0 || u > 1 || p <= 0) exit 1; printf "%.0f", u * p * 1e12 / f }') ||
+            launch_fail "MFU=$MFU PEAK_TFLOPS=$PEAK_TFLOPS: want 0 < MFU <= 1 and a positive peak"
+        return 0
+    fi
     SPEED[$1]=$("${launch[@]}" "$TRAINER" -e "$1" "${common[@]}" -x 4 -v 0 "${extra[@]}" 2>&1 |
                 sed -n 's/^average step: .* ms, \([0-9.]*\) tok\/s.*/\1/p')
     [ -n "${SPEED[$1]}" ] || launch_fail "the speed probe of $1 failed: run $TRAINER -e $1 -x 4 by hand to see why"
@@ -149,7 +158,7 @@ if [ "$DRY_RUN" = "1" ]; then
     for x in $LIST; do
         for p in $PRESETS; do
             load_plan "$p" "$x"
-            load_speed "$p"
+            load_speed "$p" "$x"
             steps=$(plan_field "$p" "$x" steps)
             tokens=$(plan_field "$p" "$x" tokens)
             speed=${SPEED[$p]}
@@ -161,7 +170,10 @@ if [ "$DRY_RUN" = "1" ]; then
                 "$(plan_field "$p" "$x" flops)" "$speed" "$secs"
         done
     done
-    echo "estimated wall time: $((total / 60)) min $((total % 60)) s (from the measured tokens/s; evaluations included)"
+    how="the measured tokens/s"
+    [ -n "${TOKENS_PER_SEC:-}" ] && how="TOKENS_PER_SEC=$TOKENS_PER_SEC"
+    [ -z "${TOKENS_PER_SEC:-}" ] && [ -n "${MFU:-}" ] && how="MFU $MFU of $PEAK_TFLOPS TFLOP/s"
+    printf "estimated wall time: %dh %02dm %02ds (from %s; evaluations included)\n" $((total / 3600)) $((total % 3600 / 60)) $((total % 60)) "$how"
     echo "(DRY_RUN=1: nothing started)"
     exit 0
 fi

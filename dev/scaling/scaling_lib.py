@@ -325,10 +325,12 @@ def compute_of(runs, count):
 # ---------------------------------------------------------------------------------------
 # Kaplan et al. 2020: L(X) = (X_c / X)^alpha on the frontier
 
-def frontier(X, L, rel_tol=1e-6):
+def frontier(X, L, rel_tol=0.02):
     """Indices of the lower envelope of loss against X: runs with the same X (within
     rel_tol) are grouped and the lowest loss kept; then, in increasing X, a group is on the
-    frontier when its loss is below every group with smaller X."""
+    frontier when its loss is below every group with smaller X. The 2% tolerance groups the
+    runs of one IsoFLOP budget, whose FLOPs differ by up to half a step from rounding to whole
+    steps: otherwise the run that happened to round down looks like a frontier point."""
     X = np.asarray(X, float)
     L = np.asarray(L, float)
     order = np.argsort(X, kind="stable")

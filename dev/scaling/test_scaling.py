@@ -223,6 +223,18 @@ def kaplan_recovers_exponent():
     return "alpha %.4f X_c %.3g" % (r["alpha"], r["X_c"])
 
 
+@test
+def frontier_groups_one_budget():
+    """The runs of one IsoFLOP budget spend FLOPs up to half a step apart (rounded to whole
+    steps): only the best of each budget is on the compute frontier, not the run that rounded
+    down (as in our CPU sweep, where d3 spent 2.4952e12 and d1 2.4997e12 of a 2.5e12 budget)."""
+    C = np.array([2.4997e12, 2.4975e12, 2.4952e12, 2.5194e12, 7.4992e12, 7.4985e12, 7.5098e12])
+    L = np.array([5.49, 5.69, 6.13, 6.62, 5.06, 5.32, 6.41])
+    idx = sorted(S.frontier(C, L).tolist())
+    check(idx == [0, 4], "frontier %s, want the best run of each budget [0, 4]" % idx)
+    return "frontier %s" % idx
+
+
 # ---------------------------------------------------------------------------------------
 # A synthetic sweep manifest through the CLI
 
