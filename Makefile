@@ -34,7 +34,8 @@ QUICK_TESTS := "dev/test/test_llmc $(DATA_DIR)/tiny_shakespeare_val.bin dev/data
          dev/test/test_build_variants.sh \
          dev/test/test_plot.sh \
          dev/test/test_launch.sh \
-         dev/test/test_scaling_sweep.sh
+         dev/test/test_scaling_sweep.sh \
+         dev/test/test_sft.sh
 QUICK_BINS := $(TEST_BINS) dev/test/test_matmul
 TESTS := $(QUICK_TESTS) dev/test/test_data_fallback.sh
 BENCH_BINS :=

@@ -47,12 +47,19 @@ static void gpu_grads(GPT2CU* m, float* out) {
     cudaCheck(cudaMemcpy(out, m->grads_memory, m->num_parameters * sizeof(float), cudaMemcpyDeviceToHost));
 }
 
+// the weighted mean loss of the forwards since the last reset
+static float gpu_loss(GPT2CU* m) {
+    double wsum;
+    double s = gpt2cu_loss_read(m, &wsum);
+    return (float)(s / wsum);
+}
+
 // one forward + backward on the GPU, returns the loss
-static float gpu_pass(GPT2CU* m, const int* x, const int* y, int B, int T, float loss_scale) {
+static float gpu_pass(GPT2CU* m, const int* x, const int* y, const float* w, int B, int T, float dloss) {
     gpt2cu_loss_reset(m);
-    gpt2cu_forward(m, x, y, B, T);
-    gpt2cu_backward(m, loss_scale);
-    return (float)gpt2cu_loss_read(m);
+    gpt2cu_forward(m, x, y, w, B, T);
+    gpt2cu_backward(m, dloss);
+    return gpu_loss(m);
 }
 
 static void compare_grads(const char* what, const float* ours, const float* other, const size_t* sizes, double tol) {
@@ -88,6 +95,11 @@ int main(int argc, char** argv) {
     int BT = B * T;
     const int* x = ref.x;
     const int* y = ref.y;
+    const float* w = ref.has_weights ? ref.weights : NULL;
+    if (ref.peft_method != 0) { die("%s: a PEFT reference: parameter-efficient fine-tuning is not in train_gpt.cu yet", state_path); }
+    double wsum = 0.0;
+    for (int i = 0; i < BT; i++) { wsum += w ? w[i] : 1.0f; }
+    float dloss = (float)(1.0 / wsum);  // the weighted mean's gradient per unit of weight
     printf("test_gpt_cu (%s): %s: L=%d C=%d NH=%d V=%d Vp=%d B=%d T=%d, %zu parameters, %d steps\n", PRECISION_NAME,
            argv[1], c->num_layers, c->channels, c->num_heads, V, Vp, B, T, P, nsteps);
 
@@ -100,11 +112,11 @@ int main(int argc, char** argv) {
     float* grads2 = float_alloc_check(P, "gpu grads 2");
 
     // forward
-    gpt2_forward(&cpu, x, y, B, T);
+    gpt2_forward(&cpu, x, y, w, B, T);
     for (int bt = 0; bt < BT; bt++) { memcpy(cpu_logits + (size_t)bt * V, cpu.acts.logits + (size_t)bt * Vp, V * sizeof(float)); }
     gpt2cu_loss_reset(&gpu);
-    gpt2cu_forward(&gpu, x, y, B, T);
-    float loss = (float)gpt2cu_loss_read(&gpu);
+    gpt2cu_forward(&gpu, x, y, w, B, T);
+    float loss = gpu_loss(&gpu);
     gpu_logits(&gpu, BT, logits, row_x);
     double e = scaled_max_error(logits, ref.logits, (size_t)BT * V);
     check(e <= TOL_LOGITS, "logits vs reference", "scaled max error %.2e, tolerance %.0e", e, TOL_LOGITS);
@@ -117,24 +129,26 @@ int main(int argc, char** argv) {
 
     // backward
     gpt2_zero_grad(&cpu);
-    gpt2_backward(&cpu, 1.0f);
+    gpt2_backward(&cpu, dloss);
     gpt2cu_zero_grad(&gpu);
-    gpt2cu_backward(&gpu, 1.0f);
+    gpt2cu_backward(&gpu, dloss);
     gpu_grads(&gpu, grads);
     compare_grads("vs reference", grads, ref.grads, gpu.param_sizes, TOL_GRAD);
     compare_grads("vs CPU", grads, cpu.grads_memory, gpu.param_sizes, TOL_GRAD);
 
     // bitwise repeatability
     gpt2cu_zero_grad(&gpu);
-    gpu_pass(&gpu, x, y, B, T, 1.0f);
+    gpu_pass(&gpu, x, y, w, B, T, dloss);
     gpu_grads(&gpu, grads2);
     check(memcmp(grads, grads2, P * sizeof(float)) == 0, "bitwise repeatable GPU forward+backward", "two identical passes");
 
-    // gradient accumulation: two halves with loss_scale 1/2 == one batch
+    // gradient accumulation: two halves, each scaled by the whole batch's weight, == one batch
     if (B % 2 == 0) {
         int half = B / 2;
         gpt2cu_zero_grad(&gpu);
-        for (int h = 0; h < 2; h++) { gpu_pass(&gpu, x + (size_t)h * half * T, y + (size_t)h * half * T, half, T, 0.5f); }
+        for (int h = 0; h < 2; h++) {
+            gpu_pass(&gpu, x + (size_t)h * half * T, y + (size_t)h * half * T, w ? w + (size_t)h * half * T : NULL, half, T, dloss);
+        }
         gpu_grads(&gpu, grads2);
         e = scaled_max_error(grads2, grads, P);
         double tol = TOL_VARIANT;
@@ -154,7 +168,7 @@ int main(int argc, char** argv) {
             alt.gelu_fusion = variant == 1;
             gpt2cu_allocate(&alt, B, T);
             gpt2cu_zero_grad(&alt);
-            float l2 = gpu_pass(&alt, x, y, B, T, 1.0f);
+            float l2 = gpu_pass(&alt, x, y, w, B, T, dloss);
             gpu_grads(&alt, grads2);
             const char* name = variant == 0 ? "recompute" : "recompute + GELU fusion";
             double tol = variant == 0 ? TOL_VARIANT : TOL_GRAD;
@@ -174,12 +188,12 @@ int main(int argc, char** argv) {
     double worst_ref = 0.0, worst_cpu = 0.0;
     for (int step = 0; step < nsteps; step++) {
         gpt2cu_zero_grad(&gpu);
-        float l = gpu_pass(&gpu, x, y, B, T, 1.0f);
+        float l = gpu_pass(&gpu, x, y, w, B, T, dloss);
         float norm = gpt2cu_grad_norm(&gpu);
         gpt2cu_update(&gpu, lr, beta1, beta2, eps, wd, grad_clip_scale(norm, clip), step + 1);
-        gpt2_forward(&cpu, x, y, B, T);
+        gpt2_forward(&cpu, x, y, w, B, T);
         gpt2_zero_grad(&cpu);
-        gpt2_backward(&cpu, 1.0f);
+        gpt2_backward(&cpu, dloss);
         float cnorm = gpt2_grad_norm(&cpu);
         gpt2_update(&cpu, cpu.grads_memory, lr, beta1, beta2, eps, wd, grad_clip_scale(cnorm, clip), step + 1);
         double dr = fabs(l - ref.step_losses[step]) / fabs(ref.step_losses[step]);

@@ -141,7 +141,9 @@ typedef struct {
     int* d_enc_start;
     int* d_enc_token;
     double* d_norm;       // 1 + SUMSQ_BLOCKS doubles
-    double* d_loss_sum;   // sum of the mean losses of the forwards since gpt2cu_loss_reset
+    double* d_loss_sum;   // [0] sum of weight x loss, [1] sum of weights, of the forwards since gpt2cu_loss_reset
+    float* d_weights;     // (B, T) loss weights of the last forward (has_weights)
+    int has_weights;
     // host
     float* h_params;      // fp32 copy for checkpoints, and the initial upload
     float* h_m;           // AdamW moments, for the training state
@@ -309,7 +311,8 @@ static void gpt2cu_allocate(GPT2CU* model, int B, int T) {
     model->d_enc_start = (int*)cuda_malloc_check((BT + 1) * sizeof(int), "encoder buckets");
     model->d_enc_token = (int*)cuda_malloc_check(BT * sizeof(int), "encoder tokens");
     model->d_norm = (double*)cuda_malloc_check((1 + SUMSQ_BLOCKS) * sizeof(double), "norm scratch");
-    model->d_loss_sum = (double*)cuda_malloc_check(sizeof(double), "loss sum");
+    model->d_loss_sum = (double*)cuda_malloc_check(2 * sizeof(double), "loss sums");
+    model->d_weights = (float*)cuda_malloc_check(BT * sizeof(float), "loss weights");
     model->h_inputs = (int*)calloc_check(BT, sizeof(int), "inputs");
     model->h_enc_count = (int*)calloc_check((size_t)c->vocab_size + 1, sizeof(int), "encoder counts");
     model->h_enc_order = (int*)calloc_check(BT, sizeof(int), "encoder order");
@@ -323,29 +326,36 @@ static void gpt2cu_allocate(GPT2CU* model, int B, int T) {
 }
 
 static void gpt2cu_loss_reset(GPT2CU* model) {
-    cudaCheck(cudaMemsetAsync(model->d_loss_sum, 0, sizeof(double), model->stream));
+    cudaCheck(cudaMemsetAsync(model->d_loss_sum, 0, 2 * sizeof(double), model->stream));
 }
 
 // the sum of the mean losses of the forwards with targets since the last reset (synchronizes)
-static double gpt2cu_loss_read(GPT2CU* model) {
-    double s;
-    cudaCheck(cudaMemcpyAsync(&s, model->d_loss_sum, sizeof(double), cudaMemcpyDeviceToHost, model->stream));
+static double gpt2cu_loss_read(GPT2CU* model, double* weight_sum) {
+    double s[2];
+    cudaCheck(cudaMemcpyAsync(s, model->d_loss_sum, 2 * sizeof(double), cudaMemcpyDeviceToHost, model->stream));
     cudaCheck(cudaStreamSynchronize(model->stream));
-    return s;
+    if (weight_sum != NULL) { *weight_sum = s[1]; }
+    return s[0];
 }
 
-// *sum += mean of losses[0..n): one block, fixed order (deterministic)
-__global__ static void loss_mean_accumulate_kernel(double* sum, const float* losses, int n) {
+// sum[0] += sum of w * losses[0..n), sum[1] += sum of w (w = 1 without weights): one block,
+// fixed order (deterministic)
+__global__ static void loss_weighted_accumulate_kernel(double* sum, const float* losses, const float* weights, int n) {
     __shared__ float shared[32];
-    float s = 0.0f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) { s += losses[i]; }
+    float s = 0.0f, w = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        float wi = weights != NULL ? weights[i] : 1.0f;
+        s += wi * losses[i];
+        w += wi;
+    }
     s = block_reduce_sum(s, shared);
-    if (threadIdx.x == 0) { *sum += (double)s / n; }
+    w = block_reduce_sum(w, shared);
+    if (threadIdx.x == 0) { sum[0] += (double)s; sum[1] += (double)w; }
 }
 
-// Forward pass on host inputs (B, T), with targets also the losses (added to the loss sum).
-// B and T may be smaller than the allocated shape.
-static void gpt2cu_forward(GPT2CU* model, const int* inputs, const int* targets, int B, int T) {
+// Forward pass on host inputs (B, T), with targets also the losses (added to the loss sums,
+// weighted by weights (B, T) if given). B and T may be smaller than the allocated shape.
+static void gpt2cu_forward(GPT2CU* model, const int* inputs, const int* targets, const float* weights, int B, int T) {
     if (model->acts_memory == NULL) { die("gpt2cu_forward before gpt2cu_allocate"); }
     if (B > model->B || T > model->T) { die("batch %dx%d exceeds the allocated %dx%d", B, T, model->B, model->T); }
     GPT2Config* cfg = &model->config;
@@ -356,6 +366,10 @@ static void gpt2cu_forward(GPT2CU* model, const int* inputs, const int* targets,
     cudaStream_t st = model->stream;
     memcpy(model->h_inputs, inputs, (size_t)BT * sizeof(int));
     cudaCheck(cudaMemcpyAsync(model->d_inputs, model->h_inputs, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, st));
+    model->has_weights = targets != NULL && weights != NULL;
+    if (model->has_weights) {
+        cudaCheck(cudaMemcpyAsync(model->d_weights, weights, (size_t)BT * sizeof(float), cudaMemcpyHostToDevice, st));
+    }
     if (targets != NULL) {
         cudaCheck(cudaMemcpyAsync(model->d_targets, targets, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, st));
         // the encoder backward's token buckets (host work, overlapping whatever the GPU still has queued)
@@ -416,8 +430,9 @@ static void gpt2cu_forward(GPT2CU* model, const int* inputs, const int* targets,
     }
     matmul_forward_cuda(a->logits, a->lnf, p->wte, NULL, BT, C, Vp, NULL, st);
     if (targets != NULL) {
-        fused_classifier_cuda(a->logits, a->losses, model->d_targets, 0.0f, BT, V, Vp, st);  // losses only
-        loss_mean_accumulate_kernel<<<1, 1024, 0, st>>>(model->d_loss_sum, a->losses, BT);
+        fused_classifier_cuda(a->logits, a->losses, model->d_targets, NULL, 0.0f, BT, V, Vp, st);  // losses only
+        loss_weighted_accumulate_kernel<<<1, 1024, 0, st>>>(model->d_loss_sum, a->losses,
+                                                            model->has_weights ? model->d_weights : NULL, BT);
         cudaCheckLaunch();
     }
 }
@@ -426,9 +441,10 @@ static void gpt2cu_zero_grad(GPT2CU* model) {
     cudaCheck(cudaMemsetAsync(model->grads_memory, 0, model->num_parameters * sizeof(float), model->stream));
 }
 
-// Backward pass of the last forward (with targets); adds into the gradients. loss_scale is
-// the weight of this micro-batch in the step's loss (1 / accumulation steps).
-static void gpt2cu_backward(GPT2CU* model, float loss_scale) {
+// Backward pass of the last forward (with targets); adds into the gradients the gradient of
+// dloss * sum over positions of w * loss (dloss: the weight of a unit-weight position in the
+// step's loss, as in train_gpt.c's gpt2_backward).
+static void gpt2cu_backward(GPT2CU* model, float dloss) {
     if (!model->has_targets) { die("gpt2cu_backward needs a forward pass with targets"); }
     GPT2Config* cfg = &model->config;
     int B = model->batch_B, T = model->batch_T;
@@ -446,8 +462,8 @@ static void gpt2cu_backward(GPT2CU* model, float loss_scale) {
     size_t lr = model->recompute ? 0 : 1;
 
     // classifier: logits -> dlogits in place (the losses are recomputed, identically)
-    float dloss = loss_scale / (float)BT;
-    fused_classifier_cuda(a->logits, a->losses, model->d_targets, dloss, BT, V, Vp, st);
+    fused_classifier_cuda(a->logits, a->losses, model->d_targets, model->has_weights ? model->d_weights : NULL, dloss,
+                          BT, V, Vp, st);
     matmul_backward_cuda(s->dln, g->wte, NULL, a->logits, a->lnf, p->wte, BT, C, Vp, NULL, s->reduce, st);
     cudaCheck(cudaMemsetAsync(s->dresidual, 0, (size_t)BT * C * sizeof(floatX), st));
     const floatX* top = a->residual3 + (L - 1) * lbtc;
@@ -620,6 +636,7 @@ static void gpt2cu_free(GPT2CU* model) {
         cudaCheck(cudaFree(model->d_enc_token));
         cudaCheck(cudaFree(model->d_norm));
         cudaCheck(cudaFree(model->d_loss_sum));
+        cudaCheck(cudaFree(model->d_weights));
         free(model->h_inputs);
         free(model->h_enc_count);
         free(model->h_enc_order);
@@ -652,13 +669,13 @@ static void gpu_allocate(void* self, int B, int T, size_t opt_offset, size_t opt
     gpt2cu_loss_reset(model);
 }
 
-static void gpu_forward(void* self, const int* inputs, const int* targets, int B, int T) {
-    gpt2cu_forward((GPT2CU*)self, inputs, targets, B, T);
+static void gpu_forward(void* self, const int* inputs, const int* targets, const float* weights, int B, int T) {
+    gpt2cu_forward((GPT2CU*)self, inputs, targets, weights, B, T);
 }
 
-static double gpu_take_loss_sum(void* self) {
+static double gpu_take_loss_sum(void* self, double* weight_sum) {
     GPT2CU* model = (GPT2CU*)self;
-    double s = gpt2cu_loss_read(model);  // synchronizes
+    double s = gpt2cu_loss_read(model, weight_sum);  // synchronizes
     gpt2cu_loss_reset(model);
     return s;
 }
@@ -683,7 +700,7 @@ static const float* gpu_logits_at(void* self, int t) {
 
 static void gpu_zero_grad(void* self) { gpt2cu_zero_grad((GPT2CU*)self); }
 
-static void gpu_backward(void* self, float loss_scale) { gpt2cu_backward((GPT2CU*)self, loss_scale); }
+static void gpu_backward(void* self, float dloss) { gpt2cu_backward((GPT2CU*)self, dloss); }
 
 // Several GPUs: the gradients are summed with NCCL (llmc/comm_nccl.h): all of them, or this
 // process's shard (ZeRO-1); the shard of the sums gives this process's part of the norm, as
@@ -762,6 +779,12 @@ int main(int argc, char** argv) {
     int start_step = train_resume_step(&cfg, &comm, model_path, sizeof(model_path));
     GPT2Config config;
     float* params = train_initial_params(&cfg, start_step, model_path, &config);
+    {
+        PeftLayout lay;
+        uint64_t base_hash = 0;
+        float* peft = train_peft_setup(&cfg, start_step, model_path, &config, params, &lay, &base_hash);
+        if (peft != NULL) { die("--peft %s: parameter-efficient fine-tuning is in the CPU trainer (train_gpt); not yet in train_gpt_cu", PEFT_METHOD_NAMES[lay.pc.method]); }
+    }
     GPT2CU model;
     gpt2cu_build_from_params(&model, &config, params);
     model.recompute = cfg.recompute;
@@ -777,6 +800,7 @@ int main(int argc, char** argv) {
     ops.self = &model;
     ops.config = model.config;
     ops.num_parameters = model.num_parameters;
+    ops.num_trainable = model.num_parameters;
     ops.device_name = device_name;
     ops.allocate = gpu_allocate;
     ops.forward = gpu_forward;

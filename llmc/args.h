@@ -260,6 +260,16 @@ typedef struct {
     int recompute;            // -r  GPU: recompute GELU and LayerNorm outputs in the backward pass
     int gelu_fusion;          //     GPU: GELU in the matmul's epilogue
     const char* attention;    //     GPU: attention kernel, scalar | tc | cudnn; "" = the build's default
+    // fine-tuning (llmc/peft.h): full, or one of the parameter-efficient methods on a frozen base
+    const char* peft;         //     full | lora | bitfit | adapter | prompt
+    int lora_rank;            //     LoRA rank r
+    float lora_alpha;         //     LoRA scale numerator: s = alpha / r
+    const char* lora_targets; //     the matrices LoRA adapts: qkv,attproj,fc,fcproj or all
+    int bitfit_ln;            //     BitFit: also train the LayerNorm gains
+    int adapter_size;         //     adapters: bottleneck size m
+    int prompt_len;           //     prompt tuning: k virtual tokens
+    const char* peft_init;    //     start from (or evaluate) this adapter file instead of a fresh init
+    const char* merge_out;    //     LoRA/BitFit: write the merged plain checkpoint here at the end
 } TrainConfig;
 
 static void train_config_defaults(TrainConfig* c) {
@@ -322,9 +332,18 @@ static void train_config_defaults(TrainConfig* c) {
     c->recompute = 0;
     c->gelu_fusion = 0;
     c->attention = "";  // cuDNN in a USE_CUDNN=1 build, else our CUDA-core kernels
+    c->peft = "full";
+    c->lora_rank = 8;
+    c->lora_alpha = 16.0f;
+    c->lora_targets = "all";
+    c->bitfit_ln = 0;
+    c->adapter_size = 16;
+    c->prompt_len = 16;
+    c->peft_init = NULL;
+    c->merge_out = NULL;
 }
 
-#define TRAIN_NUM_ARGS 59
+#define TRAIN_NUM_ARGS 68
 
 static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
     const double big = 2147483647.0;
@@ -388,6 +407,15 @@ static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
         {"-r", "--recompute", ARG_INT, &c->recompute, 0, 1, "GPU: 1 recomputes GELU and LayerNorm outputs in backward (less memory)"},
         {NULL, "--gelu-fusion", ARG_INT, &c->gelu_fusion, 0, 1, "GPU: 1 fuses GELU into the matmul epilogue"},
         {NULL, "--attention", ARG_STRING, &c->attention, 0, 0, "GPU: attention: scalar (CUDA cores), tc (tensor cores) or cudnn (USE_CUDNN=1 builds)"},
+        {NULL, "--peft", ARG_STRING, &c->peft, 0, 0, "fine-tuning: full (every weight), or on a frozen base: lora | bitfit | adapter | prompt"},
+        {NULL, "--lora-rank", ARG_INT, &c->lora_rank, 1, 65536, "LoRA rank r"},
+        {NULL, "--lora-alpha", ARG_FLOAT, &c->lora_alpha, 1e-6, 1e6, "LoRA alpha: the update is scaled by alpha / r"},
+        {NULL, "--lora-targets", ARG_STRING, &c->lora_targets, 0, 0, "matrices LoRA adapts: comma list of qkv,attproj,fc,fcproj, or all"},
+        {NULL, "--bitfit-ln", ARG_FLAG, &c->bitfit_ln, 0, 0, "BitFit: also train the LayerNorm gains"},
+        {NULL, "--adapter-size", ARG_INT, &c->adapter_size, 1, 1 << 20, "adapters: bottleneck size m (after attention and after the MLP)"},
+        {NULL, "--prompt-len", ARG_INT, &c->prompt_len, 1, 1 << 20, "prompt tuning: k trainable virtual tokens before every sequence"},
+        {NULL, "--peft-init", ARG_STRING, &c->peft_init, 0, 0, "adapter file (.peft) to start from, or with --eval to evaluate on top of -e"},
+        {NULL, "--merge-out", ARG_STRING, &c->merge_out, 0, 0, "LoRA/BitFit: at the end, write base + adapter merged as a plain checkpoint here"},
     };
     memcpy(specs, s, sizeof(s));
 }
@@ -443,6 +471,7 @@ static void train_config_parse(TrainConfig* c, int argc, char** argv, const char
 static const char* const TRAIN_RUN_DEFINING_FLAGS[] = {
     "-i", "-x", "--max-tokens", "--max-flops", "-l", "-k", "-u", "--warmup-frac", "-q", "--wsd-decay-frac", "-c", "--grad-clip", "--beta1", "--beta2", "--eps",
     "--seed", "--no-shuffle", "-a", "-sl", "-sg", "--guard-window", "--guard-max-bad",
+    "--peft", "--lora-rank", "--lora-alpha", "--lora-targets", "--bitfit-ln", "--adapter-size", "--prompt-len",
 };
 
 // "config NAME VALUE" lines of the run-defining flags, for the checkpoint's DONE marker.

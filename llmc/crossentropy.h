@@ -2,8 +2,10 @@
 //   logits: (B, T, Vp); only the first V entries of a row are real tokens, the padding
 //           (up to Vp, a multiple of 128 for fast matmuls) never enters the softmax
 //   forward:  probs (B, T, Vp) and per-position losses = -log probs[target]
-//   backward: dlogits = (probs - onehot(target)) * dloss, where dloss is the weight of each
-//             position in the mean loss (1 / (B*T*grad_accum_steps) for plain training)
+//   backward: dlogits = (probs - onehot(target)) * dloss * w[position], where dloss is the
+//             weight of one position in the step's loss (1 / (B*T*grad_accum_steps) for plain
+//             training) and w the per-position loss weights (NULL: all 1). Fine-tuning masks
+//             prompt tokens with w = 0 (llmc/dataloader.h) and then averages over sum(w).
 #ifndef LLMC_CROSSENTROPY_H
 #define LLMC_CROSSENTROPY_H
 
@@ -36,15 +38,16 @@ static void crossentropy_forward(float* losses, const float* probs, const int* t
 
 // dlogits is overwritten (not accumulated): the logits feed nothing but the loss.
 static void crossentropy_softmax_backward(float* dlogits, const float* probs, const int* targets,
-                                          float dloss, int B, int T, int V, int Vp) {
+                                          const float* weights, float dloss, int B, int T, int V, int Vp) {
     int BT = B * T;
     #pragma omp parallel for
     for (int bt = 0; bt < BT; bt++) {
         float* dl = dlogits + (size_t)bt * Vp;
         const float* p = probs + (size_t)bt * Vp;
-        for (int i = 0; i < V; i++) { dl[i] = p[i] * dloss; }
+        float d = weights != NULL ? dloss * weights[bt] : dloss;
+        for (int i = 0; i < V; i++) { dl[i] = p[i] * d; }
         for (int i = V; i < Vp; i++) { dl[i] = 0.0f; }
-        dl[targets[bt]] -= dloss;
+        dl[targets[bt]] -= d;
     }
 }
 
@@ -53,7 +56,8 @@ static void crossentropy_softmax_backward(float* dlogits, const float* probs, co
 // CUDA twin: the fused classifier. One block per position reads its row of floatX logits,
 // computes the loss through the logsumexp (an online max/sum, never a probability tensor),
 // and, if dloss != 0, overwrites the same row with dlogits = (softmax - onehot) * dloss
-// (padding columns V..Vp get 0). No fp32 logits or probabilities are ever stored.
+// (padding columns V..Vp get 0), times the row's loss weight weights[row] (NULL: 1).
+// No fp32 logits or probabilities are ever stored.
 //   logits: (BT, Vp) floatX, in: logits, out: dlogits (when dloss != 0)
 //   losses: (BT) fp32, -log softmax[target]
 #include "cuda_common.h"
@@ -61,7 +65,7 @@ static void crossentropy_softmax_backward(float* dlogits, const float* probs, co
 #define CLASSIFIER_THREADS 1024
 
 __global__ static void __launch_bounds__(CLASSIFIER_THREADS)
-fused_classifier_kernel(floatX* logits, float* losses, const int* targets, float dloss, int V, int Vp) {
+fused_classifier_kernel(floatX* logits, float* losses, const int* targets, const float* weights, float dloss, int V, int Vp) {
     __shared__ float shared[32];
     int row = blockIdx.x;
     floatX* x = logits + (size_t)row * Vp;
@@ -79,6 +83,7 @@ fused_classifier_kernel(floatX* logits, float* losses, const int* targets, float
     float lse = M + logf(S);
     if (threadIdx.x == 0) { losses[row] = lse - x_target; }
     if (dloss == 0.0f) { return; }
+    if (weights != NULL) { dloss *= weights[row]; }
     for (int i = threadIdx.x; i < Vp; i += blockDim.x) {
         float d = 0.0f;
         if (i < V) {
@@ -89,9 +94,9 @@ fused_classifier_kernel(floatX* logits, float* losses, const int* targets, float
     }
 }
 
-static void fused_classifier_cuda(floatX* logits, float* losses, const int* targets, float dloss,
+static void fused_classifier_cuda(floatX* logits, float* losses, const int* targets, const float* weights, float dloss,
                                   int BT, int V, int Vp, cudaStream_t stream) {
-    fused_classifier_kernel<<<BT, CLASSIFIER_THREADS, 0, stream>>>(logits, losses, targets, dloss, V, Vp);
+    fused_classifier_kernel<<<BT, CLASSIFIER_THREADS, 0, stream>>>(logits, losses, targets, weights, dloss, V, Vp);
     cudaCheckLaunch();
 }
 #endif // __CUDACC__

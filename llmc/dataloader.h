@@ -45,6 +45,12 @@ typedef struct {
     int* seq_buf;       // T + 1 tokens
     int* inputs;        // (B, T)
     int* targets;       // (B, T)
+    // per-target loss weights (B, T) from the shards' loss masks (llmc/shard.h): the weight of
+    // target t of a row is the mask byte of that target token. has_mask: some shard has a mask
+    // (otherwise the weights are all 1 and callers may pass NULL for them instead).
+    int has_mask;
+    uint8_t* seq_mask;  // T + 1 mask bytes
+    float* weights;     // (B, T)
     int* batch_shard;   // (B) for tests and debugging: where each row of the batch came from
     long* batch_seq;    // (B)
 } DataLoader;
@@ -62,6 +68,8 @@ static void dataloader_free(DataLoader* dl) {
     free(dl->seq_buf);
     free(dl->inputs);
     free(dl->targets);
+    free(dl->seq_mask);
+    free(dl->weights);
     free(dl->batch_shard);
     free(dl->batch_seq);
     memset(dl, 0, sizeof(*dl));
@@ -137,6 +145,7 @@ static int dataloader_init(DataLoader* dl, const char* pattern, int B, int T, in
         if (n > INT32_MAX) { set_err(err, "%s: too many sequences in one shard", path); dataloader_free(dl); return -1; }
         dl->shard_num_seqs[i] = n;
         dl->total_seqs += n;
+        dl->has_mask |= dl->shard_info[i].has_mask;
         if (n > max_seqs) { max_seqs = n; }
     }
     if (dl->total_seqs < (long)B * num_processes) {
@@ -150,6 +159,8 @@ static int dataloader_init(DataLoader* dl, const char* pattern, int B, int T, in
     dl->seq_buf = (int*)calloc_check(T + 1, sizeof(int), "sequence buffer");
     dl->inputs = (int*)calloc_check((size_t)B * T, sizeof(int), "inputs");
     dl->targets = (int*)calloc_check((size_t)B * T, sizeof(int), "targets");
+    dl->seq_mask = (uint8_t*)calloc_check(T + 1, 1, "sequence mask");
+    dl->weights = (float*)calloc_check((size_t)B * T, sizeof(float), "loss weights");
     dl->batch_shard = (int*)calloc_check(B, sizeof(int), "batch shards");
     dl->batch_seq = (long*)calloc_check(B, sizeof(long), "batch sequences");
     dataloader_reset(dl, seed);
@@ -218,11 +229,12 @@ static int dataloader_next(DataLoader* dl, char* err) {
                 dl->file_shard = shard;
             }
             if (shard_read_tokens(dl->file, dl->shard_paths[shard], &dl->shard_info[shard], seq * T, T + 1,
-                                  dl->seq_buf, NULL, dl->V, err) != 0) {
+                                  dl->seq_buf, dl->seq_mask, dl->V, err) != 0) {
                 return -1;
             }
             memcpy(dl->inputs + (size_t)b * T, dl->seq_buf, T * sizeof(int));
             memcpy(dl->targets + (size_t)b * T, dl->seq_buf + 1, T * sizeof(int));
+            for (int t = 0; t < T; t++) { dl->weights[(size_t)b * T + t] = dl->seq_mask[t + 1] ? 1.0f : 0.0f; }
             dl->batch_shard[b] = shard;
             dl->batch_seq[b] = seq;
         }

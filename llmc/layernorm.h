@@ -58,7 +58,9 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
         }
     }
     // weight and bias gradients reduce over rows: split the channels among threads so each
-    // sum runs in row order whatever the thread count
+    // sum runs in row order whatever the thread count. A frozen LayerNorm (PEFT) passes NULL
+    // for both and gets none; dweight NULL alone keeps dbias (BitFit without the gains).
+    if (dweight == NULL && dbias == NULL) { return; }
     const int chunk = 16;
     int nchunks = (C + chunk - 1) / chunk;
     #pragma omp parallel for
@@ -78,8 +80,8 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
             }
         }
         for (int i = c0; i < c1; i++) {
-            dweight[i] += dw[i - c0];
-            dbias[i] += db[i - c0];
+            if (dweight != NULL) { dweight[i] += dw[i - c0]; }
+            if (dbias != NULL) { dbias[i] += db[i - c0]; }
         }
     }
 }

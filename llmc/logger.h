@@ -130,6 +130,8 @@ typedef struct {
     int L, C, NH, V, Vp, maxT, B, T, total_batch, max_steps, world;
     double n_params, n_params_nonembed, n_params_head, flops_per_token;
     const char* init_model;
+    const char* peft;        // fine-tuning method: full, lora, bitfit, adapter, prompt
+    double n_trainable;      // the parameters the optimizer updates
 } RunInfo;
 
 static void logger_log_run(Logger* lg, const RunInfo* r) {
@@ -145,6 +147,9 @@ static void logger_log_run(Logger* lg, const RunInfo* r) {
     json_number(lg->json, "flops_per_token", r->flops_per_token);
     json_number(lg->json, "tokens", (double)r->max_steps * r->total_batch);
     json_number(lg->json, "flops", (double)r->max_steps * r->total_batch * r->flops_per_token);
+    fprintf(lg->json, ",\"peft\":");
+    json_string(lg->json, r->peft != NULL ? r->peft : "full");
+    json_number(lg->json, "n_trainable", r->n_trainable);
     fprintf(lg->json, "}}\n");
     logger_check(lg->json, lg->jpath);
 }

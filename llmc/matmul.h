@@ -531,7 +531,8 @@ static void matmul_backward(float* dinp, float* dweight, float* dbias,
     // dinp[BT, C] += dout[BT, OC] @ W[OC, C]
     gemm(BT, C, OC, dout, OC, 1, weight, C, 1, dinp, C, 1, NULL);
     // dweight[OC, C] += dout^T[OC, BT] @ inp[BT, C]: A[i=o, k=bt] = dout[bt*OC + o]
-    gemm(OC, C, BT, dout, 1, OC, inp, C, 1, dweight, C, 1, NULL);
+    // (NULL: a frozen weight, as in parameter-efficient fine-tuning, gets no gradient)
+    if (dweight != NULL) { gemm(OC, C, BT, dout, 1, OC, inp, C, 1, dweight, C, 1, NULL); }
     if (dbias != NULL) { matmul_dbias(dbias, dout, BT, OC); }
 }
 
@@ -668,8 +669,11 @@ static void matmul_backward_cuda(floatX* dinp, float* dweight, float* dbias, con
                     pre_gelu != NULL ? CUBLASLT_EPILOGUE_DGELU : CUBLASLT_EPILOGUE_DEFAULT, NULL,
                     (void*)pre_gelu, C, stream);
     // dweight^T (C x OC) += [inp as stored: C x BT] @ [dout as stored: OC x BT]^T
-    matmul_cublaslt(dweight, CUDA_R_32F, inp, dout, C, OC, BT, 0, 1, C, OC, C, 1.0f,
-                    CUBLASLT_EPILOGUE_DEFAULT, NULL, NULL, 0, stream);
+    // (NULL: a frozen weight, as in parameter-efficient fine-tuning)
+    if (dweight != NULL) {
+        matmul_cublaslt(dweight, CUDA_R_32F, inp, dout, C, OC, BT, 0, 1, C, OC, C, 1.0f,
+                        CUBLASLT_EPILOGUE_DEFAULT, NULL, NULL, 0, stream);
+    }
     if (dbias != NULL) { colsum_accumulate_cuda(dbias, dout, BT, OC, scratch, stream); }
 }
 

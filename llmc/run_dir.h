@@ -64,7 +64,8 @@ static int run_dir_is_run_file(const char* name) {
     }
     if (strncmp(name, "model_", 6) == 0) {
         for (p = name + 6; isdigit((unsigned char)*p); p++) { digits++; }
-        return digits == 8 && (strcmp(p, ".bin") == 0 || strcmp(p, "_bf16.bin") == 0);
+        // .peft: a parameter-efficient fine-tuning run's checkpoint holds its adapter file instead
+        return digits == 8 && (strcmp(p, ".bin") == 0 || strcmp(p, "_bf16.bin") == 0 || strcmp(p, ".peft") == 0);
     }
     if (strncmp(name, "state_", 6) == 0) {
         for (p = name + 6; isdigit((unsigned char)*p); p++) { digits++; }

@@ -24,27 +24,38 @@
 #include "signals.h"
 #include "comm.h"
 #include "adamw.h"  // grad_clip_scale
+#include "peft.h"
 
 typedef struct {
     void* self;               // the model
     GPT2Config config;
-    size_t num_parameters;
+    size_t num_parameters;    // the model's
+    // What the optimizer trains: every parameter (num_trainable = num_parameters, peft NULL),
+    // or the PEFT tensors of peft on the frozen base (llmc/peft.h). Everything below that
+    // speaks of "the parameters" (moments, shards, updates, checkpoints) means these.
+    size_t num_trainable;
+    const PeftLayout* peft;
+    const float* base_params;  // PEFT: the frozen base's fp32 weights on the host (for --merge-out)
+    uint64_t base_hash;        // PEFT: peft_hash_floats of them, recorded in adapter files
     const char* device_name;  // for the start-up lines, e.g. "CPU" or the GPU's name
     // Allocates everything a step at (B, T) needs, with the AdamW moments of the parameters
     // [opt_offset, opt_offset + opt_count) (all, or this process's ZeRO-1 shard).
     void (*allocate)(void* self, int B, int T, size_t opt_offset, size_t opt_count);
     // Forward on host inputs (B, T); B and T may be below the allocated shape; targets may
-    // be NULL. It need not wait for the result (the GPU queues its work).
-    void (*forward)(void* self, const int* inputs, const int* targets, int B, int T);
-    // The sum of the mean losses of the forwards with targets since the last call; resets it.
-    double (*take_loss_sum)(void* self);
+    // be NULL; weights (B, T) are the per-target loss weights (NULL: all 1). It need not
+    // wait for the result (the GPU queues its work).
+    void (*forward)(void* self, const int* inputs, const int* targets, const float* weights, int B, int T);
+    // Since the last call (which it resets): the weighted sum of the per-position losses of
+    // the forwards with targets, and in *weight_sum the sum of their weights.
+    double (*take_loss_sum)(void* self, double* weight_sum);
     // The per-position losses of the last forward with targets, on the host.
     const float* (*losses)(void* self);
     // The logits (V floats) of batch row 0 at position t of the last forward, on the host.
     const float* (*logits_at)(void* self, int t);
     void (*zero_grad)(void* self);
-    // Adds the gradients of the last forward's mean loss times loss_scale.
-    void (*backward)(void* self, float loss_scale);
+    // Adds the gradients of dloss * sum over positions of weight * loss, of the last forward:
+    // dloss is the weight of one unit-weight position in the step's loss.
+    void (*backward)(void* self, float dloss);
     // Sums the gradients over processes (all of them, or with zero1 this process's shard, see
     // comm_shard) and returns the sum of squares of this process's shard of the sums.
     double (*reduce_gradients)(void* self, Comm* comm, int zero1);
@@ -52,7 +63,8 @@ typedef struct {
     // the gradients; t counts updates from 1), then with zero1 the parameters are gathered.
     void (*update)(void* self, Comm* comm, int zero1, float lr, float beta1, float beta2, float eps,
                    float weight_decay, float grad_scale, int t);
-    // Host views for checkpoints: the fp32 parameters, and the moments this process holds.
+    // Host views for checkpoints: the fp32 trainable parameters (the model, or the PEFT
+    // tensors), and the moments this process holds.
     // moments_loaded tells the model the host moments were overwritten (resume).
     const float* (*params_host)(void* self);
     void (*moments_host)(void* self, float** m, float** v);
@@ -108,7 +120,7 @@ static int train_resume_step(const TrainConfig* cfg, Comm* comm, char* model_pat
         if (comm->rank == 0) { printf("resume: no complete checkpoint in %s, starting from -e %s\n", cfg->output_dir, cfg->init_model); }
         return 0;
     }
-    checkpoint_paths(cfg->output_dir, start_step, 0, model_path, NULL, NULL, n);
+    checkpoint_model_path(cfg->output_dir, start_step, model_path, n);
     if (comm->rank == 0) { printf("resume: from step %d (%s)\n", start_step, model_path); }
     return start_step;
 }
@@ -118,6 +130,8 @@ static int train_resume_step(const TrainConfig* cfg, Comm* comm, char* model_pat
 static float* train_initial_params(const TrainConfig* cfg, int start_step, const char* model_path, GPT2Config* config) {
     char err[LLMC_ERRLEN];
     float* params = NULL;
+    // a PEFT run's checkpoint is its adapter file: the base comes from -e, as when it began
+    if (start_step > 0 && peft_file_is_adapter(model_path)) { start_step = 0; }
     // -e names a file when one exists or the name has a '/'; else a preset (dN). Both at once
     // (a file "d12" in the current directory) is ambiguous: refused rather than guessed.
     int is_preset = gpt2_config_from_preset(cfg->init_model, config, err) == 0;
@@ -153,24 +167,97 @@ static float* train_initial_params(const TrainConfig* cfg, int start_step, const
     return params;
 }
 
+// The PEFT tensors a run trains (llmc/peft.h), or NULL for full fine-tuning (then lay->pc.method
+// is PEFT_NONE). In order: the adapter file of the checkpoint being resumed (model_path ends in
+// .peft), --peft-init's file, or a fresh init from --seed. The method and its settings come
+// from the flags; an adapter file must agree with them (with --peft full and --peft-init, the
+// file's own method is taken: evaluating an adapter needs no flags but the file).
+// base_params: the frozen base; *base_hash gets its hash (adapter files record it).
+static float* train_peft_setup(const TrainConfig* cfg, int start_step, const char* model_path, const GPT2Config* config,
+                               const float* base_params, PeftLayout* lay, uint64_t* base_hash) {
+    char err[LLMC_ERRLEN];
+    PeftConfig pc;
+    memset(&pc, 0, sizeof(pc));
+    if (peft_parse_method(cfg->peft, &pc.method, err) != 0) { die("%s", err); }
+    pc.lora_rank = cfg->lora_rank;
+    pc.lora_alpha = cfg->lora_alpha;
+    if (lora_parse_targets(cfg->lora_targets, &pc.lora_targets, err) != 0) { die("%s", err); }
+    pc.bitfit_ln = cfg->bitfit_ln;
+    pc.adapter_size = cfg->adapter_size;
+    pc.prompt_len = cfg->prompt_len;
+    memset(lay, 0, sizeof(*lay));
+    const char* file = NULL;
+    if (start_step > 0 && peft_file_is_adapter(model_path)) { file = model_path; }
+    else if (start_step == 0 && cfg->peft_init != NULL) { file = cfg->peft_init; }
+    if (pc.method == PEFT_NONE && file == NULL) {
+        if (cfg->merge_out != NULL) { die("--merge-out: merges a LoRA or BitFit adapter; this run has none (--peft full)"); }
+        return NULL;
+    }
+    *base_hash = peft_hash_floats(base_params, gpt2_num_parameters(config));
+    float* peft = NULL;
+    if (file != NULL) {
+        if (peft_file_read(file, config, *base_hash, lay, &peft, err) != 0) { die("%s%s", file == cfg->peft_init ? "--peft-init: " : "-y: ", err); }
+        const PeftConfig* f = &lay->pc;
+        if (pc.method != PEFT_NONE) {
+            int same = f->method == pc.method;
+            if (same && pc.method == PEFT_LORA) { same = f->lora_rank == pc.lora_rank && f->lora_alpha == pc.lora_alpha && f->lora_targets == pc.lora_targets; }
+            if (same && pc.method == PEFT_BITFIT) { same = f->bitfit_ln == pc.bitfit_ln; }
+            if (same && pc.method == PEFT_ADAPTER) { same = f->adapter_size == pc.adapter_size; }
+            if (same && pc.method == PEFT_PROMPT) { same = f->prompt_len == pc.prompt_len; }
+            if (!same) {
+                die("%s: holds a %s adapter (rank %d, alpha %g, targets %d, bitfit-ln %d, size %d, prompt %d) that differs from "
+                    "the flags (--peft %s and its settings): give the flags it was made with, or --peft full to take the file's",
+                    file, PEFT_METHOD_NAMES[f->method], f->lora_rank, f->lora_alpha, f->lora_targets, f->bitfit_ln,
+                    f->adapter_size, f->prompt_len, cfg->peft);
+            }
+        }
+    } else {
+        if (peft_config_check(&pc, config, cfg->T, err) != 0) { die("%s", err); }
+        peft_layout(lay, &pc, config);
+        peft = float_alloc_check(lay->count, "PEFT tensors");
+        peft_init(peft, lay, config, base_params, (uint64_t)cfg->seed);
+    }
+    if (peft_config_check(&lay->pc, config, cfg->T, err) != 0) { die("%s", err); }
+    if (cfg->merge_out != NULL && lay->pc.method != PEFT_LORA && lay->pc.method != PEFT_BITFIT) {
+        die("--merge-out: %s adds computation to the model and cannot be merged into a plain checkpoint (LoRA and BitFit can)",
+            PEFT_METHOD_NAMES[lay->pc.method]);
+    }
+    return peft;
+}
+
+// --merge-out: base + adapter folded into a plain llm.c checkpoint (LoRA, BitFit).
+static void train_merge_out(ModelOps* ops, const char* path) {
+    size_t n = ops->num_parameters;
+    float* merged = float_alloc_check(n, "merged model");
+    memcpy(merged, ops->base_params, n * sizeof(float));
+    peft_merge(merged, ops->params_host(ops->self), ops->peft, &ops->config);
+    checkpoint_write(path, &ops->config, merged, 3);
+    printf("wrote %s: the base with the %s adapter merged in\n", path, PEFT_METHOD_NAMES[ops->peft->pc.method]);
+    free(merged);
+}
+
 // Mean loss over num_batches batch steps of the val loader, from its start. With several
 // processes each evaluates its own part of every batch step (the loader splits them) and the
 // means are averaged. NAN when a signal interrupted it (the run then checkpoints and stops).
+// With loss masks (fine-tuning data) it is the mean over the unmasked targets of all of them.
 static float train_evaluate(ModelOps* ops, DataLoader* val, int num_batches, Comm* comm) {
     char err[LLMC_ERRLEN];
+    double weight_sum;
     dataloader_reset(val, 0);
-    ops->take_loss_sum(ops->self);  // drop what earlier forwards left
+    ops->take_loss_sum(ops->self, &weight_sum);  // drop what earlier forwards left
     int done = 0;
     for (int i = 0; i < num_batches && stop_signal == 0; i++) {
         if (dataloader_next(val, err) != 0) { die("%s", err); }
-        ops->forward(ops->self, val->inputs, val->targets, val->B, val->T);
+        ops->forward(ops->self, val->inputs, val->targets, val->has_mask ? val->weights : NULL, val->B, val->T);
         comm_heartbeat(comm, "evaluating the val loss");
         done++;
     }
-    double mean = ops->take_loss_sum(ops->self) / (done > 0 ? done : 1);
+    double loss_sum = ops->take_loss_sum(ops->self, &weight_sum);
     int interrupted = comm_allreduce_max_int(comm, done < num_batches);
-    double sum = comm_allreduce_sum_double(comm, mean);
-    return interrupted ? NAN : (float)(sum / comm->world);
+    loss_sum = comm_allreduce_sum_double(comm, loss_sum);
+    weight_sum = comm_allreduce_sum_double(comm, weight_sum);
+    if (interrupted) { return NAN; }
+    return weight_sum > 0 ? (float)(loss_sum / weight_sum) : NAN;
 }
 
 // HellaSwag accuracy over the first n examples (llmc/hellaswag.h): each ending is scored by
@@ -196,7 +283,7 @@ static float train_evaluate_hellaswag(ModelOps* ops, const HellaSwag* hs, int n,
         for (int j = 0; j < 4; j++) {
             int first;
             int len = hellaswag_sequence(ex, j, seq, ops->T + 1, &first);
-            ops->forward(ops->self, seq, seq + 1, 1, len - 1);
+            ops->forward(ops->self, seq, seq + 1, NULL, 1, len - 1);
             const float* losses = ops->losses(ops->self);
             double sum = 0.0;
             for (int p = first; p < len - 1; p++) { sum += losses[p]; }
@@ -226,7 +313,7 @@ static void train_sample(ModelOps* ops, const Tokenizer* tok, int have_tokenizer
     for (int i = 0; i < gen_tokens; i++) {
         int start = len > T ? len - T : 0;
         int t = len - start;
-        ops->forward(ops->self, buf + start, NULL, 1, t);
+        ops->forward(ops->self, buf + start, NULL, NULL, 1, t);
         int next = sample_from_logits(ops->logits_at(ops->self, t - 1), V, temperature, rng_f32(rng));
         buf[len++] = next;
         if (have_tokenizer) { utf8_printer_token(&up, tok, next, stdout); } else { printf("%d ", next); }
@@ -345,7 +432,7 @@ static TrainStateHeader train_state_header(size_t num_parameters, const TrainCon
 static void train_save_checkpoint(ModelOps* ops, const TrainConfig* cfg, Comm* comm, int total_batch, int step,
                                   const DataLoader* loader, const Rng* sample_rng, const SpikeGuard* guard,
                                   long long skipped) {
-    TrainStateHeader h = train_state_header(ops->num_parameters, cfg, comm, total_batch, step, loader, sample_rng,
+    TrainStateHeader h = train_state_header(ops->num_trainable, cfg, comm, total_batch, step, loader, sample_rng,
                                             guard, skipped);
     float *m, *v;
     ops->moments_host(ops->self, &m, &v);
@@ -353,7 +440,7 @@ static void train_save_checkpoint(ModelOps* ops, const TrainConfig* cfg, Comm* c
     // a model or moments holding NaN/Inf is never written as a checkpoint: resuming from it
     // could only fail again, and retention could delete the good ones for it
     int finite = all_finite(m + at, (size_t)h.shard_count) && all_finite(v + at, (size_t)h.shard_count);
-    if (comm->rank == 0) { finite = finite && all_finite(ops->params_host(ops->self), ops->num_parameters); }
+    if (comm->rank == 0) { finite = finite && all_finite(ops->params_host(ops->self), ops->num_trainable); }
     if (comm_allreduce_max_int(comm, !finite)) {
         int latest = comm->rank == 0 ? latest_checkpoint(cfg->output_dir) : -1;
         if (comm->rank == 0) {
@@ -362,14 +449,23 @@ static void train_save_checkpoint(ModelOps* ops, const TrainConfig* cfg, Comm* c
         }
         exit(EXIT_FAILURE);
     }
-    checkpoint_save_rank(cfg->output_dir, step, &ops->config, ops->params_host(ops->self), &h, m + at, v + at);
+    if (ops->peft != NULL) {
+        // the checkpoint's model is the adapter file, a few MB at most: the base stays where -e is
+        char model[1100], state[1100];
+        checkpoint_paths(cfg->output_dir, step, comm->rank, NULL, state, NULL, sizeof(state));
+        snprintf(model, sizeof(model), "%s/model_%08d.peft", cfg->output_dir, step);
+        if (comm->rank == 0) { peft_file_write(model, ops->peft, &ops->config, ops->base_hash, ops->params_host(ops->self)); }
+        train_state_write(state, &h, m + at, v + at);
+    } else {
+        checkpoint_save_rank(cfg->output_dir, step, &ops->config, ops->params_host(ops->self), &h, m + at, v + at);
+    }
     comm_barrier(comm);
     if (comm->rank == 0) {
         char record[4096];
         train_config_record(cfg, record, sizeof(record));
         checkpoint_commit(cfg->output_dir, step, cfg->keep_last, cfg->keep_every, guard == NULL || guard->bad_in_row == 0, record);
-        printf("wrote checkpoint %s/model_%08d.bin\n", cfg->output_dir, step);
-        if (cfg->write_bf16) {
+        printf("wrote checkpoint %s/model_%08d.%s\n", cfg->output_dir, step, ops->peft != NULL ? "peft" : "bin");
+        if (cfg->write_bf16 && ops->peft == NULL) {
             char path[1100];
             snprintf(path, sizeof(path), "%s/model_%08d_bf16.bin", cfg->output_dir, step);
             checkpoint_write(path, &ops->config, ops->params_host(ops->self), 5);
@@ -497,10 +593,10 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
     // the AdamW moments of its shard only.
     int zero1 = cfg->zero_stage == 1 && comm->world > 1;
     if (zero1) {
-        comm_shard(ops->num_parameters, comm->world, comm->rank, &ops->opt_offset, &ops->opt_count);
+        comm_shard(ops->num_trainable, comm->world, comm->rank, &ops->opt_offset, &ops->opt_count);
     } else {
         ops->opt_offset = 0;
-        ops->opt_count = ops->num_parameters;
+        ops->opt_count = ops->num_trainable;
     }
     // a plan (--dry-run) allocates nothing: it may be made for a model this machine cannot train
     if (!cfg->dry_run) { ops->allocate(ops->self, B, T, ops->opt_offset, ops->opt_count); }
@@ -515,7 +611,7 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
     long long skipped_total = 0;
 
     if (start_step > 0) {
-        TrainStateHeader expected = train_state_header(ops->num_parameters, cfg, comm, total_batch, start_step, NULL, NULL, NULL, 0);
+        TrainStateHeader expected = train_state_header(ops->num_trainable, cfg, comm, total_batch, start_step, NULL, NULL, NULL, 0);
         TrainStateHeader h;
         float *m, *v;
         ops->moments_host(ops->self, &m, &v);
@@ -578,12 +674,34 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
                              (double)mc->max_seq_len * mc->channels,
         .n_params_head = (double)ops->num_parameters - (double)mc->max_seq_len * mc->channels,
         .flops_per_token = flops_per_token, .init_model = model_desc,
+        .peft = ops->peft != NULL ? PEFT_METHOD_NAMES[ops->peft->pc.method] : "full", .n_trainable = (double)ops->num_trainable,
     };
     if (master) {
         printf("model: L=%d C=%d NH=%d V=%d Vp=%d maxT=%d, %.2fM parameters (%s)\n", mc->num_layers, mc->channels,
                mc->num_heads, mc->vocab_size, mc->padded_vocab_size, mc->max_seq_len, ops->num_parameters / 1e6, model_desc);
         printf("parameters: %.0f in all, %.0f without the embeddings (wte, wpe), %.0f without wpe (the N of "
                "%.4g FLOPs per token = 6N + 6LCT)\n", run.n_params, run.n_params_nonembed, run.n_params_head, flops_per_token);
+        if (ops->peft != NULL) {
+            const PeftConfig* pc = &ops->peft->pc;
+            char what[160] = "";
+            if (pc->method == PEFT_LORA) {
+                char targets[64] = "";
+                for (int t = 0; t < 4; t++) {
+                    if (pc->lora_targets & (1 << t)) { snprintf(targets + strlen(targets), sizeof(targets) - strlen(targets), "%s%s", targets[0] ? "," : "", LORA_TARGET_NAMES[t]); }
+                }
+                snprintf(what, sizeof(what), "rank %d, alpha %g, on %s", pc->lora_rank, pc->lora_alpha, targets);
+            } else if (pc->method == PEFT_BITFIT) {
+                snprintf(what, sizeof(what), "biases%s", pc->bitfit_ln ? " and LayerNorm gains" : "");
+            } else if (pc->method == PEFT_ADAPTER) {
+                snprintf(what, sizeof(what), "bottleneck %d after attention and MLP", pc->adapter_size);
+            } else {
+                snprintf(what, sizeof(what), "%d virtual tokens", pc->prompt_len);
+            }
+            printf("peft: %s (%s), %zu trainable parameters = %.3f%% of the model; base frozen (no gradients or AdamW "
+                   "moments for it): gradients + moments %.2f MB instead of %.2f MB\n", PEFT_METHOD_NAMES[pc->method],
+                   what, ops->num_trainable, 100.0 * ops->num_trainable / ops->num_parameters,
+                   3.0 * ops->num_trainable * 4 / 1e6, 3.0 * ops->num_parameters * 4 / 1e6);
+        }
         if (have_train) {
             printf("train: %s, %ld sequences of T=%d, %s\n", cfg->train_data, train_loader.total_seqs, T,
                    cfg->no_shuffle ? "in order" : "shuffled");
@@ -678,29 +796,46 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
         }
 
         double t0 = now_seconds();
+        double weight_sum;
         ops->zero_grad(ops->self);
-        ops->take_loss_sum(ops->self);
+        ops->take_loss_sum(ops->self, &weight_sum);
+        // The step's loss is the mean over its targets of weight x loss, divided by the sum of
+        // the weights (all 1 in pre-training; 0 on masked prompt tokens in fine-tuning). The
+        // backward passes scale each position as if every weight were 1 (1 / tokens in the
+        // step); the true normalizer, known once every micro-batch is in, rescales the
+        // gradients in the update (grad_scale) and the norm. With all weights 1 it is exactly 1.
+        float dloss = (float)(1.0 / ((double)B * T * grad_accum_steps * comm->world));
         for (int micro = 0; micro < grad_accum_steps; micro++) {
             if (!(cfg->overfit_batch && step > 0)) {
                 if (dataloader_next(&train_loader, err) != 0) { die("%s", err); }
             }
-            ops->forward(ops->self, train_loader.inputs, train_loader.targets, B, T);
-            // each process's share of the step's mean loss: the gradients are summed over processes
-            ops->backward(ops->self, 1.0f / (grad_accum_steps * comm->world));
+            ops->forward(ops->self, train_loader.inputs, train_loader.targets,
+                         train_loader.has_mask ? train_loader.weights : NULL, B, T);
+            ops->backward(ops->self, dloss);
             comm_heartbeat(comm, "in a training step");
         }
-        double loss_sum = ops->take_loss_sum(ops->self);
-        float loss = (float)(comm_allreduce_sum_double(comm, loss_sum / grad_accum_steps) / comm->world);
-        float norm = (float)sqrt(comm_allreduce_sum_double(comm, ops->reduce_gradients(ops->self, comm, zero1)));
+        double loss_sum = ops->take_loss_sum(ops->self, &weight_sum);
+        loss_sum = comm_allreduce_sum_double(comm, loss_sum);
+        weight_sum = comm_allreduce_sum_double(comm, weight_sum);
+        double tokens_in_step = (double)B * T * grad_accum_steps * comm->world;
+        float grad_scale = weight_sum > 0 ? (float)(tokens_in_step / weight_sum) : 0.0f;
+        float loss = weight_sum > 0 ? (float)(loss_sum / weight_sum) : 0.0f;
+        float norm = (float)sqrt(comm_allreduce_sum_double(comm, ops->reduce_gradients(ops->self, comm, zero1))) * grad_scale;
         float lr = lr_at(&schedule, step);
         char why[256];
-        int skip = guard_check(&guard, loss, norm, why, sizeof(why));  // the same decision on every process
+        int skip;
+        if (weight_sum > 0) {
+            skip = guard_check(&guard, loss, norm, why, sizeof(why));  // the same decision on every process
+        } else {
+            skip = 1;  // nothing to learn from: no update (AdamW's moments and weight decay stand still too)
+            snprintf(why, sizeof(why), "no target in the step has a nonzero loss weight (all masked)");
+        }
         if (skip) {
             skipped_total++;
             if (master) { printf("step %d: update skipped: %s (%d in a row)\n", step + 1, why, guard.bad_in_row); }
         } else {
             ops->update(ops->self, comm, zero1, lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay,
-                        grad_clip_scale(norm, cfg->grad_clip), step + 1 - (int)skipped_total);
+                        grad_clip_scale(norm, cfg->grad_clip) * grad_scale, step + 1 - (int)skipped_total);
         }
         double dt = now_seconds() - t0;
         if (step > start_step) { train_seconds += dt; timed_steps++; }  // the first step warms caches
@@ -744,6 +879,10 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
         }
         printf("average step: %.1f ms, %.0f tok/s, %.1f GFLOP/s%s (%d steps after the first)\n", avg * 1e3,
                total_batch / avg, flops_per_step / avg / 1e9, mfu_text, timed_steps);
+    }
+
+    if (cfg->merge_out != NULL && master && exit_code == 0 && stop_signal == 0) {
+        train_merge_out(ops, cfg->merge_out);
     }
 
     logger_free(&logger);

@@ -1,7 +1,9 @@
 // Training state for exact resume, and the checkpoint directory.
 //
 // A checkpoint at step S in the output directory is three kinds of files:
-//   model_SSSSSSSS.bin           the model (llmc/checkpoint.h), loadable on its own
+//   model_SSSSSSSS.bin           the model (llmc/checkpoint.h), loadable on its own; in a
+//                                PEFT run model_SSSSSSSS.peft instead, the adapter file
+//                                (llmc/peft.h) that loads on top of the run's base model (-e)
 //   state_SSSSSSSS_RRRRR.bin     per rank: AdamW moments (this rank's share), step, RNG states,
 //                                data-loader position and shuffle state, spike-guard window
 //   DONE_SSSSSSSS                written last: only a checkpoint with it is complete
@@ -49,6 +51,14 @@ static void checkpoint_paths(const char* dir, int step, int rank, char* model, c
     if (model) { snprintf(model, n, "%s/model_%08d.bin", dir, step); }
     if (state) { snprintf(state, n, "%s/state_%08d_%05d.bin", dir, step, rank); }
     if (done) { snprintf(done, n, "%s/DONE_%08d", dir, step); }
+}
+
+// The model file of the checkpoint at step: model_SSSSSSSS.peft when a PEFT run wrote one,
+// else model_SSSSSSSS.bin.
+static void checkpoint_model_path(const char* dir, int step, char* out, size_t n) {
+    snprintf(out, n, "%s/model_%08d.peft", dir, step);
+    if (access(out, F_OK) == 0) { return; }
+    snprintf(out, n, "%s/model_%08d.bin", dir, step);
 }
 
 static void train_state_write(const char* path, const TrainStateHeader* h, const float* m, const float* v) {
@@ -175,7 +185,9 @@ static void write_done_marker(const char* dir, int step, int good, const char* e
     checkpoint_paths(dir, step, 0, NULL, NULL, done, sizeof(done));
     char (*names)[64] = (char (*)[64])malloc_check((1 + 4096) * 64, "checkpoint file names");  // state_SSSSSSSS_RRRRR.bin
     int nnames = 0;
-    snprintf(names[nnames++], sizeof(names[0]), "model_%08d.bin", step);
+    char model[LLMC_PATH_MAX + 64];
+    checkpoint_model_path(dir, step, model, sizeof(model));
+    snprintf(names[nnames++], sizeof(names[0]), "%s", strrchr(model, '/') + 1);
     char prefix[32];
     snprintf(prefix, sizeof(prefix), "state_%08d_", step);
     DIR* d = opendir(dir);
@@ -262,8 +274,9 @@ static int checkpoint_verify(const char* dir, int step, int* verified, char* err
     *verified = 0;
     FILE* f = fopen_regular(done, err);
     if (f == NULL) { return -1; }
-    char line[512], model[40], state0[40];
+    char line[512], model[40], model_peft[40], state0[40];
     snprintf(model, sizeof(model), "model_%08d.bin", step);
+    snprintf(model_peft, sizeof(model_peft), "model_%08d.peft", step);
     snprintf(state0, sizeof(state0), "state_%08d_00000.bin", step);
     int versioned = 0, have_model = 0, have_state0 = 0, nfiles = 0;
     while (fgets(line, sizeof(line), f) != NULL) {
@@ -281,7 +294,7 @@ static int checkpoint_verify(const char* dir, int step, int* verified, char* err
             return set_err(err, "%s: does not match the checksum recorded in %s: the file changed after it was written "
                            "(delete %s to resume from the checkpoint before it)", path, done, done);
         }
-        have_model |= strcmp(name, model) == 0;
+        have_model |= strcmp(name, model) == 0 || strcmp(name, model_peft) == 0;
         have_state0 |= strcmp(name, state0) == 0;
         nfiles++;
     }
@@ -377,6 +390,8 @@ static void prune_checkpoints(const char* dir, int keep_last, int keep_every) {
         if (unlink(done) != 0) { die("cannot delete %s: %s", done, strerror(errno)); }
         fsync_dir_of(done);  // no longer complete, durably, before its files go
         unlink(model);
+        snprintf(path, sizeof(path), "%s/model_%08d.peft", dir, s);
+        unlink(path);
         snprintf(prefix, sizeof(prefix), "state_%08d_", s);
         DIR* d = opendir(dir);
         struct dirent* e;

@@ -4,9 +4,9 @@
 #include "harness.h"
 
 typedef struct { floatX* logits; float* losses; const int* targets; float dloss; int BT, V, Vp; } CeCtx;
-static void run_loss(void* p) { CeCtx* c = (CeCtx*)p; fused_classifier_cuda(c->logits, c->losses, c->targets, 0.0f, c->BT, c->V, c->Vp, 0); }
+static void run_loss(void* p) { CeCtx* c = (CeCtx*)p; fused_classifier_cuda(c->logits, c->losses, c->targets, NULL, 0.0f, c->BT, c->V, c->Vp, 0); }
 // in place: every timed run turns dlogits into the next dlogits, the same traffic
-static void run_full(void* p) { CeCtx* c = (CeCtx*)p; fused_classifier_cuda(c->logits, c->losses, c->targets, c->dloss, c->BT, c->V, c->Vp, 0); }
+static void run_full(void* p) { CeCtx* c = (CeCtx*)p; fused_classifier_cuda(c->logits, c->losses, c->targets, NULL, c->dloss, c->BT, c->V, c->Vp, 0); }
 
 static void run_case(int BT, int V, int Vp, int check, int time_it, const Ceilings* ceil) {
     if (!check && !harness_timing()) { return; }
@@ -31,7 +31,7 @@ static void run_case(int BT, int V, int Vp, int check, int time_it, const Ceilin
         float* got = (float*)malloc(n * sizeof(float));
         softmax_forward(probs, logits, BT, 1, V, Vp);
         crossentropy_forward(losses, probs, targets, BT, 1, Vp);
-        crossentropy_softmax_backward(dlogits, probs, targets, c.dloss, BT, 1, V, Vp);
+        crossentropy_softmax_backward(dlogits, probs, targets, NULL, c.dloss, BT, 1, V, Vp);
         harness_poison(c.losses, sizeof(float) * BT);
         run_loss(&c);
         cudaCheck(cudaGetLastError());

@@ -23,11 +23,15 @@ import argparse
 import math
 import os
 import struct
+import sys
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peft_reference  # noqa: E402  (beside this file)
 
 
 class Block(nn.Module):
@@ -42,25 +46,36 @@ class Block(nn.Module):
         self.c_fc = nn.Linear(C, 4 * C)
         self.mlp_proj = nn.Linear(4 * C, C)
 
-    def attention(self, x):
+    def linear(self, l, target, mod, x, peft):
+        return mod(x) if peft is None else peft.linear(l, target, mod, x)
+
+    def layernorm(self, l, which, mod, x, peft):
+        return mod(x) if peft is None else peft.layernorm(l, which, mod, x)
+
+    def attention(self, x, l=0, peft=None):
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = self.linear(l, "qkv", self.c_attn, x, peft).split(C, dim=2)
         hs = C // self.NH
         q = q.view(B, T, self.NH, hs).transpose(1, 2)
         k = k.view(B, T, self.NH, hs).transpose(1, 2)
         v = v.view(B, T, self.NH, hs).transpose(1, 2)
         if self.sdpa:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            return self.attn_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+            return self.linear(l, "attproj", self.attn_proj, y.transpose(1, 2).contiguous().view(B, T, C), peft)
         att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
         mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
         att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
         y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
-        return self.attn_proj(y)
+        return self.linear(l, "attproj", self.attn_proj, y, peft)
 
-    def forward(self, x):
-        x = x + self.attention(self.ln_1(x))
-        x = x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+    def forward(self, x, l=0, peft=None):
+        # peft (dev/reference/peft_reference.py): LoRA / BitFit inside the linear layers and
+        # LayerNorms, adapters on each sublayer's output before the residual add
+        h = self.attention(self.layernorm(l, "ln1", self.ln_1, x, peft), l, peft)
+        x = x + (h if peft is None else peft.adapter(l, "attn", h))
+        h = self.linear(l, "fcproj", self.mlp_proj, F.gelu(
+            self.linear(l, "fc", self.c_fc, self.layernorm(l, "ln2", self.ln_2, x, peft), peft), approximate="tanh"), peft)
+        x = x + (h if peft is None else peft.adapter(l, "mlp", h))
         return x
 
 
@@ -89,13 +104,27 @@ class GPT(nn.Module):
             else:
                 nn.init.normal_(p, mean=0.0, std=0.02)
 
-    def forward(self, idx, targets):
+    def forward(self, idx, targets, weights=None, peft=None):
+        """logits (B, T, V) at the T token positions, and the loss: the mean cross-entropy, or
+        with weights (B, T) sum(w * loss_t) / sum(w). peft: a peft_reference.Peft or None."""
         B, T = idx.shape
-        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
-        for block in self.blocks:
-            x = block(x)
-        logits = self.ln_f(x) @ self.wte.weight.t()  # LM head tied to the token embedding
-        loss = F.cross_entropy(logits.view(-1, self.V), targets.view(-1))
+        if peft is None:
+            x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
+        else:
+            x = peft.embed(self, idx)  # with a soft prompt: k + T positions
+        for l, block in enumerate(self.blocks):
+            x = block(x, l, peft)
+        k = x.shape[1] - T
+        if k:
+            x = x[:, k:]  # the prompt positions predict nothing
+        xf = self.ln_f(x) if peft is None else peft.layernorm(0, "lnf", self.ln_f, x)
+        logits = xf @ self.wte.weight.t()  # LM head tied to the token embedding
+        if weights is None:
+            loss = F.cross_entropy(logits.view(-1, self.V), targets.view(-1))
+        else:
+            per_pos = F.cross_entropy(logits.view(-1, self.V), targets.view(-1), reduction="none")
+            w = weights.reshape(-1).to(per_pos.dtype)
+            loss = (w * per_pos).sum() / w.sum()
         return logits, loss
 
     def tensors_in_checkpoint_order(self, grads=False):
@@ -175,7 +204,20 @@ def read_shard_tokens(path):
         return np.frombuffer(f.read(), dtype=np.uint16).astype(np.int64)
 
 
-def main():
+def draw_weights(rng, B, T):
+    """Per-target-position weights in {0, 1}, P(1) = 0.6, with one whole row zero when B >= 2
+    (that sequence contributes nothing) and at least one 1."""
+    w = (rng.random((B, T)) < 0.6).astype(np.float32)
+    zero_row = int(rng.integers(0, B)) if B >= 2 else -1
+    if zero_row >= 0:
+        w[zero_row] = 0.0
+    if w.sum() == 0:
+        rows = [b for b in range(B) if b != zero_row]
+        w[rows[int(rng.integers(0, len(rows)))], int(rng.integers(0, T))] = 1.0
+    return w
+
+
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--L", type=int, default=2)
     ap.add_argument("--C", type=int, default=72)
@@ -194,8 +236,39 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tokens", type=str, default=None, help="token shard to take the batch from (default: random ids)")
     ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    ap.add_argument("--out", type=str, required=True, help="output prefix")
-    args = ap.parse_args()
+    ap.add_argument("--out", type=str, default=None, help="output prefix (required unless --selfcheck)")
+    ap.add_argument("--weights", action="store_true",
+                    help="weighted loss: random per-position weights in {0,1} (P(1)=0.6, one whole row 0 when B>=2)")
+    ap.add_argument("--peft", choices=["lora", "bitfit", "adapter", "prompt"], default=None,
+                    help="freeze the base model and train only these PEFT tensors (llmc/peft.h)")
+    ap.add_argument("--lora-rank", type=int, default=3)
+    ap.add_argument("--lora-alpha", type=float, default=5.0)
+    ap.add_argument("--lora-targets", type=str, default="all", help="comma list of qkv,attproj,fc,fcproj, or all")
+    ap.add_argument("--bitfit-ln", action="store_true", help="bitfit: also the LayerNorm gains")
+    ap.add_argument("--adapter-size", type=int, default=5)
+    ap.add_argument("--prompt-len", type=int, default=3)
+    ap.add_argument("--selfcheck", action="store_true",
+                    help="check the PEFT and weighted-loss math (finite differences, identities) and exit")
+    args = ap.parse_args(argv)
+    if not args.selfcheck and args.out is None:
+        ap.error("--out is required")
+    try:
+        args.lora_target_bits = peft_reference.parse_targets(args.lora_targets)
+    except ValueError as e:
+        ap.error(str(e))
+    if args.peft == "lora" and (args.lora_rank < 1 or not args.lora_alpha > 0):
+        ap.error("--lora-rank must be >= 1 and --lora-alpha > 0")
+    if args.peft == "adapter" and args.adapter_size < 1:
+        ap.error("--adapter-size must be >= 1")
+    if args.peft == "prompt" and (args.prompt_len < 1 or args.prompt_len + args.T > args.maxT):
+        ap.error(f"--prompt-len {args.prompt_len}: needs 1 <= k and k + T <= maxT ({args.T} + k <= {args.maxT})")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.selfcheck:
+        return peft_reference.selfcheck(GPT, main)
     assert args.C % args.NH == 0 and args.T <= args.maxT
     Vp = (args.V + 127) // 128 * 128
 
@@ -213,47 +286,90 @@ def main():
         batch = rng.integers(0, args.V, size=(B, T + 1))
     x = torch.tensor(batch[:, :-1], dtype=torch.long)
     y = torch.tensor(batch[:, 1:], dtype=torch.long)
+    # drawn after the batch, so the batch (and the model) are the same with and without the flags
+    w_np = draw_weights(rng, B, T) if args.weights else None
 
     params0 = flatten(model.tensors_in_checkpoint_order(), args.V, Vp)
     header = [0] * 256
     header[:8] = [20240326, 3, args.maxT, args.V, args.L, args.NH, args.C, Vp]
     atomic_write(args.out + "_model.bin", [struct.pack("<256i", *header), params0.tobytes()])
 
-    model = model.to(getattr(torch, args.dtype))
-    logits, loss = model(x, y)
+    dtype = getattr(torch, args.dtype)
+    pcfg = peft = None
+    if args.peft:
+        pcfg = peft_reference.PeftConfig(args.peft, args.lora_rank, args.lora_alpha, args.lora_target_bits,
+                                         int(args.bitfit_ln), args.adapter_size, args.prompt_len)
+        # its own stream (not the base init's): the test init of every tensor, random and non-zero
+        prng = np.random.default_rng([args.seed, 0x50454654])
+        init = peft_reference.init_test_tensors(pcfg, model, prng, args.V)
+        payload = np.concatenate([init[n].ravel() for n, _, _ in peft_reference.peft_layout(pcfg, args.L, args.C)])
+        peft_reference.write_adapter_file(args.out + "_peft_init.peft", pcfg, args.L, args.C, args.NH, args.V, Vp,
+                                          args.maxT, payload, peft_reference.hash64(params0.tobytes()), atomic_write)
+
+    model = model.to(dtype)
+    if args.peft:
+        for p in model.parameters():
+            p.requires_grad_(False)  # the base is frozen
+        peft = peft_reference.Peft(pcfg, args.L, args.C, {k: torch.tensor(v) for k, v in init.items()}).to(dtype)
+    w = torch.tensor(w_np, dtype=dtype) if w_np is not None else None
+
+    logits, loss = model(x, y, w, peft)
     loss.backward()
-    grads = flatten(model.tensors_in_checkpoint_order(grads=True), args.V, Vp)
+    if peft is None:
+        grads = flatten(model.tensors_in_checkpoint_order(grads=True), args.V, Vp)
+        decay, no_decay = model.optimizer_groups()
+        trainable = list(model.parameters())
+    else:
+        grads = peft.flat(grads=True)
+        decay, no_decay = peft.optimizer_groups()
+        trainable = peft.params_in_order()
     logits_np = logits.detach().to(torch.float32).numpy()
     loss0 = float(loss.item())
 
-    decay, no_decay = model.optimizer_groups()
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps)
+    groups = [g for g in ({"params": decay, "weight_decay": args.weight_decay},
+                          {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps)
     losses = []
     for _ in range(args.steps):
         opt.zero_grad(set_to_none=True)
-        _, loss = model(x, y)
+        _, loss = model(x, y, w, peft)
         loss.backward()
         if args.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+            torch.nn.utils.clip_grad_norm_(trainable, args.grad_clip)
         opt.step()
         losses.append(loss.item())
-    params_final = flatten(model.tensors_in_checkpoint_order(), args.V, Vp)
+    if peft is None:
+        params_final = flatten(model.tensors_in_checkpoint_order(), args.V, Vp)
+    else:
+        params_final = peft.flat()
+    assert grads.size == params_final.size
 
-    header = [0] * 256
-    header[:11] = [20240327, 1, B, T, args.V, Vp, args.steps, args.L, args.NH, args.C, args.maxT]
     hp = [args.lr, args.beta1, args.beta2, args.eps, args.weight_decay, args.grad_clip, 0.0, 0.0]
+    version = 2 if (args.weights or args.peft) else 1
+    header = [0] * 256
+    header[:11] = [20240327, version, B, T, args.V, Vp, args.steps, args.L, args.NH, args.C, args.maxT]
+    extra = []
+    if version == 2:
+        n = grads.size
+        header[11:15] = [int(w_np is not None), pcfg.method if pcfg else 0, n & 0xFFFFFFFF, n >> 32]
+        header = [struct.unpack("<i", struct.pack("<I", v & 0xFFFFFFFF))[0] for v in header]
+        if w_np is not None:
+            extra = [w_np.astype(np.float32).tobytes()]
     atomic_write(args.out + "_debug_state.bin", [
         struct.pack("<256i", *header), struct.pack("<8f", *hp),
-        x.numpy().astype(np.int32).tobytes(), y.numpy().astype(np.int32).tobytes(),
+        x.numpy().astype(np.int32).tobytes(), y.numpy().astype(np.int32).tobytes(), *extra,
         logits_np.astype(np.float32).tobytes(), struct.pack("<f", loss0),
         grads.tobytes(), np.array(losses, dtype=np.float32).tobytes(), params_final.tobytes(),
     ])
+    what = ""
+    if version == 2:
+        what = (f" v2 weights={int(w_np is not None)}" + (f" (sum {int(w_np.sum())})" if w_np is not None else "") +
+                f" peft={args.peft or 'none'} trainable={grads.size}")
     print(f"reference: L={args.L} C={args.C} NH={args.NH} V={args.V} Vp={Vp} maxT={args.maxT} B={B} T={T} "
-          f"seed={args.seed} {args.dtype}: loss {loss0:.6f}, after {args.steps} steps "
+          f"seed={args.seed} {args.dtype}{what}: loss {loss0:.6f}, after {args.steps} steps "
           f"{losses[-1] if losses else loss0:.6f} -> {args.out}_*.bin")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
         for (int j = 0; j < 4; j++) {
             int first;
             int len = hellaswag_sequence(ex, j, seq, T + 1, &first);
-            gpt2_forward(&model, seq, seq + 1, 1, len - 1);
+            gpt2_forward(&model, seq, seq + 1, NULL, 1, len - 1);
             double sum = 0.0;
             for (int p = first; p < len - 1; p++) { sum += model.acts.losses[p]; }
             double mean = sum / (len - 1 - first);

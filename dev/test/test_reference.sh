@@ -15,3 +15,26 @@ $PYTHON dev/reference/gpt2_reference.py --out build/ref_gpt2vocab --seed "$((SEE
     --L 2 --C 64 --NH 4 --V 50257 --maxT 40 --B 4 --T 37 \
     --tokens dev/data/tinyshakespeare/tiny_shakespeare_val.bin
 ./test_gpt build/ref_gpt2vocab
+
+# The reference's own PEFT and weighted-loss math (float64 finite differences, identities),
+# then masked-loss fine-tuning and the four PEFT methods (debug state version 2, with
+# PREFIX_peft_init.peft for the PEFT runs) at awkward sizes. PEFT_TESTS=1 also runs test_gpt
+# on them.
+PEFT_TESTS=${PEFT_TESTS:-1}
+$PYTHON dev/reference/gpt2_reference.py --selfcheck
+AWK="--L 2 --C 72 --NH 3 --V 997 --maxT 16 --B 3"
+n=2
+reference() {  # NAME FLAGS...: writes build/ref_NAME_*, then test_gpt on it if PEFT_TESTS=1
+    local name=$1
+    shift
+    n=$((n + 1))
+    $PYTHON dev/reference/gpt2_reference.py --out "build/ref_$name" --seed "$((SEED + n))" "$@"
+    if [ "$PEFT_TESTS" = 1 ]; then ./test_gpt "build/ref_$name"; fi
+}
+reference masked $AWK --T 13 --weights
+reference lora $AWK --T 13 --peft lora --lora-targets all --weights
+reference lora_qf $AWK --T 13 --peft lora --lora-targets qkv,fc --lora-rank 2
+reference bitfit $AWK --T 13 --peft bitfit --bitfit-ln --weights
+reference adapter $AWK --T 13 --peft adapter --weights
+reference prompt $AWK --T 11 --peft prompt --prompt-len 5 --weights  # k + T = 16 = maxT
+if [ "$PEFT_TESTS" != 1 ]; then echo "PEFT_TESTS=0: test_gpt not run on the masked/PEFT references"; fi
