@@ -2,7 +2,14 @@
 Checks train_gpt.cu (the GPU model) against the PyTorch reference (dev/reference/gpt2_reference.py)
 and against the CPU reference model of train_gpt.c, on the same inputs.
 
-usage: test_gpt_cu PREFIX     reads PREFIX_model.bin and PREFIX_debug_state.bin (as test_gpt)
+usage: test_gpt_cu PREFIX     reads PREFIX_model.bin and PREFIX_debug_state.bin (as test_gpt), and
+                             for a PEFT reference PREFIX_peft_init.peft (the adapter to start from)
+
+A reference may weight the loss per target (a fine-tuning mask) and train every parameter or
+the PEFT tensors of one method on a frozen base (llmc/peft.h; debug state version 2): then the
+gradients and parameters compared are those of the trainable vector, tensor by tensor, the
+logits are those of the real positions (after a soft prompt's), and the frozen base must be
+bitwise unchanged on the device after the steps.
 
 Every comparison is the scaled max error max|ours - other| / max|other| over a tensor (as in
 test_gpt.c), or the relative error for a scalar loss. Tolerances:
@@ -13,6 +20,11 @@ test_gpt.c), or the relative error for a scalar loss. Tolerances:
       after the steps 5e-2. bf16 keeps 8 significant bits (relative rounding 2^-9 per value);
       activations and activation gradients round at every kernel boundary, so errors of a few
       1e-3 per layer add up; these bounds are first estimates, to be tightened on a GPU.
+      With PEFT, "parameters after the steps" is the tightest fit in bf16: the trainable tensors
+      are small and partly start at zero (LoRA B, adapter up_w), and AdamW turns a gradient entry
+      whose sign the bf16 noise flips into a full -lr instead of +lr step, whatever its size;
+      LoRA on qkv,fc (make_refs.sh's peft_lora_qf) measured 4.8e-2 under the emulation while
+      fp32 agrees to 6e-6. A GPU run should say whether that bound holds there.
 The GPU model is checked against both the reference (float64 math) and the CPU model (fp32).
 Also checked: bitwise repeatability of forward+backward on the GPU, gradient accumulation (two
 halves vs one batch), and the option paths (recompute; GELU fused into cuBLASLt, BF16 only)
@@ -33,18 +45,55 @@ static const double TOL_VARIANT = 2e-2;
 #endif
 
 // the GPU's logits (B*T rows of V real entries) as fp32 on the host
-static void gpu_logits(GPT2CU* m, int BT, float* out, floatX* row_x) {
-    int V = m->config.vocab_size, Vp = m->config.padded_vocab_size;
+// (of the real positions: after a soft prompt's k)
+static void gpu_logits(GPT2CU* m, int B, int T, float* out, floatX* row_x) {
+    int V = m->config.vocab_size, Vp = m->config.padded_vocab_size, k = m->prompt_len;
     cudaCheck(cudaStreamSynchronize(m->stream));
-    for (int bt = 0; bt < BT; bt++) {
-        cudaCheck(cudaMemcpy(row_x, m->acts.logits + (size_t)bt * Vp, (size_t)V * sizeof(floatX), cudaMemcpyDeviceToHost));
-        for (int i = 0; i < V; i++) { out[(size_t)bt * V + i] = host_fx2f(row_x[i]); }
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            size_t row = (size_t)b * (T + k) + k + t;
+            cudaCheck(cudaMemcpy(row_x, m->acts.logits + row * Vp, (size_t)V * sizeof(floatX), cudaMemcpyDeviceToHost));
+            for (int i = 0; i < V; i++) { out[((size_t)b * T + t) * V + i] = host_fx2f(row_x[i]); }
+        }
     }
 }
 
+// the CPU model's logits of the real positions, real vocabulary only
+static void cpu_logits_of(const GPT2* model, float* out, int B, int T) {
+    int V = model->config.vocab_size, Vp = model->config.padded_vocab_size, k = model->prompt_len;
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            memcpy(out + ((size_t)b * T + t) * V, model->acts.logits + ((size_t)b * (T + k) + k + t) * Vp, V * sizeof(float));
+        }
+    }
+}
+
+// the gradients of the trainable vector, in its host order (num_trainable floats)
 static void gpu_grads(GPT2CU* m, float* out) {
     cudaCheck(cudaStreamSynchronize(m->stream));
-    cudaCheck(cudaMemcpy(out, m->grads_memory, m->num_parameters * sizeof(float), cudaMemcpyDeviceToHost));
+    gpt2cu_trainable_to_host(m, out, m->grads_memory);
+}
+
+// the trainable parameters on the host (num_trainable floats)
+static const float* gpu_trainable(GPT2CU* m) {
+    gpt2cu_download(m, 0);
+    return gpt2cu_is_peft(m) ? m->h_trainable : m->h_params;
+}
+
+// a GPU model of the checkpoint, with the PEFT tensors peft (lay->count floats, copied) on it if lay != NULL
+static void gpu_build(GPT2CU* m, const char* model_path, const PeftLayout* lay, const float* peft) {
+    char err[LLMC_ERRLEN];
+    GPT2Config config;
+    float* params;
+    if (checkpoint_read(model_path, &config, &params, err) != 0) { die("%s", err); }
+    float* copy = NULL;
+    if (lay != NULL) {
+        copy = float_alloc_check(lay->count, "PEFT tensors (GPU model)");
+        memcpy(copy, peft, lay->count * sizeof(float));
+    }
+    gpt2cu_build(m, &config, params, lay, copy);
+    m->recompute = 0;
+    m->gelu_fusion = 0;
 }
 
 // the weighted mean loss of the forwards since the last reset
@@ -62,31 +111,29 @@ static float gpu_pass(GPT2CU* m, const int* x, const int* y, const float* w, int
     return gpu_loss(m);
 }
 
-static void compare_grads(const char* what, const float* ours, const float* other, const size_t* sizes, double tol) {
-    size_t offset = 0;
-    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
-        double e = scaled_max_error(ours + offset, other + offset, sizes[i]);
+// each tensor of the trainable vector (host order)
+static void compare_grads(const char* what, const float* ours, const float* other, const GPT2CU* m, double tol) {
+    for (int i = 0; i < m->num_tensors; i++) {
+        size_t offset = m->t_host[i];
+        double e = scaled_max_error(ours + offset, other + offset, m->t_size[i]);
         char name[96];
-        snprintf(name, sizeof(name), "grad %s %s", PARAMETER_NAMES[i], what);
-        check(e <= tol, name, "scaled max error %.2e, tolerance %.0e", e, tol);
-        offset += sizes[i];
+        snprintf(name, sizeof(name), "grad %s %s", gpt2cu_is_peft(m) ? m->peft.names[i] : PARAMETER_NAMES[i], what);
+        check(e <= tol, name, "%s: scaled max error %.2e, tolerance %.0e",
+              PEFT_METHOD_NAMES[m->peft.pc.method], e, tol);
     }
 }
 
 int main(int argc, char** argv) {
     if (argc != 2) { die("usage: test_gpt_cu PREFIX (reads PREFIX_model.bin and PREFIX_debug_state.bin)"); }
-    char model_path[1024], state_path[1024];
+    char model_path[1024], state_path[1024], peft_path[1024];
     snprintf(model_path, sizeof(model_path), "%s_model.bin", argv[1]);
     snprintf(state_path, sizeof(state_path), "%s_debug_state.bin", argv[1]);
+    snprintf(peft_path, sizeof(peft_path), "%s_peft_init.peft", argv[1]);
 
     GPT2 cpu;
     gpt2_build_from_checkpoint(&cpu, model_path);
-    GPT2CU gpu;
-    gpt2cu_build_from_checkpoint(&gpu, model_path);
-    gpu.recompute = 0;     // the plain path first; the options are checked against it below
-    gpu.gelu_fusion = 0;
-    GPT2Config* c = &gpu.config;
-    size_t P = gpu.num_parameters;
+    GPT2Config* c = &cpu.config;
+    size_t P = cpu.num_parameters;
 
     DebugState ref;
     debug_state_read(&ref, state_path, c);
@@ -96,28 +143,53 @@ int main(int argc, char** argv) {
     const int* x = ref.x;
     const int* y = ref.y;
     const float* w = ref.has_weights ? ref.weights : NULL;
-    if (ref.peft_method != 0) { die("%s: a PEFT reference: parameter-efficient fine-tuning is not in train_gpt.cu yet", state_path); }
+    // PEFT: the same starting adapter on the CPU model and on every GPU model
+    uint64_t base_hash = peft_hash_floats(cpu.params_memory, P);
+    PeftLayout lay;
+    const PeftLayout* lay_p = NULL;
+    float* peft_init = NULL;
+    if (ref.peft_method != PEFT_NONE) {
+        char err[LLMC_ERRLEN];
+        if (peft_file_read(peft_path, c, base_hash, &lay, &peft_init, err) != 0) { die("%s", err); }
+        if (lay.pc.method != ref.peft_method) { die("%s: method %d, the debug state says %d", peft_path, lay.pc.method, ref.peft_method); }
+        float* peft_cpu = float_alloc_check(lay.count, "PEFT tensors (CPU model)");
+        memcpy(peft_cpu, peft_init, lay.count * sizeof(float));
+        gpt2_set_peft(&cpu, &lay, peft_cpu);
+        lay_p = &lay;
+    }
+    GPT2CU gpu;
+    gpu_build(&gpu, model_path, lay_p, peft_init);
+    size_t NT = gpu.num_trainable;
+    if (NT != ref.n_trainable || NT != cpu.num_trainable) {
+        die("%s: %zu trainable values, the GPU layout has %zu, the CPU's %zu", state_path, ref.n_trainable, NT, cpu.num_trainable);
+    }
+    const char* method = ref.peft_method ? PEFT_METHOD_NAMES[ref.peft_method] : "full";
     double wsum = 0.0;
     for (int i = 0; i < BT; i++) { wsum += w ? w[i] : 1.0f; }
     float dloss = (float)(1.0 / wsum);  // the weighted mean's gradient per unit of weight
-    printf("test_gpt_cu (%s): %s: L=%d C=%d NH=%d V=%d Vp=%d B=%d T=%d, %zu parameters, %d steps\n", PRECISION_NAME,
-           argv[1], c->num_layers, c->channels, c->num_heads, V, Vp, B, T, P, nsteps);
+    printf("test_gpt_cu (%s): %s: L=%d C=%d NH=%d V=%d Vp=%d B=%d T=%d, %zu parameters, %s (%zu trainable)%s, %d steps\n",
+           PRECISION_NAME, argv[1], c->num_layers, c->channels, c->num_heads, V, Vp, B, T, P, method, NT,
+           w ? ", weighted loss" : "", nsteps);
 
-    gpt2_allocate(&cpu, B, T, 0, P);
+    gpt2_allocate(&cpu, B, T, 0, NT);
     gpt2cu_allocate(&gpu, B, T);
     floatX* row_x = (floatX*)malloc_check((size_t)V * sizeof(floatX), "row");
     float* logits = float_alloc_check((size_t)BT * V, "gpu logits");
     float* cpu_logits = float_alloc_check((size_t)BT * V, "cpu logits");
-    float* grads = float_alloc_check(P, "gpu grads");
-    float* grads2 = float_alloc_check(P, "gpu grads 2");
+    float* grads = float_alloc_check(NT, "gpu grads");
+    float* grads2 = float_alloc_check(NT, "gpu grads 2");
+    // the frozen base as the GPU kernels read it, to check it stays frozen
+    floatX* base_x = (floatX*)malloc_check(P * sizeof(floatX), "base (floatX) before");
+    floatX* base_x2 = (floatX*)malloc_check(P * sizeof(floatX), "base (floatX) after");
+    cudaCheck(cudaMemcpy(base_x, gpu.params_memory, P * sizeof(floatX), cudaMemcpyDeviceToHost));
 
     // forward
     gpt2_forward(&cpu, x, y, w, B, T);
-    for (int bt = 0; bt < BT; bt++) { memcpy(cpu_logits + (size_t)bt * V, cpu.acts.logits + (size_t)bt * Vp, V * sizeof(float)); }
+    cpu_logits_of(&cpu, cpu_logits, B, T);
     gpt2cu_loss_reset(&gpu);
     gpt2cu_forward(&gpu, x, y, w, B, T);
     float loss = gpu_loss(&gpu);
-    gpu_logits(&gpu, BT, logits, row_x);
+    gpu_logits(&gpu, B, T, logits, row_x);
     double e = scaled_max_error(logits, ref.logits, (size_t)BT * V);
     check(e <= TOL_LOGITS, "logits vs reference", "scaled max error %.2e, tolerance %.0e", e, TOL_LOGITS);
     e = scaled_max_error(logits, cpu_logits, (size_t)BT * V);
@@ -133,14 +205,14 @@ int main(int argc, char** argv) {
     gpt2cu_zero_grad(&gpu);
     gpt2cu_backward(&gpu, dloss);
     gpu_grads(&gpu, grads);
-    compare_grads("vs reference", grads, ref.grads, gpu.param_sizes, TOL_GRAD);
-    compare_grads("vs CPU", grads, cpu.grads_memory, gpu.param_sizes, TOL_GRAD);
+    compare_grads("vs reference", grads, ref.grads, &gpu, TOL_GRAD);
+    compare_grads("vs CPU", grads, cpu.grads_memory, &gpu, TOL_GRAD);
 
     // bitwise repeatability
     gpt2cu_zero_grad(&gpu);
     gpu_pass(&gpu, x, y, w, B, T, dloss);
     gpu_grads(&gpu, grads2);
-    check(memcmp(grads, grads2, P * sizeof(float)) == 0, "bitwise repeatable GPU forward+backward", "two identical passes");
+    check(memcmp(grads, grads2, NT * sizeof(float)) == 0, "bitwise repeatable GPU forward+backward", "two identical passes");
 
     // gradient accumulation: two halves, each scaled by the whole batch's weight, == one batch
     if (B % 2 == 0) {
@@ -150,7 +222,7 @@ int main(int argc, char** argv) {
             gpu_pass(&gpu, x + (size_t)h * half * T, y + (size_t)h * half * T, w ? w + (size_t)h * half * T : NULL, half, T, dloss);
         }
         gpu_grads(&gpu, grads2);
-        e = scaled_max_error(grads2, grads, P);
+        e = scaled_max_error(grads2, grads, NT);
         double tol = TOL_VARIANT;
         check(e <= tol, "gradient accumulation", "2 x B=%d vs 1 x B=%d: scaled max error %.2e, tolerance %.0e", half, B, e, tol);
     }
@@ -163,7 +235,7 @@ int main(int argc, char** argv) {
 #endif
         for (int variant = 0; variant < nvariants; variant++) {
             GPT2CU alt;
-            gpt2cu_build_from_checkpoint(&alt, model_path);
+            gpu_build(&alt, model_path, lay_p, peft_init);
             alt.recompute = 1;
             alt.gelu_fusion = variant == 1;
             gpt2cu_allocate(&alt, B, T);
@@ -176,7 +248,7 @@ int main(int argc, char** argv) {
             char label[128];
             snprintf(label, sizeof(label), "%s: loss", name);
             check(e <= (variant == 0 ? TOL_VARIANT : TOL_LOSS), label, "%.7f vs plain %.7f, relative error %.2e", l2, loss, e);
-            e = scaled_max_error(grads2, grads, P);
+            e = scaled_max_error(grads2, grads, NT);
             snprintf(label, sizeof(label), "%s: gradients", name);
             check(e <= tol, label, "scaled max error %.2e vs plain, tolerance %.0e", e, tol);
             gpt2cu_free(&alt);
@@ -207,12 +279,30 @@ int main(int argc, char** argv) {
     }
     check(ok_ref, "AdamW step losses vs reference", "%d steps, worst relative error %.2e, tolerance %.0e", nsteps, worst_ref, TOL_STEP);
     check(ok_cpu, "AdamW step losses vs CPU", "%d steps, worst relative error %.2e, tolerance %.0e", nsteps, worst_cpu, TOL_STEP);
-    gpt2cu_download(&gpu, 0);
-    e = scaled_max_error(gpu.h_params, ref.params_after, P);
-    check(e <= TOL_PARAMS, "parameters after AdamW steps vs reference", "scaled max error %.2e, tolerance %.0e", e, TOL_PARAMS);
+    const float* trained = gpu_trainable(&gpu);
+    e = scaled_max_error(trained, ref.params_after, NT);
+    check(e <= TOL_PARAMS, "parameters after AdamW steps vs reference", "%s: scaled max error %.2e, tolerance %.0e", method, e, TOL_PARAMS);
+    e = scaled_max_error(trained, cpu.trainable, NT);
+    check(e <= TOL_PARAMS, "parameters after AdamW steps vs CPU", "%s: scaled max error %.2e, tolerance %.0e", method, e, TOL_PARAMS);
 
-    // checkpoint round trip: version 3 and version 5 files load back
-    {
+    if (gpt2cu_is_peft(&gpu)) {
+        // the base the kernels read is bitwise what was uploaded, and the host's fp32 base too
+        cudaCheck(cudaMemcpy(base_x2, gpu.params_memory, P * sizeof(floatX), cudaMemcpyDeviceToHost));
+        check(memcmp(base_x, base_x2, P * sizeof(floatX)) == 0 && peft_hash_floats(gpu.h_params, P) == base_hash,
+              "frozen base", "%s: the base weights are bitwise unchanged after %d steps", method, nsteps);
+        // the adapter file of the GPU's tensors: written, read back bitwise
+        char tmp[1100], err[LLMC_ERRLEN];
+        snprintf(tmp, sizeof(tmp), "%s_cu_trained.peft", argv[1]);
+        peft_file_write(tmp, &gpu.peft, c, base_hash, trained);
+        PeftLayout lay2;
+        float* back = NULL;
+        int rc = peft_file_read(tmp, c, base_hash, &lay2, &back, err);
+        check(rc == 0 && lay2.count == NT && memcmp(back, trained, NT * sizeof(float)) == 0, "adapter file round trip",
+              "%s: %zu floats", method, NT);
+        free(back);
+        remove(tmp);
+    } else {
+        // checkpoint round trip: version 3 and version 5 files load back
         char p3[1100], p5[1100];
         snprintf(p3, sizeof(p3), "%s_cu_v3.bin", argv[1]);
         snprintf(p5, sizeof(p5), "%s_cu_v5.bin", argv[1]);
@@ -233,7 +323,7 @@ int main(int argc, char** argv) {
     }
 
     debug_state_free(&ref);
-    free(logits); free(cpu_logits); free(grads); free(grads2); free(row_x);
+    free(logits); free(cpu_logits); free(grads); free(grads2); free(row_x); free(base_x); free(base_x2); free(peft_init);
     gpt2_free(&cpu);
     gpt2cu_free(&gpu);
     matmul_cuda_free();

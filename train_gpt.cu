@@ -12,6 +12,11 @@ Precision (make PRECISION=BF16, the default, or FP32):
   - fp32 LayerNorm statistics, attention logsumexp, losses.
 Memory is allocated once, in gpt2cu_allocate; a step allocates nothing on the device.
 
+Fine-tuning as in train_gpt.c: per-target loss weights, and --peft lora|bitfit|adapter|prompt
+(llmc/peft.h) on a frozen base, which is then on the device as its floatX copy only: the fp32
+master, gradients and AdamW moments exist for the PEFT tensors alone (kernels: llmc/lora.h,
+llmc/adapter.h). ZeRO-1 (-z 1) is refused with --peft; plain data parallel works.
+
 Kernels: cuBLASLt matmuls with the bias (and optionally GELU) in the epilogue, our own
 FlashAttention-style attention (no T x T matrix), residual add fused with the next LayerNorm,
 a fused classifier that turns the bf16 logits into the loss and dlogits in place.
@@ -46,6 +51,9 @@ Several GPUs: mpirun -np N, one process per GPU, gradients summed with NCCL (llm
 #include "llmc/residual.h"
 #include "llmc/crossentropy.h"
 #include "llmc/adamw.h"
+#include "llmc/peft.h"
+#include "llmc/lora.h"
+#include "llmc/adapter.h"
 
 // ----------------------------------------------------------------------------
 // The model on the device
@@ -78,6 +86,17 @@ static void point_params_f(ParamsF* p, float* m, const size_t sizes[NUM_PARAMETE
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { *ptrs[i] = m; m += sizes[i]; }
 }
 
+// The PEFT tensors of llmc/peft.h on the device, as train_gpt.c's PeftTensors: floatX views the
+// kernels read (PeftX) and fp32 gradients (PeftF); NULL where the method has none. LoRA targets
+// are indexed qkv, attproj, fc, fcproj; adapters [0] after attention and [1] after the MLP.
+typedef struct {
+    floatX *lora_A[4], *lora_B[4], *down_w[2], *down_b[2], *up_w[2], *up_b[2], *prompt;
+} PeftX;
+
+typedef struct {
+    float *lora_A[4], *lora_B[4], *down_w[2], *down_b[2], *up_w[2], *up_b[2], *prompt;
+} PeftF;
+
 // Activations kept for the backward pass. Per-layer tensors are (L, B, T, ...) at the
 // allocated B, T; with recompute on, ln1, ln2 and fch_gelu hold one layer and are rebuilt.
 typedef struct {
@@ -101,6 +120,11 @@ typedef struct {
     floatX* logits;     // (B, T, Vp); the backward overwrites them with dlogits
     float* losses;      // (B, T)
     floatX* proj;       // (B, T, C) a projection's output before the residual add
+    // PEFT only (empty otherwise)
+    floatX* lora_h[4];     // (L, B, T, r) s * inp A^T of each LoRA target
+    floatX* adapter_in[2]; // (L, B, T, C) an adapter's input (the projection's output)
+    floatX* adapter_z[2];  // (L, B, T, m) its bottleneck before the GELU
+    floatX* adapter_g[2];  // (L, B, T, m) and after
 } ActsCU;
 
 // Gradients of activations, one layer's worth, reused by every layer
@@ -113,7 +137,15 @@ typedef struct {
     floatX* dfch_gelu;  // (B, T, 4C)
     float* att_dsum;    // (B, NH, T)
     float* reduce;      // column-sum partials (bias and LayerNorm weight gradients)
+    // PEFT only
+    floatX* dproj;      // (B, T, C) gradient of a projection's output, below its adapter
+    floatX* lora_dh;    // (B, T, r)
+    floatX* adapter_dg; // (B, T, m)
+    floatX* adapter_dz; // (B, T, m)
 } GradScratchCU;
+
+#define CU_MAX_TENSORS (PEFT_MAX_TENSORS + NUM_PARAMETER_TENSORS)
+#define PEFT_DEV_ALIGN 128  // floats: a PEFT tensor starts 256-byte aligned in floatX and fp32 on the device
 
 typedef struct {
     GPT2Config config;
@@ -123,12 +155,30 @@ typedef struct {
     int gelu_fusion;
     Attention attention;  // which attention runs (--attention), and cuDNN's graphs if it is cuDNN
     cudaStream_t stream;
+    // What trains: every parameter (peft.pc.method == PEFT_NONE), or the PEFT tensors of
+    // llmc/peft.h on a frozen base (gpt2cu_build with a layout). The trainable vector is
+    // num_trainable floats in host order (the checkpoint's, or the PEFT layout's); on the device
+    // master, grads_memory, m_memory and v_memory hold its tensor i at t_dev[i] (dev_count floats
+    // in all: a PEFT tensor is padded to PEFT_DEV_ALIGN, for cuBLASLt's alignment), and train_x
+    // is its floatX copy the kernels read. In full training train_x is params_memory and the
+    // offsets are the checkpoint's; with PEFT the base is on the device as its floatX copy only
+    // (no fp32 master, no gradients, no moments).
+    PeftLayout peft;
+    int prompt_len;       // k: soft-prompt positions before every sequence (0: none)
+    size_t num_trainable;
+    size_t dev_count;
+    int num_tensors;
+    size_t t_size[CU_MAX_TENSORS], t_dev[CU_MAX_TENSORS], t_host[CU_MAX_TENSORS];
+    int t_decay[CU_MAX_TENSORS];
     // device
-    float* master;        // fp32 weights
-    floatX* params_memory;
-    ParamsX params;
-    float* grads_memory;
-    ParamsF grads;
+    float* master;        // fp32 trainable weights (dev_count floats)
+    floatX* params_memory;  // floatX base weights (num_parameters)
+    floatX* train_x;      // floatX copy of the trainable vector (== params_memory in full training)
+    ParamsX params;       // what the forward reads (BitFit points the biases at train_x)
+    float* grads_memory;  // dev_count floats
+    ParamsF grads;        // views into grads_memory; NULL for frozen tensors
+    PeftX px;             // PEFT tensors in train_x, and their gradients
+    PeftF pg;
     float* m_memory;
     float* v_memory;
     void* acts_memory;
@@ -145,7 +195,11 @@ typedef struct {
     float* d_weights;     // (B, T) loss weights of the last forward (has_weights)
     int has_weights;
     // host
-    float* h_params;      // fp32 copy for checkpoints, and the initial upload
+    float* h_params;      // fp32 base weights: checkpoints (full training), the initial upload
+    float* h_trainable;   // PEFT: the fp32 PEFT tensors in layout order (params_host); else NULL
+    int* h_pinputs;       // soft prompt: the batch with k positions before each row (B, T + k)
+    int* h_ptargets;
+    float* h_pweights;
     float* h_m;           // AdamW moments, for the training state
     float* h_v;
     int* h_inputs;
@@ -182,54 +236,194 @@ static void gpt2cu_init_common(GPT2CU* model) {
     model->acts_memory = NULL;
     model->B = model->T = 0;
     model->has_targets = 0;
+    memset(&model->peft, 0, sizeof(model->peft));
+    memset(&model->px, 0, sizeof(model->px));
+    memset(&model->pg, 0, sizeof(model->pg));
+    model->prompt_len = 0;
+    model->h_trainable = NULL;
+    model->h_pinputs = NULL;
+    model->h_ptargets = NULL;
+    model->h_pweights = NULL;
     cudaCheck(cudaStreamCreate(&model->stream));
     matmul_cuda_init();
 }
 
-// Weights from host fp32 into the master copy and the floatX copy
-static void gpt2cu_upload_params(GPT2CU* model) {
-    size_t n = model->num_parameters;
-    cudaCheck(cudaMemcpy(model->master, model->h_params, n * sizeof(float), cudaMemcpyHostToDevice));
-    // convert on the host in chunks through a small staging buffer (no big second copy)
+static int gpt2cu_is_peft(const GPT2CU* model) { return model->peft.pc.method != PEFT_NONE; }
+
+// n host fp32 values into a floatX device array, converted on the host in chunks through a
+// small staging buffer (no big second copy)
+static void upload_floatx(floatX* dst, const float* src, size_t n) {
     const size_t chunk = 1 << 20;
     floatX* stage = (floatX*)malloc_check(chunk * sizeof(floatX), "upload staging");
     for (size_t done = 0; done < n; done += chunk) {
         size_t k = n - done < chunk ? n - done : chunk;
-        for (size_t i = 0; i < k; i++) { stage[i] = host_f2fx(model->h_params[done + i]); }
-        cudaCheck(cudaMemcpy(model->params_memory + done, stage, k * sizeof(floatX), cudaMemcpyHostToDevice));
+        for (size_t i = 0; i < k; i++) { stage[i] = host_f2fx(src[done + i]); }
+        cudaCheck(cudaMemcpy(dst + done, stage, k * sizeof(floatX), cudaMemcpyHostToDevice));
     }
     free(stage);
 }
 
-// Allocates the parameters, gradients and moments; h_params must hold the weights.
+// Weights from host fp32 into the master copy and the floatX copies
+static void gpt2cu_upload_params(GPT2CU* model) {
+    size_t n = model->num_parameters;
+    upload_floatx(model->params_memory, model->h_params, n);
+    if (!gpt2cu_is_peft(model)) {
+        cudaCheck(cudaMemcpy(model->master, model->h_params, n * sizeof(float), cudaMemcpyHostToDevice));
+        return;
+    }
+    for (int i = 0; i < model->num_tensors; i++) {
+        const float* src = model->h_trainable + model->t_host[i];
+        cudaCheck(cudaMemcpy(model->master + model->t_dev[i], src, model->t_size[i] * sizeof(float), cudaMemcpyHostToDevice));
+        upload_floatx(model->train_x + model->t_dev[i], src, model->t_size[i]);
+    }
+}
+
+// trainable vector: device (tensors at t_dev) <-> host (contiguous, host order)
+static void gpt2cu_trainable_to_host(const GPT2CU* model, float* dst, const float* src) {
+    for (int i = 0; i < model->num_tensors; i++) {
+        cudaCheck(cudaMemcpy(dst + model->t_host[i], src + model->t_dev[i], model->t_size[i] * sizeof(float), cudaMemcpyDeviceToHost));
+    }
+}
+
+static void gpt2cu_trainable_to_device(const GPT2CU* model, float* dst, const float* src) {
+    for (int i = 0; i < model->num_tensors; i++) {
+        cudaCheck(cudaMemcpy(dst + model->t_dev[i], src + model->t_host[i], model->t_size[i] * sizeof(float), cudaMemcpyHostToDevice));
+    }
+}
+
+// the PEFT tensor named name in a device copy of the trainable vector (elements of `bytes`), or NULL
+static void* peft_dev_tensor(const GPT2CU* model, void* base, size_t bytes, const char* name) {
+    for (int i = 0; i < model->peft.num_tensors; i++) {
+        if (strcmp(model->peft.names[i], name) == 0) { return (char*)base + model->t_dev[i] * bytes; }
+    }
+    return NULL;
+}
+
+// px and pg from train_x and grads_memory, by name as train_gpt.c's point_peft
+static void gpt2cu_point_peft(GPT2CU* model) {
+    PeftX* x = &model->px;
+    PeftF* g = &model->pg;
+    char name[32];
+    #define POINT_PEFT(field) \
+        x->field = (floatX*)peft_dev_tensor(model, model->train_x, sizeof(floatX), name); \
+        g->field = (float*)peft_dev_tensor(model, model->grads_memory, sizeof(float), name)
+    for (int k = 0; k < 4; k++) {
+        snprintf(name, sizeof(name), "%s_A", LORA_TARGET_NAMES[k]); POINT_PEFT(lora_A[k]);
+        snprintf(name, sizeof(name), "%s_B", LORA_TARGET_NAMES[k]); POINT_PEFT(lora_B[k]);
+    }
+    const char* where[2] = { "attn", "mlp" };
+    for (int w = 0; w < 2; w++) {
+        snprintf(name, sizeof(name), "%s_down_w", where[w]); POINT_PEFT(down_w[w]);
+        snprintf(name, sizeof(name), "%s_down_b", where[w]); POINT_PEFT(down_b[w]);
+        snprintf(name, sizeof(name), "%s_up_w", where[w]);   POINT_PEFT(up_w[w]);
+        snprintf(name, sizeof(name), "%s_up_b", where[w]);   POINT_PEFT(up_b[w]);
+    }
+    snprintf(name, sizeof(name), "prompt"); POINT_PEFT(prompt);
+    #undef POINT_PEFT
+}
+
+// Allocates the parameters, gradients and moments; h_params (and h_trainable with PEFT) must
+// hold the weights.
 static void gpt2cu_allocate_params(GPT2CU* model) {
     size_t n = model->num_parameters;
-    model->master = (float*)cuda_malloc_check(n * sizeof(float), "master weights");
+    int peft = gpt2cu_is_peft(model);
+    // the trainable tensors, and where each sits on the device
+    if (!peft) {
+        model->num_tensors = NUM_PARAMETER_TENSORS;
+        size_t off = 0;
+        for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+            model->t_size[i] = model->param_sizes[i];
+            model->t_dev[i] = model->t_host[i] = off;
+            model->t_decay[i] = PARAMETER_DECAYS[i];
+            off += model->param_sizes[i];
+        }
+        model->num_trainable = model->dev_count = n;
+    } else {
+        const PeftLayout* lay = &model->peft;
+        model->num_tensors = lay->num_tensors;
+        size_t off = 0;
+        for (int i = 0; i < lay->num_tensors; i++) {
+            model->t_size[i] = lay->sizes[i];
+            model->t_host[i] = lay->offsets[i];
+            model->t_dev[i] = off;
+            model->t_decay[i] = lay->decays[i];
+            off += (lay->sizes[i] + PEFT_DEV_ALIGN - 1) / PEFT_DEV_ALIGN * PEFT_DEV_ALIGN;
+        }
+        model->num_trainable = lay->count;
+        model->dev_count = off;
+    }
+    size_t nd = model->dev_count;
     model->params_memory = (floatX*)cuda_malloc_check(n * sizeof(floatX), "weights (floatX)");
-    model->grads_memory = (float*)cuda_malloc_check(n * sizeof(float), "gradients");
-    model->m_memory = (float*)cuda_malloc_check(n * sizeof(float), "AdamW m");
-    model->v_memory = (float*)cuda_malloc_check(n * sizeof(float), "AdamW v");
-    cudaCheck(cudaMemset(model->grads_memory, 0, n * sizeof(float)));
-    cudaCheck(cudaMemset(model->m_memory, 0, n * sizeof(float)));
-    cudaCheck(cudaMemset(model->v_memory, 0, n * sizeof(float)));
+    model->master = (float*)cuda_malloc_check(nd * sizeof(float), peft ? "PEFT tensors (fp32)" : "master weights");
+    if (peft) {
+        model->train_x = (floatX*)cuda_malloc_check(nd * sizeof(floatX), "PEFT tensors (floatX)");
+        // the padding between tensors stays zero: the norm and the AdamW steps never see it
+        cudaCheck(cudaMemset(model->master, 0, nd * sizeof(float)));
+        cudaCheck(cudaMemset(model->train_x, 0, nd * sizeof(floatX)));
+    } else {
+        model->train_x = model->params_memory;
+    }
+    model->grads_memory = (float*)cuda_malloc_check(nd * sizeof(float), "gradients");
+    model->m_memory = (float*)cuda_malloc_check(nd * sizeof(float), "AdamW m");
+    model->v_memory = (float*)cuda_malloc_check(nd * sizeof(float), "AdamW v");
+    cudaCheck(cudaMemset(model->grads_memory, 0, nd * sizeof(float)));
+    cudaCheck(cudaMemset(model->m_memory, 0, nd * sizeof(float)));
+    cudaCheck(cudaMemset(model->v_memory, 0, nd * sizeof(float)));
     point_params_x(&model->params, model->params_memory, model->param_sizes);
-    point_params_f(&model->grads, model->grads_memory, model->param_sizes);
+    if (!peft) {
+        point_params_f(&model->grads, model->grads_memory, model->param_sizes);
+    } else {
+        // frozen tensors have no gradients; BitFit's tensors stand in for the base's
+        memset(&model->grads, 0, sizeof(model->grads));
+        floatX** xptrs[NUM_PARAMETER_TENSORS] = {
+            &model->params.wte, &model->params.wpe, &model->params.ln1w, &model->params.ln1b, &model->params.qkvw,
+            &model->params.qkvb, &model->params.attprojw, &model->params.attprojb, &model->params.ln2w,
+            &model->params.ln2b, &model->params.fcw, &model->params.fcb, &model->params.fcprojw,
+            &model->params.fcprojb, &model->params.lnfw, &model->params.lnfb
+        };
+        float** gptrs[NUM_PARAMETER_TENSORS] = {
+            &model->grads.wte, &model->grads.wpe, &model->grads.ln1w, &model->grads.ln1b, &model->grads.qkvw,
+            &model->grads.qkvb, &model->grads.attprojw, &model->grads.attprojb, &model->grads.ln2w,
+            &model->grads.ln2b, &model->grads.fcw, &model->grads.fcb, &model->grads.fcprojw,
+            &model->grads.fcprojb, &model->grads.lnfw, &model->grads.lnfb
+        };
+        for (int i = 0; i < model->peft.num_tensors; i++) {
+            int b = model->peft.base_index[i];
+            if (b >= 0) {
+                *xptrs[b] = model->train_x + model->t_dev[i];
+                *gptrs[b] = model->grads_memory + model->t_dev[i];
+            }
+        }
+        gpt2cu_point_peft(model);
+    }
     model->opt_offset = 0;
-    model->opt_count = n;
-    model->shard_size = n;
+    model->opt_count = model->num_trainable;
+    model->shard_size = model->num_trainable;
     model->grad_shard = NULL;
-    model->h_m = float_alloc_check(n, "AdamW m (host copy)");
-    model->h_v = float_alloc_check(n, "AdamW v (host copy)");
-    model->device_bytes = n * (4 * sizeof(float) + sizeof(floatX));
+    model->h_m = float_alloc_check(model->num_trainable, "AdamW m (host copy)");
+    model->h_v = float_alloc_check(model->num_trainable, "AdamW v (host copy)");
+    model->device_bytes = peft ? n * sizeof(floatX) + nd * (4 * sizeof(float) + sizeof(floatX))
+                               : n * (4 * sizeof(float) + sizeof(floatX));
     gpt2cu_upload_params(model);
 }
 
-// Takes ownership of params (host fp32, gpt2_num_parameters(config) floats) and uploads them.
-static void gpt2cu_build_from_params(GPT2CU* model, const GPT2Config* config, float* params) {
+// Takes ownership of params (host fp32, gpt2_num_parameters(config) floats) and, with a PEFT
+// layout lay, of peft (lay->count floats: the PEFT tensors that train on the frozen base;
+// NULL for full training), and uploads them.
+static void gpt2cu_build(GPT2CU* model, const GPT2Config* config, float* params, const PeftLayout* lay, float* peft) {
     model->config = *config;
     model->h_params = params;
     gpt2cu_init_common(model);
+    if (peft != NULL) {
+        model->peft = *lay;
+        model->h_trainable = peft;
+        model->prompt_len = lay->pc.method == PEFT_PROMPT ? lay->pc.prompt_len : 0;
+    }
     gpt2cu_allocate_params(model);
+}
+
+static void gpt2cu_build_from_params(GPT2CU* model, const GPT2Config* config, float* params) {
+    gpt2cu_build(model, config, params, NULL, NULL);
 }
 
 static void gpt2cu_build_from_checkpoint(GPT2CU* model, const char* path) {
@@ -276,6 +470,17 @@ static size_t gpt2cu_layout(GPT2CU* model, int B, int T, char* base_acts, char* 
     a->logits = (floatX*)carve(&cur, BT * Vp, sizeof(floatX));
     a->losses = (float*)carve(&cur, BT, sizeof(float));
     a->proj = (floatX*)carve(&cur, BT * C, sizeof(floatX));
+    const PeftConfig* pc = &model->peft.pc;
+    size_t r = pc->method == PEFT_LORA ? (size_t)pc->lora_rank : 0;
+    size_t am = pc->method == PEFT_ADAPTER ? (size_t)pc->adapter_size : 0;
+    for (int k = 0; k < 4; k++) {
+        a->lora_h[k] = model->px.lora_A[k] != NULL ? (floatX*)carve(&cur, L * BT * r, sizeof(floatX)) : NULL;
+    }
+    for (int w = 0; w < 2; w++) {
+        a->adapter_in[w] = am > 0 ? (floatX*)carve(&cur, L * BT * C, sizeof(floatX)) : NULL;
+        a->adapter_z[w] = am > 0 ? (floatX*)carve(&cur, L * BT * am, sizeof(floatX)) : NULL;
+        a->adapter_g[w] = am > 0 ? (floatX*)carve(&cur, L * BT * am, sizeof(floatX)) : NULL;
+    }
     size_t acts_bytes = (size_t)(cur - base_acts);
 
     GradScratchCU* s = &model->scratch;
@@ -287,17 +492,32 @@ static size_t gpt2cu_layout(GPT2CU* model, int B, int T, char* base_acts, char* 
     s->dfch = (floatX*)carve(&cur, BT * 4 * C, sizeof(floatX));
     s->dfch_gelu = (floatX*)carve(&cur, BT * 4 * C, sizeof(floatX));
     s->att_dsum = (float*)carve(&cur, (size_t)B * NH * T, sizeof(float));
-    size_t red = colsum_scratch_floats((int)BT, (int)(4 * C));
+    s->dproj = am > 0 ? (floatX*)carve(&cur, BT * C, sizeof(floatX)) : NULL;
+    s->lora_dh = r > 0 ? (floatX*)carve(&cur, BT * r, sizeof(floatX)) : NULL;
+    s->adapter_dg = am > 0 ? (floatX*)carve(&cur, BT * am, sizeof(floatX)) : NULL;
+    s->adapter_dz = am > 0 ? (floatX*)carve(&cur, BT * am, sizeof(floatX)) : NULL;
+    size_t red = colsum_scratch_floats((int)BT, (int)(4 * C > am ? 4 * C : am));  // adapters: bd's column sums
     size_t red_ln = layernorm_scratch_floats((int)BT, (int)C);
     s->reduce = (float*)carve(&cur, red > red_ln ? red : red_ln, sizeof(float));
     *scratch_bytes = (size_t)(cur - base_scratch);
     return acts_bytes;
 }
 
+// Everything a step at (B, T) needs: T + k positions with a soft prompt of k.
 static void gpt2cu_allocate(GPT2CU* model, int B, int T) {
     if (model->acts_memory != NULL) { die("gpt2cu_allocate called twice"); }
     GPT2Config* c = &model->config;
-    if (T > c->max_seq_len) { die("-t: sequence length %d exceeds the model's maxT %d", T, c->max_seq_len); }
+    int k = model->prompt_len;
+    if (k > 0) {
+        size_t n = (size_t)B * (T + k);
+        model->h_pinputs = (int*)calloc_check(n, sizeof(int), "inputs with the prompt");
+        model->h_ptargets = (int*)calloc_check(n, sizeof(int), "targets with the prompt");
+        model->h_pweights = float_alloc_check(n, "loss weights with the prompt");
+    }
+    T += k;
+    if (T > c->max_seq_len) {
+        die("-t: sequence length %d%s exceeds the model's maxT %d", T, k > 0 ? " (with the soft prompt)" : "", c->max_seq_len);
+    }
     if (c->channels / c->num_heads > 128) { die("head size %d: the CUDA attention supports head sizes up to 128", c->channels / c->num_heads); }
     size_t scratch_bytes = 0;
     size_t acts_bytes = gpt2cu_layout(model, B, T, (char*)NULL, (char*)NULL, &scratch_bytes);
@@ -353,16 +573,54 @@ __global__ static void loss_weighted_accumulate_kernel(double* sum, const float*
     if (threadIdx.x == 0) { sum[0] += (double)s; sum[1] += (double)w; }
 }
 
+// soft prompt: position i < k of every row holds prompt[i] + wpe[i] in place of a token's embedding
+__global__ static void prompt_forward_kernel(floatX* encoded, const floatX* prompt, const floatX* wpe, int B, int T,
+                                             int k, int C) {
+    int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= B * k * C) { return; }
+    int c = idx % C, i = (idx / C) % k, b = idx / (C * k);
+    encoded[((size_t)b * T + i) * C + c] = f2fx(fx2f(prompt[(size_t)i * C + c]) + fx2f(wpe[(size_t)i * C + c]));
+}
+
+// dprompt (k, C) += what reached the prompt positions, summed over the rows in order (deterministic)
+__global__ static void prompt_backward_kernel(float* dprompt, const floatX* dresidual, int B, int T, int k, int C) {
+    int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= k * C) { return; }
+    int c = idx % C, i = idx / C;
+    float sum = 0.0f;
+    for (int b = 0; b < B; b++) { sum += fx2f(dresidual[((size_t)b * T + i) * C + c]); }
+    dprompt[idx] += sum;
+}
+
 // Forward pass on host inputs (B, T), with targets also the losses (added to the loss sums,
 // weighted by weights (B, T) if given). B and T may be smaller than the allocated shape.
+// With a soft prompt the model runs k + T positions per row, as train_gpt.c's gpt2_forward.
 static void gpt2cu_forward(GPT2CU* model, const int* inputs, const int* targets, const float* weights, int B, int T) {
     if (model->acts_memory == NULL) { die("gpt2cu_forward before gpt2cu_allocate"); }
-    if (B > model->B || T > model->T) { die("batch %dx%d exceeds the allocated %dx%d", B, T, model->B, model->T); }
+    int k = model->prompt_len;
+    if (B > model->B || T + k > model->T) { die("batch %dx%d exceeds the allocated %dx%d", B, T, model->B, model->T - k); }
     GPT2Config* cfg = &model->config;
     int V = cfg->vocab_size, Vp = cfg->padded_vocab_size, L = cfg->num_layers;
     int NH = cfg->num_heads, C = cfg->channels;
+    gpt2_check_tokens(cfg, inputs, targets, B * T);
+    if (k > 0) {
+        // the model's positions: k prompt positions (token 0 stands in; the prompt replaces its
+        // embedding; no target, weight 0), then the T given ones
+        int Tx = T + k;
+        for (int b = 0; b < B; b++) {
+            for (int t = 0; t < Tx; t++) {
+                size_t at = (size_t)b * Tx + t, src = (size_t)b * T + (t - k);
+                model->h_pinputs[at] = t < k ? 0 : inputs[src];
+                model->h_ptargets[at] = t < k || targets == NULL ? 0 : targets[src];
+                model->h_pweights[at] = t < k ? 0.0f : (weights != NULL ? weights[src] : 1.0f);
+            }
+        }
+        inputs = model->h_pinputs;
+        targets = targets != NULL ? model->h_ptargets : NULL;
+        weights = model->h_pweights;
+        T = Tx;
+    }
     int BT = B * T;
-    gpt2_check_tokens(cfg, inputs, targets, BT);
     cudaStream_t st = model->stream;
     memcpy(model->h_inputs, inputs, (size_t)BT * sizeof(int));
     cudaCheck(cudaMemcpyAsync(model->d_inputs, model->h_inputs, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, st));
@@ -372,6 +630,8 @@ static void gpt2cu_forward(GPT2CU* model, const int* inputs, const int* targets,
     }
     if (targets != NULL) {
         cudaCheck(cudaMemcpyAsync(model->d_targets, targets, (size_t)BT * sizeof(int), cudaMemcpyHostToDevice, st));
+    }
+    if (targets != NULL && model->grads.wte != NULL) {
         // the encoder backward's token buckets (host work, overlapping whatever the GPU still has queued)
         model->enc_buckets = encoder_backward_buckets(inputs, BT, V, model->h_enc_count, model->h_enc_order,
                                                       model->h_enc_start, model->h_enc_token);
@@ -392,7 +652,19 @@ static void gpt2cu_forward(GPT2CU* model, const int* inputs, const int* targets,
     size_t llse = (size_t)model->B * NH * model->T;
     size_t lr = model->recompute ? 0 : 1;           // layer stride multiplier of ln1, ln2, fch_gelu
 
+    const PeftX* q = &model->px;
+    int r = model->peft.pc.lora_rank, m = model->peft.pc.adapter_size;
+    float ls = model->peft.pc.method == PEFT_LORA ? model->peft.pc.lora_alpha / r : 0.0f;
+    size_t lbtr = lbt * (size_t)r, lbtm = lbt * (size_t)m;
+    // LoRA on fc adds to the values before the GELU: cuBLASLt's GELU epilogue cannot apply
+    int fuse_fc = model->gelu_fusion && q->lora_A[2] == NULL;
+
     encoder_forward_cuda(a->encoded, model->d_inputs, p->wte, p->wpe, B, T, C, st);
+    if (k > 0) {
+        int n = B * k * C;
+        prompt_forward_kernel<<<CEIL_DIV(n, 256), 256, 0, st>>>(a->encoded, q->prompt, p->wpe, B, T, k, C);
+        cudaCheckLaunch();
+    }
     layernorm_forward_cuda(a->ln1, a->ln1_mean, a->ln1_rstd, a->encoded, p->ln1w, p->ln1b, BT, C, st);
     for (int l = 0; l < L; l++) {
         const floatX* residual = l == 0 ? a->encoded : a->residual3 + (l - 1) * lbtc;
@@ -405,19 +677,48 @@ static void gpt2cu_forward(GPT2CU* model, const int* inputs, const int* targets,
         floatX* fch = a->fch + l * 4 * lbtc;
         floatX* fch_gelu = a->fch_gelu + lr * l * 4 * lbtc;
         floatX* residual3 = a->residual3 + l * lbtc;
+        // with adapters a projection writes the adapter's input, which the adapter turns into proj
+        floatX* attn_out = q->down_w[0] != NULL ? a->adapter_in[0] + l * lbtc : a->proj;
+        floatX* mlp_out = q->down_w[1] != NULL ? a->adapter_in[1] + l * lbtc : a->proj;
 
         matmul_forward_cuda(qkv, ln1, p->qkvw + (size_t)l * 3 * C * C, p->qkvb + l * 3 * C, BT, C, 3 * C, NULL, st);
+        if (q->lora_A[0] != NULL) {
+            lora_forward_cuda(qkv, a->lora_h[0] + l * lbtr, ln1, q->lora_A[0] + (size_t)l * r * C,
+                              q->lora_B[0] + (size_t)l * 3 * C * r, ls, BT, C, 3 * C, r, st);
+        }
         attention_forward_cuda(&model->attention, atty, lse, qkv, B, T, C, NH, st);
-        matmul_forward_cuda(a->proj, atty, p->attprojw + (size_t)l * C * C, p->attprojb + l * C, BT, C, C, NULL, st);
+        matmul_forward_cuda(attn_out, atty, p->attprojw + (size_t)l * C * C, p->attprojb + l * C, BT, C, C, NULL, st);
+        if (q->lora_A[1] != NULL) {
+            lora_forward_cuda(attn_out, a->lora_h[1] + l * lbtr, atty, q->lora_A[1] + (size_t)l * r * C,
+                              q->lora_B[1] + (size_t)l * C * r, ls, BT, C, C, r, st);
+        }
+        if (q->down_w[0] != NULL) {
+            adapter_forward_cuda(a->proj, a->adapter_z[0] + l * lbtm, a->adapter_g[0] + l * lbtm, attn_out,
+                                 q->down_w[0] + (size_t)l * m * C, q->down_b[0] + (size_t)l * m,
+                                 q->up_w[0] + (size_t)l * C * m, q->up_b[0] + (size_t)l * C, BT, C, m, st);
+        }
         fused_residual_layernorm_forward_cuda(residual2, ln2, a->ln2_mean + l * lbt, a->ln2_rstd + l * lbt,
                                               residual, a->proj, p->ln2w + l * C, p->ln2b + l * C, BT, C, st);
-        if (model->gelu_fusion) {
+        if (fuse_fc) {
             matmul_forward_cuda(fch_gelu, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, BT, C, 4 * C, fch, st);
         } else {
             matmul_forward_cuda(fch, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, BT, C, 4 * C, NULL, st);
+            if (q->lora_A[2] != NULL) {
+                lora_forward_cuda(fch, a->lora_h[2] + l * lbtr, ln2, q->lora_A[2] + (size_t)l * r * C,
+                                  q->lora_B[2] + (size_t)l * 4 * C * r, ls, BT, C, 4 * C, r, st);
+            }
             gelu_forward_cuda(fch_gelu, fch, (size_t)BT * 4 * C, st);
         }
-        matmul_forward_cuda(a->proj, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, p->fcprojb + l * C, BT, 4 * C, C, NULL, st);
+        matmul_forward_cuda(mlp_out, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, p->fcprojb + l * C, BT, 4 * C, C, NULL, st);
+        if (q->lora_A[3] != NULL) {
+            lora_forward_cuda(mlp_out, a->lora_h[3] + l * lbtr, fch_gelu, q->lora_A[3] + (size_t)l * r * 4 * C,
+                              q->lora_B[3] + (size_t)l * C * r, ls, BT, 4 * C, C, r, st);
+        }
+        if (q->down_w[1] != NULL) {
+            adapter_forward_cuda(a->proj, a->adapter_z[1] + l * lbtm, a->adapter_g[1] + l * lbtm, mlp_out,
+                                 q->down_w[1] + (size_t)l * m * C, q->down_b[1] + (size_t)l * m,
+                                 q->up_w[1] + (size_t)l * C * m, q->up_b[1] + (size_t)l * C, BT, C, m, st);
+        }
         // the residual add, fused with the next LayerNorm (layer l+1's ln1, or the final one)
         if (l + 1 < L) {
             fused_residual_layernorm_forward_cuda(residual3, a->ln1 + lr * (l + 1) * lbtc, a->ln1_mean + (l + 1) * lbt,
@@ -438,7 +739,7 @@ static void gpt2cu_forward(GPT2CU* model, const int* inputs, const int* targets,
 }
 
 static void gpt2cu_zero_grad(GPT2CU* model) {
-    cudaCheck(cudaMemsetAsync(model->grads_memory, 0, model->num_parameters * sizeof(float), model->stream));
+    cudaCheck(cudaMemsetAsync(model->grads_memory, 0, model->dev_count * sizeof(float), model->stream));
 }
 
 // Backward pass of the last forward (with targets); adds into the gradients the gradient of
@@ -460,6 +761,15 @@ static void gpt2cu_backward(GPT2CU* model, float dloss) {
     size_t lbt = (size_t)model->B * model->T;
     size_t llse = (size_t)model->B * NH * model->T;
     size_t lr = model->recompute ? 0 : 1;
+    const PeftX* q = &model->px;
+    const PeftF* pg = &model->pg;
+    int r = model->peft.pc.lora_rank, m = model->peft.pc.adapter_size;
+    float ls = model->peft.pc.method == PEFT_LORA ? model->peft.pc.lora_alpha / r : 0.0f;
+    size_t lbtr = lbt * (size_t)r, lbtm = lbt * (size_t)m;
+    // LoRA on fcproj adds to d(fch_gelu) before the GELU's backward: no DGELU epilogue then
+    int fuse_fcproj = model->gelu_fusion && q->lora_A[3] == NULL;
+    // a frozen tensor's gradient pointer is NULL: offset it only when it exists
+    #define GRAD_AT(ptr, off) ((ptr) != NULL ? (ptr) + (off) : NULL)
 
     // classifier: logits -> dlogits in place (the losses are recomputed, identically)
     fused_classifier_cuda(a->logits, a->losses, model->d_targets, model->has_weights ? model->d_weights : NULL, dloss,
@@ -493,56 +803,115 @@ static void gpt2cu_backward(GPT2CU* model, float dloss) {
             layernorm_forward_cuda(ln2, NULL, NULL, residual2, p->ln2w + l * C, p->ln2b + l * C, BT, C, st);
             gelu_forward_cuda(fch_gelu, fch, (size_t)BT * 4 * C, st);
         }
-        // MLP; dresidual holds d(residual3)
-        if (model->gelu_fusion) {
-            matmul_backward_cuda(s->dfch, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, s->dresidual,
+        // MLP; dresidual holds d(residual3), which flows on unchanged as part of d(residual2)
+        const floatX* dmlp_out = s->dresidual;  // the gradient of the MLP projection's output
+        if (q->down_w[1] != NULL) {
+            adapter_backward_cuda(s->dproj, pg->down_w[1] + (size_t)l * m * C, pg->down_b[1] + (size_t)l * m,
+                                  pg->up_w[1] + (size_t)l * C * m, pg->up_b[1] + (size_t)l * C, s->adapter_dg,
+                                  s->adapter_dz, s->dresidual, a->adapter_in[1] + l * lbtc, a->adapter_z[1] + l * lbtm,
+                                  a->adapter_g[1] + l * lbtm, q->down_w[1] + (size_t)l * m * C,
+                                  q->up_w[1] + (size_t)l * C * m, BT, C, m, s->reduce, st);
+            dmlp_out = s->dproj;
+        }
+        if (fuse_fcproj) {
+            matmul_backward_cuda(s->dfch, GRAD_AT(g->fcprojw, (size_t)l * 4 * C * C), GRAD_AT(g->fcprojb, l * C), dmlp_out,
                                  fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C, fch, s->reduce, st);
         } else {
-            matmul_backward_cuda(s->dfch_gelu, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C, s->dresidual,
-                                 fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C, NULL, s->reduce, st);
+            matmul_backward_cuda(s->dfch_gelu, GRAD_AT(g->fcprojw, (size_t)l * 4 * C * C), GRAD_AT(g->fcprojb, l * C),
+                                 dmlp_out, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, BT, 4 * C, C, NULL, s->reduce, st);
+            if (q->lora_A[3] != NULL) {
+                lora_backward_cuda(s->dfch_gelu, pg->lora_A[3] + (size_t)l * r * 4 * C, pg->lora_B[3] + (size_t)l * C * r,
+                                   s->lora_dh, dmlp_out, fch_gelu, a->lora_h[3] + l * lbtr,
+                                   q->lora_A[3] + (size_t)l * r * 4 * C, q->lora_B[3] + (size_t)l * C * r, ls,
+                                   BT, 4 * C, C, r, st);
+            }
             gelu_backward_cuda(s->dfch, fch, s->dfch_gelu, (size_t)BT * 4 * C, st);
         }
-        matmul_backward_cuda(s->dln, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, s->dfch, ln2,
+        matmul_backward_cuda(s->dln, GRAD_AT(g->fcw, (size_t)l * 4 * C * C), GRAD_AT(g->fcb, l * 4 * C), s->dfch, ln2,
                              p->fcw + (size_t)l * 4 * C * C, BT, C, 4 * C, NULL, s->reduce, st);
-        layernorm_backward_cuda(s->dresidual, g->ln2w + l * C, g->ln2b + l * C, s->dln, residual2, p->ln2w + l * C,
-                                ln2_mean, ln2_rstd, BT, C, s->reduce, st);
+        if (q->lora_A[2] != NULL) {
+            lora_backward_cuda(s->dln, pg->lora_A[2] + (size_t)l * r * C, pg->lora_B[2] + (size_t)l * 4 * C * r, s->lora_dh,
+                               s->dfch, ln2, a->lora_h[2] + l * lbtr, q->lora_A[2] + (size_t)l * r * C,
+                               q->lora_B[2] + (size_t)l * 4 * C * r, ls, BT, C, 4 * C, r, st);
+        }
+        layernorm_backward_cuda(s->dresidual, GRAD_AT(g->ln2w, l * C), GRAD_AT(g->ln2b, l * C), s->dln, residual2,
+                                p->ln2w + l * C, ln2_mean, ln2_rstd, BT, C, s->reduce, st);
         // attention; dresidual holds d(residual2)
-        matmul_backward_cuda(s->datty, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, s->dresidual, atty,
-                             p->attprojw + (size_t)l * C * C, BT, C, C, NULL, s->reduce, st);
+        const floatX* datt_out = s->dresidual;
+        if (q->down_w[0] != NULL) {
+            adapter_backward_cuda(s->dproj, pg->down_w[0] + (size_t)l * m * C, pg->down_b[0] + (size_t)l * m,
+                                  pg->up_w[0] + (size_t)l * C * m, pg->up_b[0] + (size_t)l * C, s->adapter_dg,
+                                  s->adapter_dz, s->dresidual, a->adapter_in[0] + l * lbtc, a->adapter_z[0] + l * lbtm,
+                                  a->adapter_g[0] + l * lbtm, q->down_w[0] + (size_t)l * m * C,
+                                  q->up_w[0] + (size_t)l * C * m, BT, C, m, s->reduce, st);
+            datt_out = s->dproj;
+        }
+        matmul_backward_cuda(s->datty, GRAD_AT(g->attprojw, (size_t)l * C * C), GRAD_AT(g->attprojb, l * C), datt_out,
+                             atty, p->attprojw + (size_t)l * C * C, BT, C, C, NULL, s->reduce, st);
+        if (q->lora_A[1] != NULL) {
+            lora_backward_cuda(s->datty, pg->lora_A[1] + (size_t)l * r * C, pg->lora_B[1] + (size_t)l * C * r, s->lora_dh,
+                               datt_out, atty, a->lora_h[1] + l * lbtr, q->lora_A[1] + (size_t)l * r * C,
+                               q->lora_B[1] + (size_t)l * C * r, ls, BT, C, C, r, st);
+        }
         attention_backward_cuda(&model->attention, s->dqkv, s->att_dsum, s->datty, qkv, atty, lse, B, T, C, NH, st);
-        matmul_backward_cuda(s->dln, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, s->dqkv, ln1,
+        matmul_backward_cuda(s->dln, GRAD_AT(g->qkvw, (size_t)l * 3 * C * C), GRAD_AT(g->qkvb, l * 3 * C), s->dqkv, ln1,
                              p->qkvw + (size_t)l * 3 * C * C, BT, C, 3 * C, NULL, s->reduce, st);
-        layernorm_backward_cuda(s->dresidual, g->ln1w + l * C, g->ln1b + l * C, s->dln, residual, p->ln1w + l * C,
-                                ln1_mean, ln1_rstd, BT, C, s->reduce, st);
+        if (q->lora_A[0] != NULL) {
+            lora_backward_cuda(s->dln, pg->lora_A[0] + (size_t)l * r * C, pg->lora_B[0] + (size_t)l * 3 * C * r, s->lora_dh,
+                               s->dqkv, ln1, a->lora_h[0] + l * lbtr, q->lora_A[0] + (size_t)l * r * C,
+                               q->lora_B[0] + (size_t)l * 3 * C * r, ls, BT, C, 3 * C, r, st);
+        }
+        layernorm_backward_cuda(s->dresidual, GRAD_AT(g->ln1w, l * C), GRAD_AT(g->ln1b, l * C), s->dln, residual,
+                                p->ln1w + l * C, ln1_mean, ln1_rstd, BT, C, s->reduce, st);
     }
-    encoder_backward_cuda(g->wte, g->wpe, s->dresidual, model->d_enc_order, model->d_enc_start, model->d_enc_token,
-                          model->enc_buckets, B, T, C, st);
+    #undef GRAD_AT
+    if (g->wte != NULL) {
+        encoder_backward_cuda(g->wte, g->wpe, s->dresidual, model->d_enc_order, model->d_enc_start, model->d_enc_token,
+                              model->enc_buckets, B, T, C, st);
+    }
+    if (pg->prompt != NULL) {
+        int k = model->prompt_len;
+        prompt_backward_kernel<<<CEIL_DIV(k * C, 256), 256, 0, st>>>(pg->prompt, s->dresidual, B, T, k, C);
+        cudaCheckLaunch();
+    }
 }
 
-// global L2 norm of the gradients (synchronizes)
-static float gpt2cu_grad_norm(GPT2CU* model) {
-    sum_of_squares_cuda(model->d_norm, model->grads_memory, model->num_parameters, model->d_norm + 1, model->stream);
+// sum of squares of the gradients of the trainable vector (synchronizes; the zero padding
+// between PEFT tensors adds nothing)
+static double gpt2cu_grad_sumsq(GPT2CU* model) {
+    sum_of_squares_cuda(model->d_norm, model->grads_memory, model->dev_count, model->d_norm + 1, model->stream);
     double s;
     cudaCheck(cudaMemcpyAsync(&s, model->d_norm, sizeof(double), cudaMemcpyDeviceToHost, model->stream));
     cudaCheck(cudaStreamSynchronize(model->stream));
-    return (float)sqrt(s);
+    return s;
 }
+
+// global L2 norm of the gradients (synchronizes)
+static float gpt2cu_grad_norm(GPT2CU* model) { return (float)sqrt(gpt2cu_grad_sumsq(model)); }
 
 static void gpt2cu_update(GPT2CU* model, float lr, float beta1, float beta2, float eps, float weight_decay,
                           float grad_scale, int step) {
-    size_t off = 0;
-    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
-        size_t n = model->param_sizes[i];
-        float wd = PARAMETER_DECAYS[i] ? weight_decay : 0.0f;
-        adamw_update_cuda(model->master + off, model->params_memory + off, model->grads_memory + off,
-                          model->m_memory + off, model->v_memory + off, n, lr, beta1, beta2, eps, wd,
+    for (int i = 0; i < model->num_tensors; i++) {
+        size_t off = model->t_dev[i];
+        float wd = model->t_decay[i] ? weight_decay : 0.0f;
+        adamw_update_cuda(model->master + off, model->train_x + off, model->grads_memory + off,
+                          model->m_memory + off, model->v_memory + off, model->t_size[i], lr, beta1, beta2, eps, wd,
                           grad_scale, step, model->stream);
-        off += n;
     }
 }
 
-// device -> host copies of the master weights (and moments) for checkpoints
+// device -> host copies of the master weights (and moments) for checkpoints: h_params, or with
+// PEFT h_trainable (the frozen base on the host never changes)
 static void gpt2cu_download(GPT2CU* model, int with_moments) {
+    if (gpt2cu_is_peft(model)) {
+        cudaCheck(cudaStreamSynchronize(model->stream));
+        gpt2cu_trainable_to_host(model, model->h_trainable, model->master);
+        if (with_moments) {
+            gpt2cu_trainable_to_host(model, model->h_m, model->m_memory);
+            gpt2cu_trainable_to_host(model, model->h_v, model->v_memory);
+        }
+        return;
+    }
     size_t bytes = model->num_parameters * sizeof(float);
     size_t mbytes = model->opt_count * sizeof(float);
     cudaCheck(cudaStreamSynchronize(model->stream));
@@ -554,6 +923,11 @@ static void gpt2cu_download(GPT2CU* model, int with_moments) {
 }
 
 static void gpt2cu_upload_moments(GPT2CU* model) {
+    if (gpt2cu_is_peft(model)) {
+        gpt2cu_trainable_to_device(model, model->m_memory, model->h_m);
+        gpt2cu_trainable_to_device(model, model->v_memory, model->h_v);
+        return;
+    }
     size_t bytes = model->opt_count * sizeof(float);
     cudaCheck(cudaMemcpy(model->m_memory, model->h_m, bytes, cudaMemcpyHostToDevice));
     cudaCheck(cudaMemcpy(model->v_memory, model->h_v, bytes, cudaMemcpyHostToDevice));
@@ -622,6 +996,7 @@ static void gpt2cu_update_zero1(GPT2CU* model, int rank, float lr, float beta1, 
 
 static void gpt2cu_free(GPT2CU* model) {
     cudaCheck(cudaFree(model->master));
+    if (model->train_x != model->params_memory) { cudaCheck(cudaFree(model->train_x)); }
     cudaCheck(cudaFree(model->params_memory));
     cudaCheck(cudaFree(model->grads_memory));
     cudaCheck(cudaFree(model->m_memory));
@@ -645,6 +1020,10 @@ static void gpt2cu_free(GPT2CU* model) {
     }
     attention_free(&model->attention);
     free(model->h_params);
+    free(model->h_trainable);
+    free(model->h_pinputs);
+    free(model->h_ptargets);
+    free(model->h_pweights);
     free(model->h_m);
     free(model->h_v);
     free(model->h_losses);
@@ -659,11 +1038,15 @@ static void gpt2cu_free(GPT2CU* model) {
 
 static void gpu_allocate(void* self, int B, int T, size_t opt_offset, size_t opt_count) {
     GPT2CU* model = (GPT2CU*)self;
-    if (opt_offset != 0 || opt_count != model->num_parameters) {
+    if (opt_offset != 0 || opt_count != model->num_trainable) {
+        if (gpt2cu_is_peft(model)) {
+            die("-z 1 with --peft %s: ZeRO-1 sharding of the PEFT tensors is not in train_gpt_cu (they are small: "
+                "use -z 0, which keeps their moments whole on every GPU)", PEFT_METHOD_NAMES[model->peft.pc.method]);
+        }
         gpt2cu_enable_zero1(model, model->nccl.world, opt_offset, opt_count);
     }
     gpt2cu_allocate(model, B, T);
-    model->h_losses = float_alloc_check((size_t)B * T, "losses (host)");
+    model->h_losses = float_alloc_check((size_t)B * (T + model->prompt_len), "losses (host)");
     model->h_logits = float_alloc_check(model->config.padded_vocab_size, "logits row (host)");
     model->h_logits_x = (floatX*)malloc_check((size_t)model->config.padded_vocab_size * sizeof(floatX), "logits row staging");
     gpt2cu_loss_reset(model);
@@ -685,13 +1068,13 @@ static const float* gpu_losses(void* self) {
     size_t n = (size_t)model->batch_B * model->batch_T;
     cudaCheck(cudaMemcpyAsync(model->h_losses, model->acts.losses, n * sizeof(float), cudaMemcpyDeviceToHost, model->stream));
     cudaCheck(cudaStreamSynchronize(model->stream));
-    return model->h_losses;
+    return model->h_losses + model->prompt_len;  // row 0's, after the soft prompt's positions
 }
 
 static const float* gpu_logits_at(void* self, int t) {
     GPT2CU* model = (GPT2CU*)self;
     int V = model->config.vocab_size, Vp = model->config.padded_vocab_size;
-    cudaCheck(cudaMemcpyAsync(model->h_logits_x, model->acts.logits + (size_t)t * Vp, (size_t)V * sizeof(floatX),
+    cudaCheck(cudaMemcpyAsync(model->h_logits_x, model->acts.logits + (size_t)(t + model->prompt_len) * Vp, (size_t)V * sizeof(floatX),
                               cudaMemcpyDeviceToHost, model->stream));
     cudaCheck(cudaStreamSynchronize(model->stream));
     for (int k = 0; k < V; k++) { model->h_logits[k] = host_fx2f(model->h_logits_x[k]); }
@@ -707,6 +1090,13 @@ static void gpu_backward(void* self, float dloss) { gpt2cu_backward((GPT2CU*)sel
 // on the CPU, so both stages give the same bits.
 static double gpu_reduce_gradients(void* self, Comm* comm, int zero1) {
     GPT2CU* model = (GPT2CU*)self;
+    if (gpt2cu_is_peft(model)) {
+        // the PEFT tensors sit padded on the device (no shards of the host order to match):
+        // sum all of them, and rank 0 alone counts the norm, which the loop sums over ranks
+        if (zero1) { die("ZeRO-1 with PEFT: not in train_gpt_cu"); }
+        if (comm->world > 1) { nccl_allreduce_sum(&model->nccl, model->grads_memory, model->dev_count, model->stream); }
+        return comm->rank == 0 ? gpt2cu_grad_sumsq(model) : 0.0;
+    }
     size_t off, cnt;
     comm_shard(model->num_parameters, comm->world, comm->rank, &off, &cnt);
     const float* shard = model->grads_memory + off;
@@ -735,7 +1125,7 @@ static void gpu_update(void* self, Comm* comm, int zero1, float lr, float beta1,
 static const float* gpu_params_host(void* self) {
     GPT2CU* model = (GPT2CU*)self;
     gpt2cu_download(model, 0);
-    return model->h_params;
+    return gpt2cu_is_peft(model) ? model->h_trainable : model->h_params;
 }
 
 static void gpu_moments_host(void* self, float** m, float** v) {
@@ -779,14 +1169,11 @@ int main(int argc, char** argv) {
     int start_step = train_resume_step(&cfg, &comm, model_path, sizeof(model_path));
     GPT2Config config;
     float* params = train_initial_params(&cfg, start_step, model_path, &config);
-    {
-        PeftLayout lay;
-        uint64_t base_hash = 0;
-        float* peft = train_peft_setup(&cfg, start_step, model_path, &config, params, &lay, &base_hash);
-        if (peft != NULL) { die("--peft %s: parameter-efficient fine-tuning is in the CPU trainer (train_gpt); not yet in train_gpt_cu", PEFT_METHOD_NAMES[lay.pc.method]); }
-    }
+    PeftLayout lay;
+    uint64_t base_hash = 0;
+    float* peft = train_peft_setup(&cfg, start_step, model_path, &config, params, &lay, &base_hash);
     GPT2CU model;
-    gpt2cu_build_from_params(&model, &config, params);
+    gpt2cu_build(&model, &config, params, peft != NULL ? &lay : NULL, peft);
     model.recompute = cfg.recompute;
     model.gelu_fusion = cfg.gelu_fusion;
     model.attention.kind = attention_kind_parse(cfg.attention, "--attention");
@@ -800,7 +1187,10 @@ int main(int argc, char** argv) {
     ops.self = &model;
     ops.config = model.config;
     ops.num_parameters = model.num_parameters;
-    ops.num_trainable = model.num_parameters;
+    ops.num_trainable = model.num_trainable;
+    ops.peft = peft != NULL ? &model.peft : NULL;
+    ops.base_params = model.h_params;
+    ops.base_hash = base_hash;
     ops.device_name = device_name;
     ops.allocate = gpu_allocate;
     ops.forward = gpu_forward;

@@ -35,30 +35,40 @@ static void adapter_backward(float* dinp, float* dWd, float* dbd, float* dWu, fl
 
 #ifdef __CUDACC__
 // ----------------------------------------------------------------------------
-// CUDA twin on cuBLASLt with the biases in the epilogue; activations floatX, weight gradients fp32.
+// CUDA twin on cuBLASLt (llmc/matmul.h): activations floatX, weight gradients fp32 and
+// accumulated. The skip connection is summed in the matmul (beta = 1 onto a copy of the
+// input), as the C version sums onto its copy, so out and dinp round once.
 #include "cuda_common.h"
 
-// tmp: BT*C floatX scratch (the bottleneck's output before the skip add)
-static void adapter_forward_cuda(floatX* out, floatX* z, floatX* g, floatX* tmp, const floatX* inp, const floatX* Wd,
+// out = inp + gelu(inp Wd^T + bd) Wu^T + bu; z, g: (BT, m) kept for the backward; out may not alias inp
+static void adapter_forward_cuda(floatX* out, floatX* z, floatX* g, const floatX* inp, const floatX* Wd,
                                  const floatX* bd, const floatX* Wu, const floatX* bu, int BT, int C, int m,
                                  cudaStream_t stream) {
     matmul_forward_cuda(z, inp, Wd, bd, BT, C, m, NULL, stream);
     gelu_forward_cuda(g, z, (size_t)BT * m, stream);
-    matmul_forward_cuda(tmp, g, Wu, bu, BT, m, C, NULL, stream);
-    residual_forward_cuda(out, inp, tmp, (size_t)BT * C, stream);
+    cudaCheck(cudaMemcpyAsync(out, inp, (size_t)BT * C * sizeof(floatX), cudaMemcpyDeviceToDevice, stream));
+    // out^T (C x BT) += [Wu as stored: m x C]^T @ [g as stored: m x BT] + bu
+    matmul_cublaslt(out, CUBLAS_FLOATX, Wu, g, C, BT, m, 1, 0, m, m, C, 1.0f, CUBLASLT_EPILOGUE_BIAS, bu,
+                    NULL, 0, stream);
 }
 
-// dinp = dout + dz Wd (overwritten, not accumulated); dg, dz: BT*m floatX scratch
+// dinp = dout + dz Wd (written, not accumulated); dWu += dout^T g; dbu += sum dout;
+// dz = gelu'(z) (dout Wu); dWd += dz^T inp; dbd += sum dz. dg, dz: BT*m floatX scratch;
+// reduce: colsum_scratch_floats(BT, max(C, m)) floats
 static void adapter_backward_cuda(floatX* dinp, float* dWd, float* dbd, float* dWu, float* dbu, floatX* dg, floatX* dz,
                                   const floatX* dout, const floatX* inp, const floatX* z, const floatX* g,
                                   const floatX* Wd, const floatX* Wu, int BT, int C, int m, float* reduce,
                                   cudaStream_t stream) {
-    cudaCheck(cudaMemsetAsync(dg, 0, (size_t)BT * m * sizeof(floatX), stream));
-    matmul_backward_cuda(dg, dWu, dbu, dout, g, Wu, BT, m, C, NULL, reduce, stream);
-    cudaCheck(cudaMemsetAsync(dz, 0, (size_t)BT * m * sizeof(floatX), stream));
+    matmul_backward_cuda(dg, dWu, dbu, dout, g, Wu, BT, m, C, NULL, reduce, stream);  // dg = dout Wu
     gelu_backward_cuda(dz, z, dg, (size_t)BT * m, stream);
-    matmul_backward_cuda(dinp, dWd, dbd, dz, inp, Wd, BT, C, m, NULL, reduce, stream);  // dinp = dz Wd
-    residual_forward_cuda(dinp, dinp, dout, (size_t)BT * C, stream);                    // + the skip path
+    // dinp^T (C x BT) = [dout as stored] + [Wd as stored: C x m] @ [dz as stored: m x BT]
+    cudaCheck(cudaMemcpyAsync(dinp, dout, (size_t)BT * C * sizeof(floatX), cudaMemcpyDeviceToDevice, stream));
+    matmul_cublaslt(dinp, CUBLAS_FLOATX, Wd, dz, C, BT, m, 0, 0, C, m, C, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, NULL,
+                    NULL, 0, stream);
+    // dWd^T (C x m) += [inp as stored: C x BT] @ [dz as stored: m x BT]^T
+    matmul_cublaslt(dWd, CUDA_R_32F, inp, dz, C, m, BT, 0, 1, C, m, C, 1.0f, CUBLASLT_EPILOGUE_DEFAULT, NULL,
+                    NULL, 0, stream);
+    colsum_accumulate_cuda(dbd, dz, BT, m, reduce, stream);
 }
 #endif // __CUDACC__
 

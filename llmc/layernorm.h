@@ -94,7 +94,8 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
 //   fused_residual_layernorm_forward_cuda: residual = a + b (rounded to floatX), out = LN(residual)
 //     (the residual add of one sublayer fused with the LayerNorm of the next)
 //   layernorm_backward_cuda: dinp += ..., dweight += ..., dbias += ... (fp32 weight grads),
-//     needs layernorm_scratch_floats(N, C) floats of scratch for the deterministic column sums
+//     needs layernorm_scratch_floats(N, C) floats of scratch for the deterministic column sums;
+//     dweight and/or dbias may be NULL (frozen, as in the C version)
 #include "cuda_common.h"
 
 #define LAYERNORM_ROWS_PER_BLOCK 8
@@ -216,8 +217,8 @@ __global__ static void layernorm_backward_finish_kernel(float* dweight, float* d
         tw += partial[(size_t)i * C + c];
         tb += partial[(size_t)nchunks * C + (size_t)i * C + c];
     }
-    dweight[c] += tw;
-    dbias[c] += tb;
+    if (dweight != NULL) { dweight[c] += tw; }
+    if (dbias != NULL) { dbias[c] += tb; }
 }
 
 static void layernorm_backward_cuda(floatX* dinp, float* dweight, float* dbias, const floatX* dout,
@@ -226,6 +227,8 @@ static void layernorm_backward_cuda(floatX* dinp, float* dweight, float* dbias, 
     layernorm_backward_dinp_kernel<<<CEIL_DIV(N, LAYERNORM_ROWS_PER_BLOCK), 32 * LAYERNORM_ROWS_PER_BLOCK, 0, stream>>>(
         dinp, dout, inp, weight, mean, rstd, N, C);
     cudaCheckLaunch();
+    // a frozen LayerNorm (parameter-efficient fine-tuning) has no weight gradients: dinp only
+    if (dweight == NULL && dbias == NULL) { return; }
     int nchunks = CEIL_DIV(N, LAYERNORM_BWD_CHUNK);
     layernorm_backward_partial_kernel<<<dim3(CEIL_DIV(C, 32), nchunks), dim3(32, 32), 0, stream>>>(
         scratch, dout, inp, mean, rstd, N, C);

@@ -29,38 +29,41 @@ static void lora_backward(float* dinp, float* dA, float* dB, float* dh, const fl
 
 #ifdef __CUDACC__
 // ----------------------------------------------------------------------------
-// CUDA twin: the same two products on cuBLASLt (llmc/matmul.h), h kept in floatX, the scale
-// applied by a small elementwise kernel. Weight gradients accumulate in fp32 like the model's.
+// CUDA twin: the same products on cuBLASLt (llmc/matmul.h), in the row-major/column-major
+// spelling of matmul_forward_cuda and matmul_backward_cuda. The scale s rides in the matmul's
+// alpha, and the two sums into the frozen layer's tensors (out += ..., dinp += ...) in its
+// beta = 1, so each floatX value is rounded once, from the fp32 accumulator. h and dh are
+// floatX, the weight gradients fp32 and accumulated (beta = 1) like the model's.
 #include "cuda_common.h"
 
-__global__ static void lora_scale_kernel(floatX* x, float s, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) { x[i] = f2fx(s * fx2f(x[i])); }
+// h = s * inp A^T (BT, r), kept for the backward pass; out += h B^T
+static void lora_forward_cuda(floatX* out, floatX* h, const floatX* inp, const floatX* A, const floatX* Bm, float s,
+                              int BT, int IC, int OC, int r, cudaStream_t stream) {
+    // h^T (r x BT) = s [A as stored: IC x r]^T @ [inp as stored: IC x BT]
+    matmul_cublaslt_scaled(h, CUBLAS_FLOATX, A, inp, r, BT, IC, 1, 0, IC, IC, r, s, 0.0f,
+                           CUBLASLT_EPILOGUE_DEFAULT, NULL, NULL, 0, stream);
+    // out^T (OC x BT) += [B as stored: r x OC]^T @ [h as stored: r x BT]
+    matmul_cublaslt_scaled(out, CUBLAS_FLOATX, Bm, h, OC, BT, r, 1, 0, r, r, OC, 1.0f, 1.0f,
+                           CUBLASLT_EPILOGUE_DEFAULT, NULL, NULL, 0, stream);
 }
 
-// out += h B^T with h = s * inp A^T; tmp: BT*OC floatX scratch (the low-rank product before the add)
-static void lora_forward_cuda(floatX* out, floatX* h, floatX* tmp, const floatX* inp, const floatX* A, const floatX* Bm,
-                              float s, int BT, int IC, int OC, int r, cudaStream_t stream) {
-    matmul_forward_cuda(h, inp, A, NULL, BT, IC, r, NULL, stream);
-    size_t n = (size_t)BT * r;
-    lora_scale_kernel<<<(unsigned)((n + 255) / 256), 256, 0, stream>>>(h, s, n);
-    cudaCheckLaunch();
-    matmul_forward_cuda(tmp, h, Bm, NULL, BT, r, OC, NULL, stream);
-    residual_forward_cuda(out, out, tmp, (size_t)BT * OC, stream);
-}
-
-// dinp += s (dout B) A, dA += s (dout B)^T inp, dB += dout^T h; dh: BT*r floatX scratch,
-// dinp_tmp: BT*IC floatX scratch for the input gradient before it joins dinp; reduce: as matmul_backward_cuda
-static void lora_backward_cuda(floatX* dinp, float* dA, float* dB, floatX* dh, floatX* dinp_tmp, const floatX* dout,
-                               const floatX* inp, const floatX* h, const floatX* A, const floatX* Bm, float s,
-                               int BT, int IC, int OC, int r, float* reduce, cudaStream_t stream) {
-    cudaCheck(cudaMemsetAsync(dh, 0, (size_t)BT * r * sizeof(floatX), stream));
-    matmul_backward_cuda(dh, dB, NULL, dout, h, Bm, BT, r, OC, NULL, reduce, stream);
-    size_t n = (size_t)BT * r;
-    lora_scale_kernel<<<(unsigned)((n + 255) / 256), 256, 0, stream>>>(dh, s, n);
-    cudaCheckLaunch();
-    matmul_backward_cuda(dinp_tmp, dA, NULL, dh, inp, A, BT, IC, r, NULL, reduce, stream);
-    residual_forward_cuda(dinp, dinp, dinp_tmp, (size_t)BT * IC, stream);
+// dB += dout^T h;  dh = s (dout B);  dA += dh^T inp;  dinp += dh A (accumulated: the frozen
+// layer's matmul_backward_cuda wrote dinp first). dh: BT*r floatX scratch.
+static void lora_backward_cuda(floatX* dinp, float* dA, float* dB, floatX* dh, const floatX* dout, const floatX* inp,
+                               const floatX* h, const floatX* A, const floatX* Bm, float s, int BT, int IC, int OC, int r,
+                               cudaStream_t stream) {
+    // dB^T (r x OC) += [h as stored: r x BT] @ [dout as stored: OC x BT]^T
+    matmul_cublaslt_scaled(dB, CUDA_R_32F, h, dout, r, OC, BT, 0, 1, r, OC, r, 1.0f, 1.0f,
+                           CUBLASLT_EPILOGUE_DEFAULT, NULL, NULL, 0, stream);
+    // dh^T (r x BT) = s [B as stored: r x OC] @ [dout as stored: OC x BT]
+    matmul_cublaslt_scaled(dh, CUBLAS_FLOATX, Bm, dout, r, BT, OC, 0, 0, r, OC, r, s, 0.0f,
+                           CUBLASLT_EPILOGUE_DEFAULT, NULL, NULL, 0, stream);
+    // dA^T (IC x r) += [inp as stored: IC x BT] @ [dh as stored: r x BT]^T
+    matmul_cublaslt_scaled(dA, CUDA_R_32F, inp, dh, IC, r, BT, 0, 1, IC, r, IC, 1.0f, 1.0f,
+                           CUBLASLT_EPILOGUE_DEFAULT, NULL, NULL, 0, stream);
+    // dinp^T (IC x BT) += [A as stored: IC x r] @ [dh as stored: r x BT]
+    matmul_cublaslt_scaled(dinp, CUBLAS_FLOATX, A, dh, IC, BT, r, 0, 0, IC, r, IC, 1.0f, 1.0f,
+                           CUBLASLT_EPILOGUE_DEFAULT, NULL, NULL, 0, stream);
 }
 #endif // __CUDACC__
 

@@ -582,12 +582,13 @@ static uint32_t matmul_alignment(const void* p) {
     return al;
 }
 
-// D (m x n, column-major, ldd) = op(A) @ op(B) (+ beta * D), with an epilogue.
+// D (m x n, column-major, ldd) = alpha * op(A) @ op(B) (+ beta * D), with an epilogue.
 // A is m x k after op, B is k x n after op; a, b are floatX; d is floatX or fp32 (d_type).
-static void matmul_cublaslt(void* d, cudaDataType_t d_type, const floatX* a, const floatX* b,
-                            int m, int n, int k, int transA, int transB, int lda, int ldb, int ldd,
-                            float beta, cublasLtEpilogue_t epilogue, const floatX* bias,
-                            void* aux, int ldaux, cudaStream_t stream) {
+// (alpha != 1: LoRA's scale s, applied in the fp32 accumulator instead of by another kernel)
+static void matmul_cublaslt_scaled(void* d, cudaDataType_t d_type, const floatX* a, const floatX* b,
+                                   int m, int n, int k, int transA, int transB, int lda, int ldb, int ldd,
+                                   float alpha, float beta, cublasLtEpilogue_t epilogue, const floatX* bias,
+                                   void* aux, int ldaux, cudaStream_t stream) {
     if (cublaslt_handle == NULL) { fprintf(stderr, "error: matmul_cuda_init() was not called\n"); exit(EXIT_FAILURE); }
     cublasLtMatmulDesc_t desc;
     cublasCheck(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -636,7 +637,6 @@ static void matmul_cublaslt(void* d, cudaDataType_t d_type, const floatX* a, con
                 (const void*)bias, aux, ldaux, al_a, al_b, al_d, PRECISION_NAME);
         exit(EXIT_FAILURE);
     }
-    float alpha = 1.0f;
     cublasCheck(cublasLtMatmul(cublaslt_handle, desc, &alpha, a, la, b, lb, &beta, d, ld_, d, ld_,
                                &heur.algo, cublaslt_workspace, CUBLASLT_WORKSPACE_BYTES, stream));
     cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
@@ -644,6 +644,14 @@ static void matmul_cublaslt(void* d, cudaDataType_t d_type, const floatX* a, con
     cublasCheck(cublasLtMatrixLayoutDestroy(lb));
     cublasCheck(cublasLtMatrixLayoutDestroy(ld_));
     cublasCheck(cublasLtMatmulDescDestroy(desc));
+}
+
+static void matmul_cublaslt(void* d, cudaDataType_t d_type, const floatX* a, const floatX* b,
+                            int m, int n, int k, int transA, int transB, int lda, int ldb, int ldd,
+                            float beta, cublasLtEpilogue_t epilogue, const floatX* bias,
+                            void* aux, int ldaux, cudaStream_t stream) {
+    matmul_cublaslt_scaled(d, d_type, a, b, m, n, k, transA, transB, lda, ldb, ldd, 1.0f, beta, epilogue, bias,
+                           aux, ldaux, stream);
 }
 
 // out (BT, OC) = inp (BT, C) @ weight (OC, C)^T + bias; bias may be NULL.

@@ -474,16 +474,38 @@ static void train_save_checkpoint(ModelOps* ops, const TrainConfig* cfg, Comm* c
     }
 }
 
-// The whole run: returns the exit code (0, or 2 when the spike guard stopped it).
-// model_desc names where the weights came from, for the start-up lines.
-static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start_step, const char* model_desc) {
-    char err[LLMC_ERRLEN];
-    int master = comm->rank == 0;  // prints, logs and writes the model
-    const GPT2Config* mc = &ops->config;
-    if (!master) { cfg->sample_every = 0; }
+// What a run holds between its phases (train_loop_run): the data, its sizes and the run's
+// length, the schedule, the buffers, the spike guard and the log. Set up once, before the first
+// step; nothing is allocated after.
+typedef struct {
+    int B, T, total_batch, grad_accum_steps, max_steps, zero1;
+    long steps_per_epoch;
+    double flops_per_token, flops_per_step, peak_tflops;
+    DataLoader train_loader, val_loader;
+    int have_train, have_val, val_batches;
+    HellaSwag hellaswag;
+    int hellaswag_n;
+    Tokenizer tokenizer;
+    int have_tokenizer;
+    LRSchedule schedule;
+    int* gen_buf;
+    int* eval_buf;
+    Rng sample_rng;
+    SpikeGuard guard;
+    long long skipped_total;
+    Logger logger;
+    RunInfo info;
+} TrainRun;
 
+// Phase 1: the data, the batch arithmetic, the run's length, the tokenizer for samples.
+static void train_run_open_data(TrainRun* r, const ModelOps* ops, const TrainConfig* cfg, const Comm* comm, int start_step) {
+    char err[LLMC_ERRLEN];
+    int master = comm->rank == 0;
+    const GPT2Config* mc = &ops->config;
     // data: every step takes total_batch tokens, B*T per process per micro-step
     int B = cfg->B, T = cfg->T;
+    r->B = B;
+    r->T = T;
     // sizes in 64 bits first: B*T*processes overflows an int long before memory runs out
     long long tokens_per_micro_ll = (long long)B * T * comm->world;
     if (tokens_per_micro_ll > INT32_MAX) {
@@ -491,87 +513,85 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
             tokens_per_micro_ll, INT32_MAX);
     }
     int tokens_per_micro = (int)tokens_per_micro_ll;
-    int total_batch = cfg->total_batch_size == -1 ? tokens_per_micro : cfg->total_batch_size;
-    if (total_batch % tokens_per_micro != 0) {
-        die("-d: total batch size %d is not a multiple of B*T*processes = %d*%d*%d = %d", total_batch, B, T,
+    r->total_batch = cfg->total_batch_size == -1 ? tokens_per_micro : cfg->total_batch_size;
+    if (r->total_batch % tokens_per_micro != 0) {
+        die("-d: total batch size %d is not a multiple of B*T*processes = %d*%d*%d = %d", r->total_batch, B, T,
             comm->world, tokens_per_micro);
     }
-    int grad_accum_steps = total_batch / tokens_per_micro;
-    DataLoader train_loader, val_loader;
-    int have_train = !cfg->eval_only;
-    if (have_train && dataloader_init(&train_loader, cfg->train_data, B, T, mc->vocab_size, comm->rank, comm->world,
-                                      !cfg->no_shuffle, (uint64_t)cfg->seed, err) != 0) {
+    r->grad_accum_steps = r->total_batch / tokens_per_micro;
+    r->have_train = !cfg->eval_only;
+    if (r->have_train && dataloader_init(&r->train_loader, cfg->train_data, B, T, mc->vocab_size, comm->rank, comm->world,
+                                         !cfg->no_shuffle, (uint64_t)cfg->seed, err) != 0) {
         die("-i: %s", err);
     }
-    int have_val = 0;
-    int val_batches = 0;
+    r->have_val = 0;
+    r->val_batches = 0;
     if (cfg->val_every > 0 || cfg->eval_only) {
-        if (dataloader_init(&val_loader, cfg->val_data, B, T, mc->vocab_size, comm->rank, comm->world, 0, 0, err) != 0) {
+        if (dataloader_init(&r->val_loader, cfg->val_data, B, T, mc->vocab_size, comm->rank, comm->world, 0, 0, err) != 0) {
             die("-j: %s", err);
         }
-        have_val = 1;
+        r->have_val = 1;
         // -m counts batches of B sequences over all processes together, so 1 and N processes
         // evaluate the same sequences and report the same val loss: each process takes its
         // share of m / N batch steps of B*N sequences (m rounded down to a multiple of N)
-        long available = val_loader.total_seqs / ((long)B * comm->world);
+        long available = r->val_loader.total_seqs / ((long)B * comm->world);
         long want = cfg->val_max_steps / comm->world > 0 ? cfg->val_max_steps / comm->world : 1;
-        val_batches = want < available ? (int)want : (int)available;
-        if (master && (long)val_batches * comm->world != cfg->val_max_steps) {
+        r->val_batches = want < available ? (int)want : (int)available;
+        if (master && (long)r->val_batches * comm->world != cfg->val_max_steps) {
             printf("val: -m %d batches of B=%d -> %ld over %d processes (%s)\n", cfg->val_max_steps, B,
-                   (long)val_batches * comm->world, comm->world,
+                   (long)r->val_batches * comm->world, comm->world,
                    want > available ? "all the val data holds" : "a multiple of the process count");
         }
     }
-    HellaSwag hellaswag;
-    int hellaswag_n = 0;
+    r->hellaswag_n = 0;
     if (cfg->hellaswag_every > 0) {
-        if (hellaswag_load(&hellaswag, cfg->hellaswag, mc->vocab_size, err) != 0) { die("--hellaswag: %s", err); }
-        hellaswag_n = cfg->hellaswag_examples < 0 || cfg->hellaswag_examples > hellaswag.num_examples
-                      ? hellaswag.num_examples : cfg->hellaswag_examples;
+        if (hellaswag_load(&r->hellaswag, cfg->hellaswag, mc->vocab_size, err) != 0) { die("--hellaswag: %s", err); }
+        r->hellaswag_n = cfg->hellaswag_examples < 0 || cfg->hellaswag_examples > r->hellaswag.num_examples
+                         ? r->hellaswag.num_examples : cfg->hellaswag_examples;
     }
-    long steps_per_epoch = 1;
-    if (have_train) {
-        steps_per_epoch = train_loader.total_seqs / ((long)B * comm->world * grad_accum_steps);
-        if (steps_per_epoch <= 0 && !cfg->dry_run) {
-            die("-d: one step needs %lld sequences, the train data has %ld", (long long)B * comm->world * grad_accum_steps, train_loader.total_seqs);
+    r->steps_per_epoch = 1;
+    if (r->have_train) {
+        long long seqs_per_step = (long long)B * comm->world * r->grad_accum_steps;
+        r->steps_per_epoch = r->train_loader.total_seqs / seqs_per_step;
+        if (r->steps_per_epoch <= 0 && !cfg->dry_run) {
+            die("-d: one step needs %lld sequences, the train data has %ld", seqs_per_step, r->train_loader.total_seqs);
         }
-        if (steps_per_epoch <= 0) {  // a plan may be made on a stand-in for the real data
-            printf("warning: one step needs %lld sequences, the train data has %ld\n", (long long)B * comm->world * grad_accum_steps,
-                   train_loader.total_seqs);
-            steps_per_epoch = 1;
+        if (r->steps_per_epoch <= 0) {  // a plan may be made on a stand-in for the real data
+            printf("warning: one step needs %lld sequences, the train data has %ld\n", seqs_per_step, r->train_loader.total_seqs);
+            r->steps_per_epoch = 1;
         }
     }
     // the run's length: -x steps, a token or FLOP budget (rounded to whole steps), or one epoch
-    double flops_per_token = gpt2_flops_per_token(mc, T);
+    r->flops_per_token = gpt2_flops_per_token(mc, T);
+    r->flops_per_step = r->flops_per_token * r->total_batch;
     double budget_steps = -1.0;
-    if (cfg->max_tokens >= 0) { budget_steps = cfg->max_tokens / total_batch; }
-    if (cfg->max_flops >= 0) { budget_steps = cfg->max_flops / (flops_per_token * total_batch); }
+    if (cfg->max_tokens >= 0) { budget_steps = cfg->max_tokens / r->total_batch; }
+    if (cfg->max_flops >= 0) { budget_steps = cfg->max_flops / r->flops_per_step; }
     if (budget_steps >= 0 && llround(budget_steps) < 1) {
         die("--max-%s: %g is less than one step of %d tokens (%.4g FLOPs)", cfg->max_flops >= 0 ? "flops" : "tokens",
-            cfg->max_flops >= 0 ? cfg->max_flops : cfg->max_tokens, total_batch, flops_per_token * total_batch);
+            cfg->max_flops >= 0 ? cfg->max_flops : cfg->max_tokens, r->total_batch, r->flops_per_step);
     }
-    if (budget_steps > INT32_MAX) { die("--max-tokens/--max-flops: %.4g steps of %d tokens is too many", budget_steps, total_batch); }
-    int max_steps = cfg->eval_only ? 0
-                    : cfg->max_steps >= 0 ? cfg->max_steps
-                    : budget_steps >= 0 ? (int)llround(budget_steps)
-                    : (int)steps_per_epoch;
-    if (master && have_train && max_steps > steps_per_epoch) {
-        printf("warning: %d steps are %.2f epochs of the train data: sequences will repeat\n", max_steps,
-               (double)max_steps / steps_per_epoch);
+    if (budget_steps > INT32_MAX) { die("--max-tokens/--max-flops: %.4g steps of %d tokens is too many", budget_steps, r->total_batch); }
+    r->max_steps = cfg->eval_only ? 0
+                   : cfg->max_steps >= 0 ? cfg->max_steps
+                   : budget_steps >= 0 ? (int)llround(budget_steps)
+                   : (int)r->steps_per_epoch;
+    if (master && r->have_train && r->max_steps > r->steps_per_epoch) {
+        printf("warning: %d steps are %.2f epochs of the train data: sequences will repeat\n", r->max_steps,
+               (double)r->max_steps / r->steps_per_epoch);
     }
-    if (start_step > max_steps) { die("-x: the run is already at step %d, past -x %d", start_step, max_steps); }
-    if (start_step > 0 && start_step == max_steps && master) {
+    if (start_step > r->max_steps) { die("-x: the run is already at step %d, past -x %d", start_step, r->max_steps); }
+    if (start_step > 0 && start_step == r->max_steps && master) {
         printf("resume: the run is already complete (step %d of -x %d): nothing to do. Extend it with a larger -x and "
-               "--accept-changes, or train again with --overwrite\n", start_step, max_steps);
+               "--accept-changes, or train again with --overwrite\n", start_step, r->max_steps);
     }
 
-    Tokenizer tokenizer;
-    int have_tokenizer = 0;
+    r->have_tokenizer = 0;
     if (cfg->sample_every > 0 && !cfg->eval_only) {
-        if (tokenizer_init(&tokenizer, cfg->tokenizer, err) == 0) {
-            have_tokenizer = 1;
-            if (tokenizer.vocab_size != mc->vocab_size) {
-                die("--tokenizer: %s has %d tokens but the model's vocabulary has %d", cfg->tokenizer, tokenizer.vocab_size, mc->vocab_size);
+        if (tokenizer_init(&r->tokenizer, cfg->tokenizer, err) == 0) {
+            r->have_tokenizer = 1;
+            if (r->tokenizer.vocab_size != mc->vocab_size) {
+                die("--tokenizer: %s has %d tokens but the model's vocabulary has %d", cfg->tokenizer, r->tokenizer.vocab_size, mc->vocab_size);
             }
         } else {
             TrainConfig defaults;
@@ -581,169 +601,264 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
         }
     }
 
-    LRSchedule schedule;
-    lr_schedule_parse(cfg->lr_schedule, &schedule.type);
-    schedule.max_lr = cfg->learning_rate;
-    schedule.warmup_steps = cfg->warmup_frac > 0 ? (int)lround(cfg->warmup_frac * max_steps) : cfg->warmup_steps;
-    schedule.total_steps = max_steps;
-    schedule.final_frac = cfg->final_lr_frac;
-    schedule.decay_frac = cfg->wsd_decay_frac;
+    lr_schedule_parse(cfg->lr_schedule, &r->schedule.type);
+    r->schedule.max_lr = cfg->learning_rate;
+    r->schedule.warmup_steps = cfg->warmup_frac > 0 ? (int)lround(cfg->warmup_frac * r->max_steps) : cfg->warmup_steps;
+    r->schedule.total_steps = r->max_steps;
+    r->schedule.final_frac = cfg->final_lr_frac;
+    r->schedule.decay_frac = cfg->wsd_decay_frac;
+}
 
-    // everything is allocated here, before the first step. Under ZeRO-1 this process holds
-    // the AdamW moments of its shard only.
-    int zero1 = cfg->zero_stage == 1 && comm->world > 1;
-    if (zero1) {
+// Phase 2: every allocation of the run, before the first step. Under ZeRO-1 this process holds
+// the AdamW moments of its shard only. A plan (--dry-run) allocates no model memory: it may be
+// made for a model this machine cannot train.
+static void train_run_allocate(TrainRun* r, ModelOps* ops, const TrainConfig* cfg, const Comm* comm) {
+    r->zero1 = cfg->zero_stage == 1 && comm->world > 1;
+    if (r->zero1) {
         comm_shard(ops->num_trainable, comm->world, comm->rank, &ops->opt_offset, &ops->opt_count);
     } else {
         ops->opt_offset = 0;
         ops->opt_count = ops->num_trainable;
     }
-    // a plan (--dry-run) allocates nothing: it may be made for a model this machine cannot train
-    if (!cfg->dry_run) { ops->allocate(ops->self, B, T, ops->opt_offset, ops->opt_count); }
-    ops->T = T;
-    if (master && ops->report != NULL && !cfg->dry_run) { ops->report(ops->self); }
-    int* gen_buf = (int*)calloc_check(cfg->gen_tokens + 1, sizeof(int), "sample buffer");
-    int* eval_buf = (int*)calloc_check(T + 1, sizeof(int), "eval buffer");
-    Rng sample_rng;
-    rng_init(&sample_rng, (uint64_t)cfg->seed + 1);
-    SpikeGuard guard;
-    guard_init(&guard, cfg->guard_window, cfg->guard_loss_z, cfg->guard_norm_z, cfg->guard_max_bad);
-    long long skipped_total = 0;
+    if (!cfg->dry_run) { ops->allocate(ops->self, r->B, r->T, ops->opt_offset, ops->opt_count); }
+    ops->T = r->T;
+    if (comm->rank == 0 && ops->report != NULL && !cfg->dry_run) { ops->report(ops->self); }
+    r->gen_buf = (int*)calloc_check(cfg->gen_tokens + 1, sizeof(int), "sample buffer");
+    r->eval_buf = (int*)calloc_check(r->T + 1, sizeof(int), "eval buffer");
+    rng_init(&r->sample_rng, (uint64_t)cfg->seed + 1);
+    guard_init(&r->guard, cfg->guard_window, cfg->guard_loss_z, cfg->guard_norm_z, cfg->guard_max_bad);
+    r->skipped_total = 0;
+}
 
-    if (start_step > 0) {
-        TrainStateHeader expected = train_state_header(ops->num_trainable, cfg, comm, total_batch, start_step, NULL, NULL, NULL, 0);
-        TrainStateHeader h;
-        float *m, *v;
-        ops->moments_host(ops->self, &m, &v);
-        if (train_state_load(cfg->output_dir, start_step, ops->opt_offset, ops->opt_count, &expected, &h, m, v, err) != 0) {
-            die("-y: %s", err);
+// Phase 3 (-y): the AdamW moments, the data position, the sample RNG and the spike guard of the
+// checkpoint at start_step. The model's weights were loaded before (train_initial_params).
+static void train_run_resume(TrainRun* r, ModelOps* ops, const TrainConfig* cfg, const Comm* comm, int start_step) {
+    char err[LLMC_ERRLEN];
+    TrainStateHeader expected = train_state_header(ops->num_trainable, cfg, comm, r->total_batch, start_step, NULL, NULL, NULL, 0);
+    TrainStateHeader h;
+    float *m, *v;
+    ops->moments_host(ops->self, &m, &v);
+    if (train_state_load(cfg->output_dir, start_step, ops->opt_offset, ops->opt_count, &expected, &h, m, v, err) != 0) {
+        die("-y: %s", err);
+    }
+    if (!all_finite(m, ops->opt_count) || !all_finite(v, ops->opt_count)) {
+        die("-y: the training state of step %d in %s holds non-finite AdamW moments (NaN or Inf): refusing to resume",
+            start_step, cfg->output_dir);
+    }
+    ops->moments_loaded(ops->self);
+    if (comm->rank == 0) {
+        // bitwise resume needs the same run-defining flags: a change is refused, or named
+        char record[4096], diffs[4096];
+        train_config_record(cfg, record, sizeof(record));
+        int changes = checkpoint_config_changes(cfg->output_dir, start_step, record, diffs, sizeof(diffs));
+        if (changes > 0 && !cfg->accept_changes) {
+            die("-y: %d flag%s differ%s from the run being resumed (%s); resume with the run's flags, or add "
+                "--accept-changes to continue with the new ones (e.g. a larger -x to extend a finished run)",
+                changes, changes == 1 ? "" : "s", changes == 1 ? "s" : "", diffs);
         }
-        if (!all_finite(m, ops->opt_count) || !all_finite(v, ops->opt_count)) {
-            die("-y: the training state of step %d in %s holds non-finite AdamW moments (NaN or Inf): refusing to resume",
-                start_step, cfg->output_dir);
-        }
-        ops->moments_loaded(ops->self);
-        if (master) {
-            // bitwise resume needs the same run-defining flags: a change is refused, or named
-            char record[4096], diffs[4096];
-            train_config_record(cfg, record, sizeof(record));
-            int changes = checkpoint_config_changes(cfg->output_dir, start_step, record, diffs, sizeof(diffs));
-            if (changes > 0 && !cfg->accept_changes) {
-                die("-y: %d flag%s differ%s from the run being resumed (%s); resume with the run's flags, or add "
-                    "--accept-changes to continue with the new ones (e.g. a larger -x to extend a finished run)",
-                    changes, changes == 1 ? "" : "s", changes == 1 ? "s" : "", diffs);
-            }
-            if (changes > 0) { printf("resume: continuing with changed flags (--accept-changes): %s\n", diffs); }
-        }
-        if (h.num_processes != comm->world && master) {
+        if (changes > 0) { printf("resume: continuing with changed flags (--accept-changes): %s\n", diffs); }
+        if (h.num_processes != comm->world) {
             printf("resume: the checkpoint was written by %lld processes, continuing with %d\n", (long long)h.num_processes, comm->world);
         }
-        if (dataloader_restore(&train_loader, (int)h.loader_epoch, h.loader_epoch_rng, (int)h.loader_shard_pos,
-                               (long)h.loader_seq_pos, err) != 0) {
-            die("-y: step %d: %s (is -i the same data?)", start_step, err);
-        }
-        sample_rng.state = h.sample_rng;
-        skipped_total = h.skipped_steps;
-        guard.window = (int)h.guard_window;
-        guard.count = (int)h.guard_count;
-        guard.head = (int)h.guard_head;
-        guard.bad_in_row = (int)h.guard_bad_in_row;
-        memcpy(guard.losses, h.guard_losses, sizeof(guard.losses));
-        memcpy(guard.norms, h.guard_norms, sizeof(guard.norms));
     }
+    if (dataloader_restore(&r->train_loader, (int)h.loader_epoch, h.loader_epoch_rng, (int)h.loader_shard_pos,
+                           (long)h.loader_seq_pos, err) != 0) {
+        die("-y: step %d: %s (is -i the same data?)", start_step, err);
+    }
+    r->sample_rng.state = h.sample_rng;
+    r->skipped_total = h.skipped_steps;
+    r->guard.window = (int)h.guard_window;
+    r->guard.count = (int)h.guard_count;
+    r->guard.head = (int)h.guard_head;
+    r->guard.bad_in_row = (int)h.guard_bad_in_row;
+    memcpy(r->guard.losses, h.guard_losses, sizeof(r->guard.losses));
+    memcpy(r->guard.norms, h.guard_norms, sizeof(r->guard.norms));
+}
 
-    Logger logger;
-    if (cfg->output_dir != NULL && master) { ensure_dir(cfg->output_dir); }
-    comm_barrier(comm);  // the directory exists before any process writes into it
-    // a -y 1 that found no checkpoint starts afresh: its logs too (no duplicated step-0 lines)
-    logger_init(&logger, master ? cfg->output_dir : NULL, start_step > 0 ? start_step : -1, cfg->eval_only ? "eval" : "main");
-    install_stop_handlers();
-    comm_start_watchdog(comm, cfg->timeout);
+// "peft: ..." start-up line: what trains, and the memory it saves
+static void train_print_peft(const ModelOps* ops) {
+    const PeftConfig* pc = &ops->peft->pc;
+    char what[160] = "";
+    if (pc->method == PEFT_LORA) {
+        char targets[64] = "";
+        for (int t = 0; t < 4; t++) {
+            if (pc->lora_targets & (1 << t)) {
+                snprintf(targets + strlen(targets), sizeof(targets) - strlen(targets), "%s%s", targets[0] ? "," : "", LORA_TARGET_NAMES[t]);
+            }
+        }
+        snprintf(what, sizeof(what), "rank %d, alpha %g, on %s", pc->lora_rank, pc->lora_alpha, targets);
+    } else if (pc->method == PEFT_BITFIT) {
+        snprintf(what, sizeof(what), "biases%s", pc->bitfit_ln ? " and LayerNorm gains" : "");
+    } else if (pc->method == PEFT_ADAPTER) {
+        snprintf(what, sizeof(what), "bottleneck %d after attention and MLP", pc->adapter_size);
+    } else {
+        snprintf(what, sizeof(what), "%d virtual tokens", pc->prompt_len);
+    }
+    printf("peft: %s (%s), %zu trainable parameters = %.3f%% of the model; base frozen (no gradients or AdamW "
+           "moments for it): gradients + moments %.2f MB instead of %.2f MB\n", PEFT_METHOD_NAMES[pc->method],
+           what, ops->num_trainable, 100.0 * ops->num_trainable / ops->num_parameters,
+           3.0 * ops->num_trainable * 4 / 1e6, 3.0 * ops->num_parameters * 4 / 1e6);
+}
 
+// Phase 4: the run record and the start-up lines (process 0)
+static void train_run_describe(TrainRun* r, const ModelOps* ops, const TrainConfig* cfg, const Comm* comm, const char* model_desc) {
+    const GPT2Config* mc = &ops->config;
     int threads = 1;
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    double peak_tflops = cfg->peak_tflops > 0 ? cfg->peak_tflops : ops->peak_tflops;
-    double flops_per_step = flops_per_token * total_batch;
-    RunInfo run = {
+    r->peak_tflops = cfg->peak_tflops > 0 ? cfg->peak_tflops : ops->peak_tflops;
+    RunInfo info = {
         .L = mc->num_layers, .C = mc->channels, .NH = mc->num_heads, .V = mc->vocab_size, .Vp = mc->padded_vocab_size,
-        .maxT = mc->max_seq_len, .B = B, .T = T, .total_batch = total_batch, .max_steps = max_steps, .world = comm->world,
-        .n_params = (double)ops->num_parameters,
+        .maxT = mc->max_seq_len, .B = r->B, .T = r->T, .total_batch = r->total_batch, .max_steps = r->max_steps,
+        .world = comm->world, .n_params = (double)ops->num_parameters,
         .n_params_nonembed = (double)ops->num_parameters - (double)mc->padded_vocab_size * mc->channels -
                              (double)mc->max_seq_len * mc->channels,
         .n_params_head = (double)ops->num_parameters - (double)mc->max_seq_len * mc->channels,
-        .flops_per_token = flops_per_token, .init_model = model_desc,
+        .flops_per_token = r->flops_per_token, .init_model = model_desc,
         .peft = ops->peft != NULL ? PEFT_METHOD_NAMES[ops->peft->pc.method] : "full", .n_trainable = (double)ops->num_trainable,
     };
-    if (master) {
-        printf("model: L=%d C=%d NH=%d V=%d Vp=%d maxT=%d, %.2fM parameters (%s)\n", mc->num_layers, mc->channels,
-               mc->num_heads, mc->vocab_size, mc->padded_vocab_size, mc->max_seq_len, ops->num_parameters / 1e6, model_desc);
-        printf("parameters: %.0f in all, %.0f without the embeddings (wte, wpe), %.0f without wpe (the N of "
-               "%.4g FLOPs per token = 6N + 6LCT)\n", run.n_params, run.n_params_nonembed, run.n_params_head, flops_per_token);
-        if (ops->peft != NULL) {
-            const PeftConfig* pc = &ops->peft->pc;
-            char what[160] = "";
-            if (pc->method == PEFT_LORA) {
-                char targets[64] = "";
-                for (int t = 0; t < 4; t++) {
-                    if (pc->lora_targets & (1 << t)) { snprintf(targets + strlen(targets), sizeof(targets) - strlen(targets), "%s%s", targets[0] ? "," : "", LORA_TARGET_NAMES[t]); }
-                }
-                snprintf(what, sizeof(what), "rank %d, alpha %g, on %s", pc->lora_rank, pc->lora_alpha, targets);
-            } else if (pc->method == PEFT_BITFIT) {
-                snprintf(what, sizeof(what), "biases%s", pc->bitfit_ln ? " and LayerNorm gains" : "");
-            } else if (pc->method == PEFT_ADAPTER) {
-                snprintf(what, sizeof(what), "bottleneck %d after attention and MLP", pc->adapter_size);
-            } else {
-                snprintf(what, sizeof(what), "%d virtual tokens", pc->prompt_len);
-            }
-            printf("peft: %s (%s), %zu trainable parameters = %.3f%% of the model; base frozen (no gradients or AdamW "
-                   "moments for it): gradients + moments %.2f MB instead of %.2f MB\n", PEFT_METHOD_NAMES[pc->method],
-                   what, ops->num_trainable, 100.0 * ops->num_trainable / ops->num_parameters,
-                   3.0 * ops->num_trainable * 4 / 1e6, 3.0 * ops->num_parameters * 4 / 1e6);
-        }
-        if (have_train) {
-            printf("train: %s, %ld sequences of T=%d, %s\n", cfg->train_data, train_loader.total_seqs, T,
-                   cfg->no_shuffle ? "in order" : "shuffled");
-        }
-        if (have_val) { printf("val: %s, %d batches per evaluation\n", cfg->val_data, val_batches); }
-        if (hellaswag_n > 0) { printf("hellaswag: %s, %d examples every %d steps\n", cfg->hellaswag, hellaswag_n, cfg->hellaswag_every); }
-        if (have_train) {
-            printf("batch: B=%d T=%d x %d processes, %d tokens per step (%d accumulation step%s), %d steps (%.2f epochs)\n",
-                   B, T, comm->world, total_batch, grad_accum_steps, grad_accum_steps == 1 ? "" : "s", max_steps,
-                   (double)max_steps / steps_per_epoch);
-            printf("optimizer: AdamW lr=%g (%s, warmup %d, final x%g) betas=(%g, %g) eps=%g wd=%g clip=%g%s\n",
-                   cfg->learning_rate, cfg->lr_schedule, schedule.warmup_steps, cfg->final_lr_frac, cfg->beta1, cfg->beta2,
-                   cfg->eps, cfg->weight_decay, cfg->grad_clip, zero1 ? ", ZeRO-1" : "");
-        } else {
-            printf("eval: B=%d T=%d x %d processes\n", B, T, comm->world);
-        }
-        printf("processes: %d x %s (%d threads), seed: %d, output: %s\n", comm->world, ops->device_name, threads,
-               cfg->seed, cfg->output_dir ? cfg->output_dir : "(none)");
+    r->info = info;
+    if (comm->rank != 0) { return; }
+    printf("model: L=%d C=%d NH=%d V=%d Vp=%d maxT=%d, %.2fM parameters (%s)\n", mc->num_layers, mc->channels,
+           mc->num_heads, mc->vocab_size, mc->padded_vocab_size, mc->max_seq_len, ops->num_parameters / 1e6, model_desc);
+    printf("parameters: %.0f in all, %.0f without the embeddings (wte, wpe), %.0f without wpe (the N of "
+           "%.4g FLOPs per token = 6N + 6LCT)\n", info.n_params, info.n_params_nonembed, info.n_params_head, r->flops_per_token);
+    if (ops->peft != NULL) { train_print_peft(ops); }
+    if (r->have_train) {
+        printf("train: %s, %ld sequences of T=%d, %s\n", cfg->train_data, r->train_loader.total_seqs, r->T,
+               cfg->no_shuffle ? "in order" : "shuffled");
     }
+    if (r->have_val) { printf("val: %s, %d batches per evaluation\n", cfg->val_data, r->val_batches); }
+    if (r->hellaswag_n > 0) { printf("hellaswag: %s, %d examples every %d steps\n", cfg->hellaswag, r->hellaswag_n, cfg->hellaswag_every); }
+    if (r->have_train) {
+        printf("batch: B=%d T=%d x %d processes, %d tokens per step (%d accumulation step%s), %d steps (%.2f epochs)\n",
+               r->B, r->T, comm->world, r->total_batch, r->grad_accum_steps, r->grad_accum_steps == 1 ? "" : "s",
+               r->max_steps, (double)r->max_steps / r->steps_per_epoch);
+        printf("optimizer: AdamW lr=%g (%s, warmup %d, final x%g) betas=(%g, %g) eps=%g wd=%g clip=%g%s\n",
+               cfg->learning_rate, cfg->lr_schedule, r->schedule.warmup_steps, cfg->final_lr_frac, cfg->beta1, cfg->beta2,
+               cfg->eps, cfg->weight_decay, cfg->grad_clip, r->zero1 ? ", ZeRO-1" : "");
+    } else {
+        printf("eval: B=%d T=%d x %d processes\n", r->B, r->T, comm->world);
+    }
+    printf("processes: %d x %s (%d threads), seed: %d, output: %s\n", comm->world, ops->device_name, threads,
+           cfg->seed, cfg->output_dir ? cfg->output_dir : "(none)");
     if (cfg->dry_run) {
-        if (master) {
-            printf("plan: steps %d tokens %.0f flops %.6g flops_per_token %.6g n_params %.0f n_params_nonembed %.0f "
-                   "n_params_head %.0f total_batch %d\n", max_steps, (double)max_steps * total_batch,
-                   (double)max_steps * total_batch * flops_per_token, flops_per_token, run.n_params, run.n_params_nonembed,
-                   run.n_params_head, total_batch);
+        printf("plan: steps %d tokens %.0f flops %.6g flops_per_token %.6g n_params %.0f n_params_nonembed %.0f "
+               "n_params_head %.0f total_batch %d\n", r->max_steps, (double)r->max_steps * r->total_batch,
+               (double)r->max_steps * r->flops_per_step, r->flops_per_token, info.n_params, info.n_params_nonembed,
+               info.n_params_head, r->total_batch);
+    }
+}
+
+// Phase 5, once per step: one optimizer step over grad_accum_steps micro-batches. Returns the
+// step's metrics; *why says why an update was skipped.
+static StepMetrics train_one_step(TrainRun* r, ModelOps* ops, const TrainConfig* cfg, Comm* comm, int step,
+                                  char* why, size_t why_len) {
+    char err[LLMC_ERRLEN];
+    int B = r->B, T = r->T;
+    double t0 = now_seconds();
+    double weight_sum;
+    ops->zero_grad(ops->self);
+    ops->take_loss_sum(ops->self, &weight_sum);
+    // The step's loss is the mean over its targets of weight x loss, divided by the sum of
+    // the weights (all 1 in pre-training; 0 on masked prompt tokens in fine-tuning). The
+    // backward passes scale each position as if every weight were 1 (1 / tokens in the
+    // step); the true normalizer, known once every micro-batch is in, rescales the
+    // gradients in the update (grad_scale) and the norm. With all weights 1 it is exactly 1.
+    float dloss = (float)(1.0 / ((double)B * T * r->grad_accum_steps * comm->world));
+    for (int micro = 0; micro < r->grad_accum_steps; micro++) {
+        if (!(cfg->overfit_batch && step > 0)) {
+            if (dataloader_next(&r->train_loader, err) != 0) { die("%s", err); }
         }
+        ops->forward(ops->self, r->train_loader.inputs, r->train_loader.targets,
+                     r->train_loader.has_mask ? r->train_loader.weights : NULL, B, T);
+        ops->backward(ops->self, dloss);
+        comm_heartbeat(comm, "in a training step");
+    }
+    double loss_sum = ops->take_loss_sum(ops->self, &weight_sum);
+    loss_sum = comm_allreduce_sum_double(comm, loss_sum);
+    weight_sum = comm_allreduce_sum_double(comm, weight_sum);
+    double tokens_in_step = (double)B * T * r->grad_accum_steps * comm->world;
+    float grad_scale = weight_sum > 0 ? (float)(tokens_in_step / weight_sum) : 0.0f;
+    float loss = weight_sum > 0 ? (float)(loss_sum / weight_sum) : 0.0f;
+    float norm = (float)sqrt(comm_allreduce_sum_double(comm, ops->reduce_gradients(ops->self, comm, r->zero1))) * grad_scale;
+    float lr = lr_at(&r->schedule, step);
+    int skip;
+    if (weight_sum > 0) {
+        skip = guard_check(&r->guard, loss, norm, why, why_len);  // the same decision on every process
+    } else {
+        skip = 1;  // nothing to learn from: no update (AdamW's moments and weight decay stand still too)
+        snprintf(why, why_len, "no target in the step has a nonzero loss weight (all masked)");
+    }
+    if (skip) {
+        r->skipped_total++;
+        if (comm->rank == 0) { printf("step %d: update skipped: %s (%d in a row)\n", step + 1, why, r->guard.bad_in_row); }
+    } else {
+        ops->update(ops->self, comm, r->zero1, lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay,
+                    grad_clip_scale(norm, cfg->grad_clip) * grad_scale, step + 1 - (int)r->skipped_total);
+    }
+    double dt = now_seconds() - t0;
+    double mfu = r->peak_tflops > 0 ? r->flops_per_step / dt / (r->peak_tflops * 1e12 * comm->world) : NAN;
+    StepMetrics sm = {
+        .step = step, .loss = loss, .lr = lr, .grad_norm = norm, .skipped = skip,
+        .skipped_total = r->skipped_total, .ms = dt * 1e3, .tokens_per_second = r->total_batch / dt,
+        .mfu = mfu, .tokens = (double)(step + 1) * r->total_batch, .flops = (double)(step + 1) * r->flops_per_step,
+    };
+    return sm;
+}
+
+// the step's line on stdout (process 0)
+static void train_print_step(const TrainRun* r, const StepMetrics* sm, const char* eta) {
+    double dt = sm->ms / 1e3;
+    char mfu_text[32] = "";
+    if (isfinite(sm->mfu)) { snprintf(mfu_text, sizeof(mfu_text), " | MFU %.1f%%", 100.0 * sm->mfu); }
+    printf("step %4d/%d | loss %.6f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | %.1f GFLOP/s%s | ETA %s%s\n",
+           sm->step + 1, r->max_steps, sm->loss, sm->lr, sm->grad_norm, sm->ms, r->total_batch / dt,
+           r->flops_per_step / dt / 1e9, mfu_text, eta, sm->skipped ? " | SKIPPED" : "");
+    flush_stdout_check();
+}
+
+static void train_run_close(TrainRun* r) {
+    logger_free(&r->logger);
+    free(r->gen_buf);
+    free(r->eval_buf);
+    if (r->hellaswag_n > 0) { hellaswag_free(&r->hellaswag); }
+    if (r->have_tokenizer) { tokenizer_free(&r->tokenizer); }
+    if (r->have_val) { dataloader_free(&r->val_loader); }
+    if (r->have_train) { dataloader_free(&r->train_loader); }
+}
+
+// The whole run: returns the exit code (0, or 2 when the spike guard stopped it).
+// model_desc names where the weights came from, for the start-up lines.
+static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start_step, const char* model_desc) {
+    int master = comm->rank == 0;  // prints, logs and writes the model
+    if (!master) { cfg->sample_every = 0; }
+    TrainRun run;
+    memset(&run, 0, sizeof(run));
+    TrainRun* r = &run;
+    train_run_open_data(r, ops, cfg, comm, start_step);
+    train_run_allocate(r, ops, cfg, comm);
+    if (start_step > 0) { train_run_resume(r, ops, cfg, comm, start_step); }
+
+    if (cfg->output_dir != NULL && master) { ensure_dir(cfg->output_dir); }
+    comm_barrier(comm);  // the directory exists before any process writes into it
+    // a -y 1 that found no checkpoint starts afresh: its logs too (no duplicated step-0 lines)
+    logger_init(&r->logger, master ? cfg->output_dir : NULL, start_step > 0 ? start_step : -1, cfg->eval_only ? "eval" : "main");
+    install_stop_handlers();
+    comm_start_watchdog(comm, cfg->timeout);
+    train_run_describe(r, ops, cfg, comm, model_desc);
+    if (cfg->dry_run) {
         flush_stdout_check();
-        logger_free(&logger);
-        free(gen_buf);
-        free(eval_buf);
-        if (hellaswag_n > 0) { hellaswag_free(&hellaswag); }
-        if (have_tokenizer) { tokenizer_free(&tokenizer); }
-        if (have_val) { dataloader_free(&val_loader); }
-        if (have_train) { dataloader_free(&train_loader); }
+        train_run_close(r);
         return 0;
     }
-    if (start_step == 0 && !cfg->eval_only) { logger_log_run(&logger, &run); }
+    if (start_step == 0 && !cfg->eval_only) { logger_log_run(&r->logger, &r->info); }
     flush_stdout_check();  // a log file (nohup, Slurm) shows the start-up lines at once
     Evaluators ev = {
-        .val = have_val ? &val_loader : NULL, .val_batches = val_batches, .hellaswag = &hellaswag,
-        .hellaswag_n = hellaswag_n, .eval_buf = eval_buf, .tokenizer = &tokenizer, .have_tokenizer = have_tokenizer,
-        .sample_rng = &sample_rng, .gen_buf = gen_buf,
+        .val = r->have_val ? &r->val_loader : NULL, .val_batches = r->val_batches, .hellaswag = &r->hellaswag,
+        .hellaswag_n = r->hellaswag_n, .eval_buf = r->eval_buf, .tokenizer = &r->tokenizer,
+        .have_tokenizer = r->have_tokenizer, .sample_rng = &r->sample_rng, .gen_buf = r->gen_buf,
     };
     // --eval of a checkpoint file model_SSSSSSSS.bin logs at that step, not at 0
     int eval_model_step = 0;
@@ -756,9 +871,10 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
     double train_seconds = 0.0;
     int timed_steps = 0;
     int exit_code = 0;
+    int max_steps = r->max_steps;
     for (int step = start_step; step <= max_steps; step++) {
         int last = step == max_steps;
-        double tokens_so_far = (double)step * total_batch;
+        double tokens_so_far = (double)step * r->total_batch;
         comm_heartbeat(comm, "between steps");
         // a resumed run has already done the evaluations and checkpoint of its first step
         int resumed_here = step == start_step && start_step > 0;
@@ -767,8 +883,8 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
             char label[LLMC_PATH_MAX + 64];
             if (cfg->eval_only) { snprintf(label, sizeof(label), "eval %s", model_desc); }
             else { snprintf(label, sizeof(label), "step %d", step); }
-            train_evaluations_at(ops, cfg, comm, &logger, &ev, label_step, last, label, tokens_so_far,
-                                 tokens_so_far * flops_per_token);
+            train_evaluations_at(ops, cfg, comm, &r->logger, &ev, label_step, last, label, tokens_so_far,
+                                 tokens_so_far * r->flops_per_token);
         }
         // a signal reaches the processes at different moments: they agree on stopping here
         int stop = comm_allreduce_max_int(comm, stop_signal != 0 ? (int)stop_signal : 0);
@@ -776,7 +892,7 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
                              (last || stop || (cfg->checkpoint_every > 0 && step % cfg->checkpoint_every == 0));
         if (checkpoint_due) {
             comm_heartbeat(comm, "writing a checkpoint");
-            train_save_checkpoint(ops, cfg, comm, total_batch, step, &train_loader, &sample_rng, &guard, skipped_total);
+            train_save_checkpoint(ops, cfg, comm, r->total_batch, step, &r->train_loader, &r->sample_rng, &r->guard, r->skipped_total);
         }
         if (last) { break; }
         if (stop) {
@@ -795,75 +911,23 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
             if (hang_at != NULL && atoi(hang_at) == step) { for (;;) { pause(); } }
         }
 
-        double t0 = now_seconds();
-        double weight_sum;
-        ops->zero_grad(ops->self);
-        ops->take_loss_sum(ops->self, &weight_sum);
-        // The step's loss is the mean over its targets of weight x loss, divided by the sum of
-        // the weights (all 1 in pre-training; 0 on masked prompt tokens in fine-tuning). The
-        // backward passes scale each position as if every weight were 1 (1 / tokens in the
-        // step); the true normalizer, known once every micro-batch is in, rescales the
-        // gradients in the update (grad_scale) and the norm. With all weights 1 it is exactly 1.
-        float dloss = (float)(1.0 / ((double)B * T * grad_accum_steps * comm->world));
-        for (int micro = 0; micro < grad_accum_steps; micro++) {
-            if (!(cfg->overfit_batch && step > 0)) {
-                if (dataloader_next(&train_loader, err) != 0) { die("%s", err); }
-            }
-            ops->forward(ops->self, train_loader.inputs, train_loader.targets,
-                         train_loader.has_mask ? train_loader.weights : NULL, B, T);
-            ops->backward(ops->self, dloss);
-            comm_heartbeat(comm, "in a training step");
-        }
-        double loss_sum = ops->take_loss_sum(ops->self, &weight_sum);
-        loss_sum = comm_allreduce_sum_double(comm, loss_sum);
-        weight_sum = comm_allreduce_sum_double(comm, weight_sum);
-        double tokens_in_step = (double)B * T * grad_accum_steps * comm->world;
-        float grad_scale = weight_sum > 0 ? (float)(tokens_in_step / weight_sum) : 0.0f;
-        float loss = weight_sum > 0 ? (float)(loss_sum / weight_sum) : 0.0f;
-        float norm = (float)sqrt(comm_allreduce_sum_double(comm, ops->reduce_gradients(ops->self, comm, zero1))) * grad_scale;
-        float lr = lr_at(&schedule, step);
         char why[256];
-        int skip;
-        if (weight_sum > 0) {
-            skip = guard_check(&guard, loss, norm, why, sizeof(why));  // the same decision on every process
-        } else {
-            skip = 1;  // nothing to learn from: no update (AdamW's moments and weight decay stand still too)
-            snprintf(why, sizeof(why), "no target in the step has a nonzero loss weight (all masked)");
-        }
-        if (skip) {
-            skipped_total++;
-            if (master) { printf("step %d: update skipped: %s (%d in a row)\n", step + 1, why, guard.bad_in_row); }
-        } else {
-            ops->update(ops->self, comm, zero1, lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay,
-                        grad_clip_scale(norm, cfg->grad_clip) * grad_scale, step + 1 - (int)skipped_total);
-        }
-        double dt = now_seconds() - t0;
+        StepMetrics sm = train_one_step(r, ops, cfg, comm, step, why, sizeof(why));
+        double dt = sm.ms / 1e3;
         if (step > start_step) { train_seconds += dt; timed_steps++; }  // the first step warms caches
         double avg = timed_steps > 0 ? train_seconds / timed_steps : dt;
         char eta[32];
         format_duration(eta, sizeof(eta), avg * (max_steps - step - 1) + evals_eta_seconds(&ev, cfg, step + 1, max_steps));
-        double mfu = peak_tflops > 0 ? flops_per_step / dt / (peak_tflops * 1e12 * comm->world) : NAN;
-        if (master) {
-            char mfu_text[32] = "";
-            if (isfinite(mfu)) { snprintf(mfu_text, sizeof(mfu_text), " | MFU %.1f%%", 100.0 * mfu); }
-            printf("step %4d/%d | loss %.6f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | %.1f GFLOP/s%s | ETA %s%s\n",
-                   step + 1, max_steps, loss, lr, norm, dt * 1e3, total_batch / dt, flops_per_step / dt / 1e9, mfu_text,
-                   eta, skip ? " | SKIPPED" : "");
-            flush_stdout_check();
-        }
-        StepMetrics sm = {
-            .step = step, .loss = loss, .lr = lr, .grad_norm = norm, .skipped = skip,
-            .skipped_total = skipped_total, .ms = dt * 1e3, .tokens_per_second = total_batch / dt,
-            .mfu = mfu, .tokens = (double)(step + 1) * total_batch, .flops = (double)(step + 1) * flops_per_step,
-        };
-        logger_log_step(&logger, &sm);
-        if (guard.bad_in_row >= guard.max_bad) {
+        if (master) { train_print_step(r, &sm, eta); }
+        logger_log_step(&r->logger, &sm);
+        if (r->guard.bad_in_row >= r->guard.max_bad) {
             // the parameters and moments hold no update from a bad step
             if (cfg->output_dir != NULL) {
-                train_save_checkpoint(ops, cfg, comm, total_batch, step + 1, &train_loader, &sample_rng, &guard, skipped_total);
+                train_save_checkpoint(ops, cfg, comm, r->total_batch, step + 1, &r->train_loader, &r->sample_rng, &r->guard,
+                                      r->skipped_total);
             }
             if (master) {
-                fprintf(stderr, "error: %d bad steps in a row (last: %s); stopping at step %d%s\n", guard.bad_in_row, why,
+                fprintf(stderr, "error: %d bad steps in a row (last: %s); stopping at step %d%s\n", r->guard.bad_in_row, why,
                         step + 1, cfg->output_dir ? ", checkpoint written" : "");
             }
             exit_code = 2;
@@ -873,25 +937,18 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
     if (timed_steps > 0 && master) {
         double avg = train_seconds / timed_steps;
         char mfu_text[48] = "";
-        if (peak_tflops > 0) {
-            snprintf(mfu_text, sizeof(mfu_text), ", MFU %.1f%% of %.0f TFLOP/s", 100.0 * flops_per_step / avg /
-                     (peak_tflops * 1e12 * comm->world), peak_tflops);
+        if (r->peak_tflops > 0) {
+            snprintf(mfu_text, sizeof(mfu_text), ", MFU %.1f%% of %.0f TFLOP/s", 100.0 * r->flops_per_step / avg /
+                     (r->peak_tflops * 1e12 * comm->world), r->peak_tflops);
         }
         printf("average step: %.1f ms, %.0f tok/s, %.1f GFLOP/s%s (%d steps after the first)\n", avg * 1e3,
-               total_batch / avg, flops_per_step / avg / 1e9, mfu_text, timed_steps);
+               r->total_batch / avg, r->flops_per_step / avg / 1e9, mfu_text, timed_steps);
     }
 
     if (cfg->merge_out != NULL && master && exit_code == 0 && stop_signal == 0) {
         train_merge_out(ops, cfg->merge_out);
     }
-
-    logger_free(&logger);
-    free(gen_buf);
-    free(eval_buf);
-    if (hellaswag_n > 0) { hellaswag_free(&hellaswag); }
-    if (have_tokenizer) { tokenizer_free(&tokenizer); }
-    if (have_val) { dataloader_free(&val_loader); }
-    if (have_train) { dataloader_free(&train_loader); }
+    train_run_close(r);
     return exit_code;
 }
 

@@ -4,6 +4,15 @@
 #   awkward: the odd config of dev/test/test_reference.sh (C=72, NH=3: head size 24)
 #   hs64:    head size 64, T=100 (several attention tiles), B=4 (gradient accumulation)
 #   hs128:   head size 128
+# and, at the awkward config, fine-tuning: a masked (weighted) loss, then the four PEFT methods
+# on a frozen base (each also writes PREFIX_peft_init.peft, the adapter both models start from):
+#   masked:       full fine-tuning, per-target loss weights
+#   peft_lora:    LoRA on all four matrices (rank 3), weighted loss
+#   peft_lora_qf: LoRA on qkv and fc only, rank 2 (fc's GELU-fusion fallback, unaligned rank)
+#   peft_bitfit:  BitFit with the LayerNorm gains, weighted loss
+#   peft_adapter: Houlsby adapters (bottleneck 5), weighted loss
+#   peft_prompt:  a soft prompt of 5 positions before T=11 (5 + 11 = maxT), weighted loss
+# B=4 for the fine-tuning ones: test_gpt_cu checks gradient accumulation at even B only.
 set -eu
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-$(test -x .venv/bin/python && echo .venv/bin/python || echo python3)}
@@ -15,4 +24,18 @@ $PYTHON dev/reference/gpt2_reference.py --out build/cuda_refs/hs64 --seed "$((SE
     --L 2 --C 128 --NH 2 --V 997 --maxT 128 --B 4 --T 100
 $PYTHON dev/reference/gpt2_reference.py --out build/cuda_refs/hs128 --seed "$((SEED + 2))" \
     --L 1 --C 256 --NH 2 --V 509 --maxT 80 --B 2 --T 70
+AWK="--L 2 --C 72 --NH 3 --V 997 --maxT 16 --B 4"
+n=3
+reference() {  # NAME FLAGS...
+    local name=$1
+    shift
+    n=$((n + 1))
+    $PYTHON dev/reference/gpt2_reference.py --out "build/cuda_refs/$name" --seed "$((SEED + n))" "$@"
+}
+reference masked $AWK --T 13 --weights
+reference peft_lora $AWK --T 13 --peft lora --lora-targets all --weights
+reference peft_lora_qf $AWK --T 13 --peft lora --lora-targets qkv,fc --lora-rank 2
+reference peft_bitfit $AWK --T 13 --peft bitfit --bitfit-ln --weights
+reference peft_adapter $AWK --T 13 --peft adapter --weights
+reference peft_prompt $AWK --T 11 --peft prompt --prompt-len 5 --weights  # k + T = 16 = maxT
 ls -la build/cuda_refs

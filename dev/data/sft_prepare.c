@@ -13,9 +13,10 @@
 //                                                              assistant
 // \uXXXX escapes (surrogate pairs included) are decoded.
 //
-// Chat template. An example is the following segments back to back. Each segment is encoded
-// on its own, so every mask boundary falls between two tokens, and a prompt assembled the same
-// way at inference time encodes to exactly the tokens the model was trained on. EOT is the
+// Chat template (defined in llmc/chat.h, which dev/eval/sft_eval uses too). An example is the
+// following segments back to back. Each segment is encoded on its own, so every mask boundary
+// falls between two tokens, and a prompt assembled the same way at inference time (chat.h's
+// chat_prompt_ids) encodes to exactly the tokens the model was trained on. EOT is the
 // vocabulary's <|endoftext|> token (50256 for GPT-2).
 //
 //   segment                                             mask  why
@@ -50,6 +51,7 @@
 #include "llmc/utils.h"
 #include "llmc/shard.h"
 #include "llmc/bpe.h"
+#include "llmc/chat.h"
 #include "dev/data/doc_reader.h"
 
 static const char* usage_text =
@@ -212,27 +214,6 @@ static int blank_text(const unsigned char* s, size_t n) {
         if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') { return 0; }
     }
     return 1;
-}
-
-// Invalid UTF-8 bytes -> U+FFFD (as dev/data/pipeline does), decoding strictly as the
-// tokenizer does (bpe_char_class: no overlongs, no surrogates, nothing above U+10FFFF).
-// Returns the number of bytes replaced; out gets the repaired text only if that is > 0.
-static long utf8_repair(const unsigned char* s, size_t n, BpeBytes* out) {
-    long bad = 0;
-    size_t i = 0, done = 0;
-    out->len = 0;
-    while (i < n) {
-        if (s[i] < 0x80) { i++; continue; }
-        int clen;
-        bpe_char_class(s + i, n - i, &clen);
-        if (clen > 1) { i += (size_t)clen; continue; }
-        bpe_bytes_append(out, s + done, i - done);
-        bpe_bytes_append(out, "\xEF\xBF\xBD", 3);
-        bad++;
-        done = ++i;
-    }
-    if (bad > 0) { bpe_bytes_append(out, s + done, n - done); }
-    return bad;
 }
 
 // ----------------------------------------------------------------------------
@@ -411,50 +392,26 @@ static int parse_example(Parser* ps, const unsigned char* s, size_t n, Example* 
 // ----------------------------------------------------------------------------
 // encoding an example by the chat template
 
-typedef struct {
-    const BPE* bpe;
-    BpeWork* work;
-    BpeBytes seg;   // scratch: the text of one segment
-} Templater;
-
-static void seg_add(Templater* t, const char* s) { bpe_bytes_append(&t->seg, s, strlen(s)); }
-
-// Encodes the segment in t->seg (plain text: allow_special = 0) and gives its tokens weight w.
-static void seg_encode(Templater* t, BpeIds* ids, BpeBytes* weights, unsigned char w) {
-    size_t before = ids->len;
-    bpe_encode(t->bpe, t->work, t->seg.data, t->seg.len, 0, ids);
-    for (size_t i = before; i < ids->len; i++) { bpe_bytes_append(weights, &w, 1); }
-    t->seg.len = 0;
+// Appends n weights of value w (one per token a chat.h segment appended).
+static void push_weights(BpeBytes* weights, size_t n, unsigned char w) {
+    for (size_t i = 0; i < n; i++) { bpe_bytes_append(weights, &w, 1); }
 }
 
-static void push_eot(Templater* t, BpeIds* ids, BpeBytes* weights, unsigned char w) {
-    bpe_ids_push(ids, t->bpe->eot);
-    bpe_bytes_append(weights, &w, 1);
-}
-
-// ids and weights (0: context, 1: target) of ex, by the template at the top of this file
-static void encode_example(Templater* t, const Example* ex, BpeIds* ids, BpeBytes* weights) {
+// ids and weights (0: context, 1: target) of ex, by the template of llmc/chat.h
+static void encode_example(ChatEncoder* ce, const Example* ex, BpeIds* ids, BpeBytes* weights) {
     ids->len = 0;
     weights->len = 0;
-    t->seg.len = 0;
-    push_eot(t, ids, weights, 0);
+    push_weights(weights, chat_begin(ce, ids), 0);
     for (int i = 0; i < ex->n; i++) {
         const Msg* m = &ex->msgs[i];
         const unsigned char* text = msg_text(ex, i);
         if (m->role == ROLE_SYSTEM) {
-            seg_add(t, "### System:\n");
-            bpe_bytes_append(&t->seg, text, m->len);
-            seg_add(t, "\n\n");
-            seg_encode(t, ids, weights, 0);
+            push_weights(weights, chat_system(ce, text, m->len, ids), 0);
         } else if (m->role == ROLE_USER) {
-            seg_add(t, "### User:\n");
-            bpe_bytes_append(&t->seg, text, m->len);
-            seg_add(t, "\n\n### Assistant:\n");
-            seg_encode(t, ids, weights, 0);
+            push_weights(weights, chat_user(ce, text, m->len, ids), 0);
         } else {
-            bpe_bytes_append(&t->seg, text, m->len);
-            seg_encode(t, ids, weights, 1);
-            push_eot(t, ids, weights, 1);
+            push_weights(weights, chat_assistant_text(ce, text, m->len, ids), 1);
+            push_weights(weights, chat_end(ce, ids), 1);
         }
     }
 }
@@ -493,7 +450,7 @@ typedef struct {
     long lines, blank, read, written, too_long, truncated, nbad, turns;
     long literal_eot, utf8_lines, utf8_bytes, unpaired;
     long mask_ones, padding, rows;
-    int stopped;             // --max-examples reached (reading stopped there)
+    int stopped;             // --max-examples reached with input left unread
     BadCount reasons[NUM_BAD];
     BadCount long_lines;     // examples dropped as too long (count and first positions)
 } Run;
@@ -580,7 +537,7 @@ static void add_example(Run* r, int file, long line, const BpeIds* ids, const Bp
     r->written++;
 }
 
-static void process_file(Run* r, int file, Parser* ps, Templater* t, Example* ex, BpeIds* ids, BpeBytes* w, BpeBytes* fixed) {
+static void process_file(Run* r, int file, Parser* ps, ChatEncoder* ce, Example* ex, BpeIds* ids, BpeBytes* w, BpeBytes* fixed) {
     char err[LLMC_ERRLEN], detail[DETAIL_LEN];
     const char* path = r->inputs[file];
     FILE* f = fopen_regular(path, err);
@@ -598,7 +555,7 @@ static void process_file(Run* r, int file, Parser* ps, Templater* t, Example* ex
         if (n > 0 && s[n - 1] == '\n') { n--; }
         if (blank_text(s, n)) { r->blank++; continue; }
         r->read++;
-        long replaced = utf8_repair(s, n, fixed);
+        long replaced = chat_utf8_repair(s, n, fixed);  // as an evaluator must (llmc/chat.h)
         if (replaced > 0) {
             r->utf8_lines++;
             r->utf8_bytes += replaced;
@@ -620,7 +577,7 @@ static void process_file(Run* r, int file, Parser* ps, Templater* t, Example* ex
             }
             continue;
         }
-        encode_example(t, ex, ids, w);
+        encode_example(ce, ex, ids, w);
         long written_before = r->written;
         add_example(r, file, lineno, ids, w);
         if (r->written > written_before) {
@@ -629,6 +586,10 @@ static void process_file(Run* r, int file, Parser* ps, Templater* t, Example* ex
         }
     }
     if (ferror(f)) { die("%s: read error after line %ld", path, lineno); }
+    // stopped by --max-examples: "stopped reading" only if a non-blank line was left unread
+    if (r->max_examples >= 0 && r->written >= r->max_examples) {
+        while (!r->stopped && (got = getline(&line, &cap, f)) != -1) { r->stopped = !blank_text((const unsigned char*)line, (size_t)got); }
+    }
     fclose(f);
     free(line);
 }
@@ -797,16 +758,18 @@ int main(int argc, char** argv) {
     r.max_bad = max_bad;
     r.token_bytes = bpe.vocab_size > 65536 ? 4 : 2;  // ids up to 65535 fit in uint16
     Parser ps = {0};
-    Templater t = { &bpe, bpe_work_new(), {0} };
+    ChatEncoder ce;
+    chat_init(&ce, &bpe);
     Example ex = {0};
     BpeIds ids = {0};
     BpeBytes w = {0}, fixed = {0};
     double t0 = now_seconds();
-    for (int k = 0; k < ninputs && !(max_examples >= 0 && r.written >= max_examples); k++) {
-        process_file(&r, k, &ps, &t, &ex, &ids, &w, &fixed);
+    int k = 0;
+    for (; k < ninputs && !(max_examples >= 0 && r.written >= max_examples); k++) {
+        process_file(&r, k, &ps, &ce, &ex, &ids, &w, &fixed);
     }
     r.unpaired = ps.unpaired;
-    r.stopped = max_examples >= 0 && r.written >= max_examples;
+    if (k < ninputs) { r.stopped = 1; }  // whole files left (process_file notes lines left in one)
     print_table(&r);
     if (r.written == 0) {
         BpeBytes names = {0};
@@ -835,8 +798,8 @@ int main(int argc, char** argv) {
            "%zu tokens, %s, %.4f of tokens with mask 1\n",
            r.read, r.written, r.too_long, r.truncated, r.nbad, r.blank, r.ntok, rows, (double)r.mask_ones / (double)r.ntok);
     flush_stdout_check();
-    bpe_work_free(t.work);
-    bpe_bytes_free(&t.seg); bpe_bytes_free(&ps.key); bpe_bytes_free(&ex.text); bpe_bytes_free(&w); bpe_bytes_free(&fixed);
+    chat_free(&ce);
+    bpe_bytes_free(&ps.key); bpe_bytes_free(&ex.text); bpe_bytes_free(&w); bpe_bytes_free(&fixed);
     bpe_ids_free(&ids);
     free(ex.msgs); free(r.tok); free(r.mask); free(inputs);
     bpe_free(&bpe);

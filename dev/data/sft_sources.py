@@ -119,6 +119,8 @@ LIVEDOOR_LABELS = [
 ]
 LIVEDOOR_INSTRUCTION = ("以下のニュース記事のカテゴリを選択肢から1つ選び、カテゴリ名だけを答えてください。\n"
                         "選択肢: " + "、".join(label for _, label in LIVEDOOR_LABELS))
+# --brief-instruction: no list of choices, for small contexts (the labels are learned in training)
+LIVEDOOR_INSTRUCTION_BRIEF = "ニュース記事のカテゴリを答えてください。"
 SPAM_LABELS = ["spam", "ham"]
 SPAM_INSTRUCTION = "Is the following email spam or ham? Answer with one word."
 
@@ -447,11 +449,12 @@ def build_livedoor(paths, opts):
                 continue
             label = slug_to_label[cat]
             read_by_label[cat] = read_by_label.get(cat, 0) + 1
-            prompt = "%s\n\nタイトル: %s\n本文: %s\nカテゴリ:" % (LIVEDOOR_INSTRUCTION, title, body)
+            instruction = LIVEDOOR_INSTRUCTION_BRIEF if opts.brief_instruction else LIVEDOOR_INSTRUCTION
+            prompt = "%s\n\nタイトル: %s\n本文: %s\nカテゴリ:" % (instruction, title, body)
             examples.append({"record": {"prompt": prompt, "response": label},
                              "key": prompt, "label": label})
         n_read += n_lines
-    return examples, {"records_read": n_read, "skipped": skipped, "max_chars": max_chars,
+    return examples, {"records_read": n_read, "skipped": skipped, "max_chars": max_chars, "brief_instruction": bool(opts.brief_instruction),
                       "records_by_category": dict(sorted(read_by_label.items())),
                       "labels": {slug: label for slug, label in LIVEDOOR_LABELS}}
 
@@ -691,6 +694,9 @@ def main(argv=None):
     ap.add_argument("--max-chars", type=int, default=None,
                     help="body characters in the classification prompts "
                          "(default 200 for livedoor_cls, 300 for spam_cls)")
+    ap.add_argument("--brief-instruction", action="store_true",
+                    help="livedoor_cls: a one-line instruction without the list of the 9 labels "
+                         "(for short contexts; the labels are then learned from the training split)")
     ap.add_argument("--oasst-best-only", action="store_true",
                     help="oasst_en: keep only rank-0 (or unranked) replies, along the whole thread")
     ap.add_argument("--hh-include-harmless", action="store_true",

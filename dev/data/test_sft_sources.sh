@@ -270,4 +270,20 @@ for n in ["oasst_en", "dolly_ja", "hh_chosen", "livedoor_cls", "spam_cls"]:
 EOF
 if echo "$o" | grep -q "invalid_json 1"; then pass "corrupted inputs: the stdout table shows the reasons"; else fail "corrupted inputs: the stdout table shows the reasons" "$o"; fi
 
+# --brief-instruction: livedoor prompts without the list of labels (same examples, same split),
+# and the report says which prompt was built
+bo=$(mktemp -d /tmp/sft_brief.XXXXXX)
+if $PY dev/data/sft_sources.py livedoor_cls --brief-instruction --max-chars 60 --out "$bo" > /dev/null 2>&1 &&
+   $PY - "$bo" <<'EOF'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1] + "/livedoor_cls_train.jsonl", encoding="utf-8")]
+rep = json.load(open(sys.argv[1] + "/livedoor_cls_report.json", encoding="utf-8"))
+ok = rep.get("brief_instruction") is True and len(lines) > 1000
+ok = ok and all(l["prompt"].startswith("ニュース記事のカテゴリを答えてください。\n\nタイトル: ") and l["prompt"].endswith("カテゴリ:") for l in lines)
+sys.exit(0 if ok else 1)
+EOF
+then pass "--brief-instruction: no label list in the prompts, recorded in the report"
+else fail "--brief-instruction" "prompts or report not as expected in $bo"; fi
+rm -rf "$bo"
+
 [ "$fails" -eq 0 ]

@@ -5,7 +5,8 @@
 #   2. the stubs of cuBLASLt, WMMA and NCCL against naive loops
 #   3. every kernel harness of dev/cuda (checks only, bf16 and fp32) against the C reference
 #   4. test_gpt_cu (bf16 with our CUDA-core and tensor-core attention, and fp32) against the
-#      PyTorch references in build/cuda_refs and the CPU model
+#      PyTorch references in build/cuda_refs and the CPU model, including masked fine-tuning and
+#      the four PEFT methods (JOBS runs at a time)
 # Everything is built with AddressSanitizer (EMU_ASAN=0 to leave it out): device memory is host
 # memory here, so a kernel reading or writing past a buffer is caught, as compute-sanitizer would.
 # Prints PASS:/FAIL: lines (dev/test/run_tests.sh). This is not a GPU result: it checks what the
@@ -80,19 +81,48 @@ for h in $HARNESSES; do
     run "${h}_check" env HARNESS_CHECK_ONLY=1 "$OUT/bin/${h}_check"
     run "${h}_check_fp32" env HARNESS_CHECK_ONLY=1 "$OUT/bin/${h}_check_fp32"
 done
-# 4. the whole GPU model against PyTorch and the CPU model
-if [ ! -f build/cuda_refs/hs64_debug_state.bin ]; then
-    bash dev/cuda/make_refs.sh > "$OUT/make_refs.out" 2>&1 || fail "dev/cuda/make_refs.sh" "$(tail -2 "$OUT/make_refs.out")"
-fi
-# which attention on which reference: head size 24 (awkward) has no tensor-core path; T=100
-# (hs64) and T=70 (hs128) span several tiles of both; the scalar kernels' many shuffles make them
-# the slowest to emulate, so they run on the smaller references (the harness covers T=200)
-for run_spec in awkward:scalar awkward:fp32 hs64:tc hs64:fp32 hs128:scalar hs128:tc hs128:fp32; do
-    ref=${run_spec%:*}; kind=${run_spec#*:}
-    [ -f build/cuda_refs/${ref}_model.bin ] || { fail "test_gpt_cu $ref under emulation" "no build/cuda_refs/${ref}_model.bin"; continue; }
+# 4. the whole GPU model against PyTorch and the CPU model: the base references, then masked
+# (weighted-loss) full fine-tuning and the four PEFT methods (dev/cuda/make_refs.sh)
+FT_REFS="masked peft_lora peft_lora_qf peft_bitfit peft_adapter peft_prompt"
+for ref in awkward hs64 hs128 $FT_REFS; do
+    if [ ! -f build/cuda_refs/${ref}_debug_state.bin ]; then
+        bash dev/cuda/make_refs.sh > "$OUT/make_refs.out" 2>&1 || fail "dev/cuda/make_refs.sh" "$(tail -2 "$OUT/make_refs.out")"
+        break
+    fi
+done
+# which attention on which reference: head size 24 (awkward, and the fine-tuning ones at its
+# config) has no tensor-core path; T=100 (hs64) and T=70 (hs128) span several tiles of both; the
+# scalar kernels' many shuffles make them the slowest to emulate, so they run on the smaller
+# references (the harness covers T=200)
+specs="hs64:tc hs64:fp32 hs128:scalar hs128:tc hs128:fp32 awkward:scalar awkward:fp32"
+for ref in $FT_REFS; do specs="$specs $ref:scalar $ref:fp32"; done
+# the runs are independent: JOBS at a time, each into its own log, printed in order afterwards
+gpt_one() {
+    local ref=${1%:*} kind=${1#*:}
+    local log="$OUT/test_gpt_cu.$ref.$kind.out" bin="$OUT/bin/test_gpt_cu"
+    [ "$kind" = fp32 ] && bin="$OUT/bin/test_gpt_cu_fp32"
+    [ -x "$bin" ] || { rm -f "$log" "$log.rc"; return 0; }  # its build failed (counted above)
+    if [ "$kind" = fp32 ]; then "$bin" "build/cuda_refs/$ref" > "$log" 2>&1
+    else LLMC_ATTENTION=$kind "$bin" "build/cuda_refs/$ref" > "$log" 2>&1; fi
+    echo $? > "$log.rc"
+}
+export -f gpt_one
+gpt_specs=""
+for spec in $specs; do
+    ref=${spec%:*}
+    if [ -f build/cuda_refs/${ref}_model.bin ]; then gpt_specs="$gpt_specs $spec"
+    else fail "test_gpt_cu $ref under emulation" "no build/cuda_refs/${ref}_model.bin"; fi
+done
+printf '%s\0' $gpt_specs | xargs -0 -P "${JOBS:-2}" -I{} bash -c 'gpt_one "$@"' _ {}
+for spec in $gpt_specs; do
+    ref=${spec%:*}; kind=${spec#*:}
+    log="$OUT/test_gpt_cu.$ref.$kind.out"
+    [ -f "$log.rc" ] || continue
     echo "=== test_gpt_cu under emulation: $ref, $kind"
-    if [ "$kind" = fp32 ]; then run test_gpt_cu_fp32 "$OUT/bin/test_gpt_cu_fp32" build/cuda_refs/$ref
-    else run test_gpt_cu env LLMC_ATTENTION=$kind "$OUT/bin/test_gpt_cu" build/cuda_refs/$ref; fi
+    cat "$log"
+    rc=$(cat "$log.rc")
+    if [ "$rc" -ne 0 ] && ! grep -q '^FAIL' "$log"; then fail "test_gpt_cu $ref $kind under emulation" "exit $rc: $(grep -m1 error "$log")"; fi
+    fails=$((fails + $(grep -c '^FAIL' "$log")))
 done
 echo "emulation tests done in $(( $(date +%s) - start ))s"
 [ $fails -eq 0 ]
