@@ -53,6 +53,7 @@
 #include "llmc/bpe.h"
 #include "llmc/chat.h"
 #include "dev/data/doc_reader.h"
+#include "dev/data/json_text.h"
 
 static const char* usage_text =
 "usage: sft_prepare [options] INPUT.jsonl... -o OUT.bin (--seq-len T | --pack)\n"
@@ -195,25 +196,6 @@ static int json_lexical_check(const unsigned char* s, size_t n, char* what) {
         }
     }
     return 0;
-}
-
-static const char* json_kind(unsigned char c) {
-    switch (c) {
-        case '{': return "an object";
-        case '[': return "an array";
-        case '"': return "a string";
-        case 't': case 'f': return "a boolean";
-        case 'n': return "null";
-        default: return "a number";
-    }
-}
-
-// 1 if the text is empty or only ASCII white space
-static int blank_text(const unsigned char* s, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') { return 0; }
-    }
-    return 1;
 }
 
 // ----------------------------------------------------------------------------
@@ -596,34 +578,6 @@ static void process_file(Run* r, int file, Parser* ps, ChatEncoder* ce, Example*
 
 // ----------------------------------------------------------------------------
 // the JSON report
-
-static void buf_printf(BpeBytes* b, const char* fmt, ...) {
-    char small[512];
-    va_list args;
-    va_start(args, fmt);
-    int k = vsnprintf(small, sizeof(small), fmt, args);
-    va_end(args);
-    if (k < 0) { die("report: formatting failed"); }
-    if ((size_t)k < sizeof(small)) { bpe_bytes_append(b, small, (size_t)k); return; }
-    char* big = (char*)malloc_check((size_t)k + 1, "report line");
-    va_start(args, fmt);
-    vsnprintf(big, (size_t)k + 1, fmt, args);
-    va_end(args);
-    bpe_bytes_append(b, big, (size_t)k);
-    free(big);
-}
-
-// s as a JSON string (bytes >= 0x80 are copied: the report is UTF-8 when the paths are)
-static void buf_json_string(BpeBytes* b, const char* s) {
-    bpe_bytes_append(b, "\"", 1);
-    for (const unsigned char* c = (const unsigned char*)s; *c; c++) {
-        if (*c == '"' || *c == '\\') { buf_printf(b, "\\%c", *c); }
-        else if (*c == '\n') { bpe_bytes_append(b, "\\n", 2); }
-        else if (*c < 0x20) { buf_printf(b, "\\u%04x", *c); }
-        else { bpe_bytes_append(b, c, 1); }
-    }
-    bpe_bytes_append(b, "\"", 1);
-}
 
 static void buf_positions(BpeBytes* b, const Run* r, const BadCount* bc) {
     bpe_bytes_append(b, "[", 1);

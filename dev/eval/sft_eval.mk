@@ -1,7 +1,7 @@
 # Multiple-choice evaluation of fine-tuned models through the SFT chat template (llmc/chat.h):
 # log-likelihood of each choice and greedy generation, on the choices files that
 # dev/data/sft_sources.py writes. Included by the top-level Makefile (dev/*/*.mk).
-SFT_EVAL_DEPS = train_gpt.c $(LLMC_HEADERS) dev/data/doc_reader.h
+SFT_EVAL_DEPS = train_gpt.c $(LLMC_HEADERS) dev/data/doc_reader.h dev/data/json_text.h
 
 dev/eval/sft_eval: dev/eval/sft_eval.c $(SFT_EVAL_DEPS) build/flags.cc
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
