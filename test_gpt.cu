@@ -23,8 +23,13 @@ test_gpt.c), or the relative error for a scalar loss. Tolerances:
       With PEFT, "parameters after the steps" is the tightest fit in bf16: the trainable tensors
       are small and partly start at zero (LoRA B, adapter up_w), and AdamW turns a gradient entry
       whose sign the bf16 noise flips into a full -lr instead of +lr step, whatever its size;
-      LoRA on qkv,fc (make_refs.sh's peft_lora_qf) measured 4.8e-2 under the emulation while
-      fp32 agrees to 6e-6. A GPU run should say whether that bound holds there.
+      LoRA on qkv,fc (make_refs.sh's peft_lora_qf, seed 1234+6) measured 4.8e-2 under the
+      emulation while fp32 agrees to 6e-6. With other seeds the same reference FAILS this bound
+      in bf16: 8.3e-2, 7.1e-2, 2.1e-2 and 1.2e-1 for seeds 11, 22, 33, 44 (2026-12-03), while
+      its gradients stay within 8.4e-3 and its 10 step losses within 3.4e-5. The scaled max
+      error of the parameters is the wrong measure for bf16 updates of small tensors (an update
+      check relative to the update's size is needed), which is why the fine-tuning references
+      keep make_refs.sh's fixed seeds for now instead of fresh ones.
 The GPU model is checked against both the reference (float64 math) and the CPU model (fp32).
 Also checked: bitwise repeatability of forward+backward on the GPU, gradient accumulation (two
 halves vs one batch), and the option paths (recompute; GELU fused into cuBLASLt, BF16 only)
