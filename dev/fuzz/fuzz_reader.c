@@ -3,8 +3,12 @@ libFuzzer targets for the file readers: each input is written to an in-memory fi
 to one reader by path. A reader must return 0 or -1 with a message, never crash, hang, leak or
 read out of bounds (built with AddressSanitizer and UndefinedBehaviorSanitizer).
 Build one target per reader with -DFUZZ_CHECKPOINT, -DFUZZ_SHARD, -DFUZZ_TOKENIZER,
--DFUZZ_STATE, -DFUZZ_HELLASWAG, -DFUZZ_ARGS, -DFUZZ_DOCS, -DFUZZ_GPT2BPE, -DFUZZ_TIKTOKEN or -DFUZZ_DONE
-(see dev/fuzz/fuzz.mk).
+-DFUZZ_STATE, -DFUZZ_HELLASWAG, -DFUZZ_ARGS, -DFUZZ_DOCS, -DFUZZ_GPT2BPE, -DFUZZ_TIKTOKEN, -DFUZZ_DONE
+or -DFUZZ_PEFT (see dev/fuzz/fuzz.mk).
+
+- PEFT: llmc/peft.h's adapter-file reader for a fixed base shape (the awkward reference's:
+  L=2 C=72 NH=3 V=997 maxT=16), with the base hash taken from the input's own header so that
+  inputs get past the hash check to the size, checksum and finiteness checks.
 
 - ARGS: the input is split on NUL bytes into argv, parsed by args_parse_positional over the
   trainer's flag table (train_config_specs), with and without repeats allowed and with
@@ -40,6 +44,9 @@ static void fuzz_exit(int code) {
 #include "llmc/tokenizer.h"
 #include "llmc/train_state.h"
 #include "llmc/hellaswag.h"
+#if defined(FUZZ_PEFT)
+#include "llmc/peft.h"
+#endif
 #if defined(FUZZ_ARGS)
 #include "llmc/args.h"
 #include "dev/data/doc_reader.h"  // doc_parse_list: the data tools' "A,B" / "A,B,C" values
@@ -264,8 +271,20 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     read_done_marker(dir, 1, &good, &versioned, err);
     checkpoint_verify(dir, 1, &verified, err);
     checkpoint_config_changes(dir, 1, "config -x 8\nconfig -l 0.001\n", diffs, sizeof(diffs));
+#elif defined(FUZZ_PEFT)
+    GPT2Config c = { .max_seq_len = 16, .vocab_size = 997, .padded_vocab_size = 1024, .num_layers = 2,
+                     .num_heads = 3, .channels = 72 };
+    uint64_t base_hash = 0;
+    if (size >= 1024) {
+        int32_t h[256];
+        memcpy(h, data, sizeof(h));
+        base_hash = (uint64_t)(uint32_t)h[17] | ((uint64_t)(uint32_t)h[18] << 32);
+    }
+    PeftLayout lay;
+    float* peft = NULL;
+    if (peft_file_read(path, &c, base_hash, &lay, &peft, err) == 0) { free(peft); }
 #else
-#error "define one of FUZZ_CHECKPOINT, FUZZ_SHARD, FUZZ_TOKENIZER, FUZZ_STATE, FUZZ_HELLASWAG, FUZZ_ARGS, FUZZ_DOCS, FUZZ_GPT2BPE, FUZZ_TIKTOKEN, FUZZ_DONE"
+#error "define one of FUZZ_CHECKPOINT, FUZZ_SHARD, FUZZ_TOKENIZER, FUZZ_STATE, FUZZ_HELLASWAG, FUZZ_ARGS, FUZZ_DOCS, FUZZ_GPT2BPE, FUZZ_TIKTOKEN, FUZZ_DONE, FUZZ_PEFT"
 #endif
     close(fd);
     return 0;

@@ -43,6 +43,12 @@ PY
     rm -rf "$tmp"
     touch "$corpus/.seeded"
 fi
+mkdir -p "$corpus/peft"  # libFuzzer starts from nothing when the seed is missing
+if [ ! -f "$corpus/.seeded_peft" ] && [ -f build/ref_lora_peft_init.peft ]; then
+    # an adapter file of the awkward reference's shape (dev/test/test_reference.sh writes it)
+    seed_dir peft build/ref_lora_peft_init.peft
+    touch "$corpus/.seeded_peft"
+fi
 if [ ! -f "$corpus/.seeded_text" ]; then
     # the option parser: argv pieces split on NUL bytes
     mkdir -p "$corpus/args"
@@ -103,7 +109,7 @@ PY
     touch "$corpus/.seeded_text"
 fi
 fails=0
-for r in ${FUZZ_ONLY:-checkpoint shard tokenizer state hellaswag args docs gpt2bpe tiktoken}; do
+for r in ${FUZZ_ONLY:-checkpoint shard tokenizer state hellaswag args docs gpt2bpe tiktoken peft}; do
     # the option parser prints a note per repeated flag and the document reader one per
     extra=""
     # skipped line: their stderr is closed (libFuzzer still reports findings). The document
