@@ -20,16 +20,19 @@ test_gpt.c), or the relative error for a scalar loss. Tolerances:
       after the steps 5e-2. bf16 keeps 8 significant bits (relative rounding 2^-9 per value);
       activations and activation gradients round at every kernel boundary, so errors of a few
       1e-3 per layer add up; these bounds are first estimates, to be tightened on a GPU.
-      With PEFT, "parameters after the steps" is the tightest fit in bf16: the trainable tensors
-      are small and partly start at zero (LoRA B, adapter up_w), and AdamW turns a gradient entry
-      whose sign the bf16 noise flips into a full -lr instead of +lr step, whatever its size;
-      LoRA on qkv,fc (make_refs.sh's peft_lora_qf, seed 1234+6) measured 4.8e-2 under the
-      emulation while fp32 agrees to 6e-6. With other seeds the same reference FAILS this bound
-      in bf16: 8.3e-2, 7.1e-2, 2.1e-2 and 1.2e-1 for seeds 11, 22, 33, 44 (2026-12-03), while
-      its gradients stay within 8.4e-3 and its 10 step losses within 3.4e-5. The scaled max
-      error of the parameters is the wrong measure for bf16 updates of small tensors (an update
-      check relative to the update's size is needed), which is why the fine-tuning references
-      keep make_refs.sh's fixed seeds for now instead of fresh ones.
+      "Parameters after the steps" is measured differently in bf16: the update (after - before)
+      of each trainable tensor against the reference's update, as a relative L2 error
+      |d_ours - d_ref| / |d_ref|, over the entries whose step-0 reference gradient is at least
+      5% of its tensor's largest (tolerance 5e-2). Why: AdamW moves every entry by about lr
+      whatever its gradient's size, so an entry whose gradient lies under the bf16 noise
+      (gradients agree to ~1e-2 of a tensor's largest) moves the full step in a direction the
+      noise picks. The key bias is the extreme case: its gradient is zero in exact arithmetic
+      (a constant added to every key does not change the softmax), the reference moves it by
+      1e-13 and bf16 by lr. The scaled max error of the parameters, the earlier measure, failed
+      for LoRA on qkv,fc at 4 fresh seeds of 4 (7e-2 to 1.2e-1 against 5e-2) for that reason
+      alone; the update measure gave at most 1.1e-2 on LoRA and BitFit at 7 seeds (2026-12-03),
+      and still sees a tensor left unchanged (1.0) or a learning rate 10% off (0.1). Entries
+      with a tiny gradient are checked by the fp32 build, whose bound stays the scaled max error.
 The GPU model is checked against both the reference (float64 math) and the CPU model (fp32).
 Also checked: bitwise repeatability of forward+backward on the GPU, gradient accumulation (two
 halves vs one batch), and the option paths (recompute; GELU fused into cuBLASLt, BF16 only)
@@ -114,6 +117,32 @@ static float gpu_pass(GPT2CU* m, const int* x, const int* y, const float* w, int
     gpt2cu_forward(m, x, y, w, B, T);
     gpt2cu_backward(m, dloss);
     return gpu_loss(m);
+}
+
+// bf16's "parameters after the steps" (see the top of this file): the largest, over the trainable
+// tensors, relative L2 error of our update (ours - before) against the other's (other - before),
+// over the entries whose step-0 reference gradient g0 is at least floor times the largest of its
+// tensor; *checked counts those entries
+static double update_error(const GPT2CU* m, const float* before, const float* ours, const float* other,
+                           const float* g0, double floor, size_t* checked) {
+    double worst = 0.0;
+    *checked = 0;
+    for (int t = 0; t < m->num_tensors; t++) {
+        size_t offset = m->t_host[t], n = m->t_size[t];
+        double gmax = 0.0, diff = 0.0, norm = 0.0;
+        for (size_t i = offset; i < offset + n; i++) { gmax = fmax(gmax, fabs((double)g0[i])); }
+        for (size_t i = offset; i < offset + n; i++) {
+            if (fabs((double)g0[i]) < floor * gmax || gmax == 0.0) { continue; }
+            double d_ours = (double)ours[i] - before[i], d_other = (double)other[i] - before[i];
+            diff += (d_ours - d_other) * (d_ours - d_other);
+            norm += d_other * d_other;
+            (*checked)++;
+        }
+        double e = norm > 0.0 ? sqrt(diff / norm) : (diff > 0.0 ? INFINITY : 0.0);
+        if (isnan(e)) { return NAN; }
+        worst = fmax(worst, e);
+    }
+    return worst;
 }
 
 // each tensor of the trainable vector (host order)
@@ -261,6 +290,8 @@ int main(int argc, char** argv) {
     }
 
     // N AdamW steps on the same batch, GPU and CPU side by side
+    float* before = float_alloc_check(NT, "trainable parameters before the steps");
+    memcpy(before, gpu_trainable(&gpu), NT * sizeof(float));
     int ok_ref = 1, ok_cpu = 1;
     double worst_ref = 0.0, worst_cpu = 0.0;
     for (int step = 0; step < nsteps; step++) {
@@ -285,11 +316,22 @@ int main(int argc, char** argv) {
     check(ok_ref, "AdamW step losses vs reference", "%d steps, worst relative error %.2e, tolerance %.0e", nsteps, worst_ref, TOL_STEP);
     check(ok_cpu, "AdamW step losses vs CPU", "%d steps, worst relative error %.2e, tolerance %.0e", nsteps, worst_cpu, TOL_STEP);
     const float* trained = gpu_trainable(&gpu);
+#ifdef ENABLE_FP32
     e = scaled_max_error(trained, ref.params_after, NT);
     check(e <= TOL_PARAMS, "parameters after AdamW steps vs reference", "%s: scaled max error %.2e, tolerance %.0e", method, e, TOL_PARAMS);
     e = scaled_max_error(trained, cpu.trainable, NT);
     check(e <= TOL_PARAMS, "parameters after AdamW steps vs CPU", "%s: scaled max error %.2e, tolerance %.0e", method, e, TOL_PARAMS);
-
+#else
+    {
+        size_t checked;
+        e = update_error(&gpu, before, trained, ref.params_after, ref.grads, 0.05, &checked);
+        check(e <= TOL_PARAMS, "parameter updates of the AdamW steps vs reference",
+              "%s: worst tensor's relative L2 error %.2e over %zu of %zu entries, tolerance %.0e", method, e, checked, NT, TOL_PARAMS);
+        e = update_error(&gpu, before, trained, cpu.trainable, ref.grads, 0.05, &checked);
+        check(e <= TOL_PARAMS, "parameter updates of the AdamW steps vs CPU",
+              "%s: worst tensor's relative L2 error %.2e over %zu of %zu entries, tolerance %.0e", method, e, checked, NT, TOL_PARAMS);
+    }
+#endif
     if (gpt2cu_is_peft(&gpu)) {
         // the base the kernels read is bitwise what was uploaded, and the host's fp32 base too
         cudaCheck(cudaMemcpy(base_x2, gpu.params_memory, P * sizeof(floatX), cudaMemcpyDeviceToHost));
@@ -328,7 +370,7 @@ int main(int argc, char** argv) {
     }
 
     debug_state_free(&ref);
-    free(logits); free(cpu_logits); free(grads); free(grads2); free(row_x); free(base_x); free(base_x2); free(peft_init);
+    free(logits); free(cpu_logits); free(grads); free(grads2); free(row_x); free(base_x); free(base_x2); free(peft_init); free(before);
     gpt2_free(&cpu);
     gpt2cu_free(&gpu);
     matmul_cuda_free();

@@ -165,7 +165,8 @@ VARIANTS="bf16:scalar:test_gpt_cu bf16_tc:tc:test_gpt_cu fp32:scalar:test_gpt_cu
 [ $HAVE_CUDNN = 1 ] && VARIANTS="$VARIANTS bf16_cudnn:cudnn:test_gpt_cu_cudnn"
 for v in $VARIANTS; do
     IFS=: read -r prec att exe <<< "$v"
-    for ref in awkward hs64 hs128; do
+    # the base references, then masked fine-tuning and the four PEFT methods (make_refs.sh)
+    for ref in awkward hs64 hs128 masked peft_lora peft_lora_qf peft_bitfit peft_adapter peft_prompt; do
         if [ "$(left)" -lt 30 ]; then echo "SKIPPED: test_gpt_cu $prec $ref (out of time)"; continue; fi
         if [ ! -f build/cuda_refs/${ref}_model.bin ]; then
             echo "FAIL: no build/cuda_refs/${ref}_model.bin (make cuda-refs, and carry build/cuda_refs)"

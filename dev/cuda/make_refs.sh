@@ -13,10 +13,12 @@
 #   peft_adapter: Houlsby adapters (bottleneck 5), weighted loss
 #   peft_prompt:  a soft prompt of 5 positions before T=11 (5 + 11 = maxT), weighted loss
 # B=4 for the fine-tuning ones: test_gpt_cu checks gradient accumulation at even B only.
+# A fresh seed every run (printed; SEED=... reproduces one), as test_reference.sh does for the CPU.
 set -eu
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-$(test -x .venv/bin/python && echo .venv/bin/python || echo python3)}
-SEED=${SEED:-1234}
+SEED=${SEED:-$(( ($(date +%s) ^ $$ ^ RANDOM) % 1000000 ))}
+echo "reference seed: $SEED (rerun with SEED=$SEED bash dev/cuda/make_refs.sh)"
 mkdir -p build/cuda_refs
 $PYTHON dev/reference/gpt2_reference.py --out build/cuda_refs/awkward --seed "$SEED" \
     --L 2 --C 72 --NH 3 --V 997 --maxT 16 --B 3 --T 13
