@@ -111,12 +111,51 @@ static float gpu_loss(GPT2CU* m) {
     return (float)(s / wsum);
 }
 
-// one forward + backward on the GPU, returns the loss
-static float gpu_pass(GPT2CU* m, const int* x, const int* y, const float* w, int B, int T, float dloss) {
+// The reference's loss: the weighted cross-entropy, or DPO (debug state version 3) through the
+// trainer's path (per-position losses -> llmc/dpo.h's per-token weights -> weighted backward)
+typedef struct {
+    int dpo;
+    DpoConfig cfg;
+    float* losses;      // (B, T) scratch
+    float* weights;     // (B, T) scratch
+} LossCtx;
+
+// one forward, and unless dloss is 0 the backward, on the GPU; returns the loss (DPO: the mean
+// over the pairs of the rows; ref: their reference log-probs)
+static float gpu_pass(GPT2CU* m, const LossCtx* lc, const int* x, const int* y, const float* w, const float* ref, int B, int T,
+                      float dloss) {
     gpt2cu_loss_reset(m);
     gpt2cu_forward(m, x, y, w, B, T);
-    gpt2cu_backward(m, dloss);
-    return gpu_loss(m);
+    float loss;
+    if (lc->dpo) {
+        DpoStats st;
+        dpo_stats_reset(&st);
+        gpu_losses_all(m, lc->losses);
+        dpo_weights(&lc->cfg, lc->losses, w, ref, B, T, lc->weights, &st);
+        if (dloss != 0.0f) { gpu_set_weights(m, lc->weights); }
+        loss = (float)(st.loss / st.pairs);
+    } else {
+        loss = gpu_loss(m);
+    }
+    if (dloss != 0.0f) { gpt2cu_backward(m, dloss); }
+    return loss;
+}
+
+// the same on the CPU model
+static float cpu_pass(GPT2* m, const LossCtx* lc, const int* x, const int* y, const float* w, const float* ref, int B, int T,
+                      float dloss) {
+    gpt2_forward(m, x, y, w, B, T);
+    float loss = m->mean_loss;
+    if (lc->dpo) {
+        DpoStats st;
+        dpo_stats_reset(&st);
+        cpu_losses_all(m, lc->losses);
+        dpo_weights(&lc->cfg, lc->losses, w, ref, B, T, lc->weights, &st);
+        if (dloss != 0.0f) { cpu_set_weights(m, lc->weights); }
+        loss = (float)(st.loss / st.pairs);
+    }
+    if (dloss != 0.0f) { gpt2_backward(m, dloss); }
+    return loss;
 }
 
 // bf16's "parameters after the steps" (see the top of this file): the largest, over the trainable
@@ -143,6 +182,17 @@ static double update_error(const GPT2CU* m, const float* before, const float* ou
         worst = fmax(worst, e);
     }
     return worst;
+}
+
+// distillation: a GPU teacher from path beside m, with the reference's alpha, tau and direction
+static void gpu_attach_teacher(GPT2CU* m, GPT2CU* teacher, const char* path, const DebugState* ref) {
+    char err[LLMC_ERRLEN];
+    GPT2Config tc;
+    float* tparams;
+    if (checkpoint_read(path, &tc, &tparams, err) != 0) { die("%s", err); }
+    gpt2cu_build(teacher, &tc, tparams, NULL, NULL);
+    gpt2cu_set_teacher(m, teacher, ref->hp6, ref->hp7, ref->reverse_kl, path);
+    m->distill_on = 1;
 }
 
 // each tensor of the trainable vector (host order)
@@ -200,10 +250,34 @@ int main(int argc, char** argv) {
     const char* method = ref.peft_method ? PEFT_METHOD_NAMES[ref.peft_method] : "full";
     double wsum = 0.0;
     for (int i = 0; i < BT; i++) { wsum += w ? w[i] : 1.0f; }
-    float dloss = (float)(1.0 / wsum);  // the weighted mean's gradient per unit of weight
+    LossCtx lc = { 0 };
+    lc.dpo = ref.loss_kind >= 1 && ref.loss_kind <= 3;
+    // distillation: the oracle's teacher beside each model (the CPU's and every GPU model's)
+    char teacher_path[1100];
+    snprintf(teacher_path, sizeof(teacher_path), "%s_teacher.bin", argv[1]);
+    GPT2 cpu_teacher;
+    GPT2CU gpu_teacher, alt_teacher;
+    if (ref.loss_kind == 4) {
+        gpt2_build_from_checkpoint(&cpu_teacher, teacher_path);
+        gpt2_set_teacher(&cpu, &cpu_teacher, ref.hp6, ref.hp7, ref.reverse_kl, teacher_path);
+        cpu.distill_on = 1;
+        gpu_attach_teacher(&gpu, &gpu_teacher, teacher_path, &ref);
+        method = ref.reverse_kl ? "distill-reverse" : "distill";
+    }
+    if (lc.dpo) {
+        lc.cfg.loss = ref.loss_kind;
+        lc.cfg.beta = ref.hp6;
+        lc.cfg.label_smoothing = ref.hp7;
+        method = DPO_LOSS_NAMES[ref.loss_kind];
+    }
+    lc.losses = float_alloc_check((size_t)BT, "losses");
+    lc.weights = float_alloc_check((size_t)BT, "DPO weights");
+    const float* rl = ref.ref_logp;
+    // per unit of weight: the weighted mean's gradient, or the mean over pairs'
+    float dloss = (float)(lc.dpo ? 2.0 / B : 1.0 / wsum);
     printf("test_gpt_cu (%s): %s: L=%d C=%d NH=%d V=%d Vp=%d B=%d T=%d, %zu parameters, %s (%zu trainable)%s, %d steps\n",
            PRECISION_NAME, argv[1], c->num_layers, c->channels, c->num_heads, V, Vp, B, T, P, method, NT,
-           w ? ", weighted loss" : "", nsteps);
+           lc.dpo ? ", DPO loss" : ref.loss_kind == 4 ? ", distillation loss" : w ? ", weighted loss" : "", nsteps);
 
     gpt2_allocate(&cpu, B, T, 0, NT);
     gpt2cu_allocate(&gpu, B, T);
@@ -218,11 +292,9 @@ int main(int argc, char** argv) {
     cudaCheck(cudaMemcpy(base_x, gpu.params_memory, P * sizeof(floatX), cudaMemcpyDeviceToHost));
 
     // forward
-    gpt2_forward(&cpu, x, y, w, B, T);
+    float cpu_loss = cpu_pass(&cpu, &lc, x, y, w, rl, B, T, 0.0f);
     cpu_logits_of(&cpu, cpu_logits, B, T);
-    gpt2cu_loss_reset(&gpu);
-    gpt2cu_forward(&gpu, x, y, w, B, T);
-    float loss = gpu_loss(&gpu);
+    float loss = gpu_pass(&gpu, &lc, x, y, w, rl, B, T, 0.0f);
     gpu_logits(&gpu, B, T, logits, row_x);
     double e = scaled_max_error(logits, ref.logits, (size_t)BT * V);
     check(e <= TOL_LOGITS, "logits vs reference", "scaled max error %.2e, tolerance %.0e", e, TOL_LOGITS);
@@ -230,30 +302,31 @@ int main(int argc, char** argv) {
     check(e <= TOL_LOGITS, "logits vs CPU", "scaled max error %.2e, tolerance %.0e", e, TOL_LOGITS);
     e = fabs(loss - ref.loss) / fabs(ref.loss);
     check(e <= TOL_LOSS, "loss vs reference", "gpu %.7f ref %.7f, relative error %.2e, tolerance %.0e", loss, ref.loss, e, TOL_LOSS);
-    e = fabs(loss - cpu.mean_loss) / fabs(cpu.mean_loss);
-    check(e <= TOL_LOSS, "loss vs CPU", "gpu %.7f cpu %.7f, relative error %.2e, tolerance %.0e", loss, cpu.mean_loss, e, TOL_LOSS);
+    e = fabs(loss - cpu_loss) / fabs(cpu_loss);
+    check(e <= TOL_LOSS, "loss vs CPU", "gpu %.7f cpu %.7f, relative error %.2e, tolerance %.0e", loss, cpu_loss, e, TOL_LOSS);
 
     // backward
     gpt2_zero_grad(&cpu);
-    gpt2_backward(&cpu, dloss);
+    cpu_pass(&cpu, &lc, x, y, w, rl, B, T, dloss);
     gpt2cu_zero_grad(&gpu);
-    gpt2cu_backward(&gpu, dloss);
+    gpu_pass(&gpu, &lc, x, y, w, rl, B, T, dloss);
     gpu_grads(&gpu, grads);
     compare_grads("vs reference", grads, ref.grads, &gpu, TOL_GRAD);
     compare_grads("vs CPU", grads, cpu.grads_memory, &gpu, TOL_GRAD);
 
     // bitwise repeatability
     gpt2cu_zero_grad(&gpu);
-    gpu_pass(&gpu, x, y, w, B, T, dloss);
+    gpu_pass(&gpu, &lc, x, y, w, rl, B, T, dloss);
     gpu_grads(&gpu, grads2);
     check(memcmp(grads, grads2, NT * sizeof(float)) == 0, "bitwise repeatable GPU forward+backward", "two identical passes");
 
     // gradient accumulation: two halves, each scaled by the whole batch's weight, == one batch
-    if (B % 2 == 0) {
+    if (B % (lc.dpo ? 4 : 2) == 0) {  // DPO: whole pairs in each half
         int half = B / 2;
         gpt2cu_zero_grad(&gpu);
         for (int h = 0; h < 2; h++) {
-            gpu_pass(&gpu, x + (size_t)h * half * T, y + (size_t)h * half * T, w ? w + (size_t)h * half * T : NULL, half, T, dloss);
+            gpu_pass(&gpu, &lc, x + (size_t)h * half * T, y + (size_t)h * half * T, w ? w + (size_t)h * half * T : NULL,
+                     rl ? rl + h * half : NULL, half, T, dloss);
         }
         gpu_grads(&gpu, grads2);
         e = scaled_max_error(grads2, grads, NT);
@@ -270,11 +343,12 @@ int main(int argc, char** argv) {
         for (int variant = 0; variant < nvariants; variant++) {
             GPT2CU alt;
             gpu_build(&alt, model_path, lay_p, peft_init);
+            if (ref.loss_kind == 4) { gpu_attach_teacher(&alt, &alt_teacher, teacher_path, &ref); }
             alt.recompute = 1;
             alt.gelu_fusion = variant == 1;
             gpt2cu_allocate(&alt, B, T);
             gpt2cu_zero_grad(&alt);
-            float l2 = gpu_pass(&alt, x, y, w, B, T, dloss);
+            float l2 = gpu_pass(&alt, &lc, x, y, w, rl, B, T, dloss);
             gpu_grads(&alt, grads2);
             const char* name = variant == 0 ? "recompute" : "recompute + GELU fusion";
             double tol = variant == 0 ? TOL_VARIANT : TOL_GRAD;
@@ -286,6 +360,7 @@ int main(int argc, char** argv) {
             snprintf(label, sizeof(label), "%s: gradients", name);
             check(e <= tol, label, "scaled max error %.2e vs plain, tolerance %.0e", e, tol);
             gpt2cu_free(&alt);
+            if (ref.loss_kind == 4) { gpt2cu_free(&alt_teacher); }
         }
     }
 
@@ -296,21 +371,22 @@ int main(int argc, char** argv) {
     double worst_ref = 0.0, worst_cpu = 0.0;
     for (int step = 0; step < nsteps; step++) {
         gpt2cu_zero_grad(&gpu);
-        float l = gpu_pass(&gpu, x, y, w, B, T, dloss);
+        float l = gpu_pass(&gpu, &lc, x, y, w, rl, B, T, dloss);
         float norm = gpt2cu_grad_norm(&gpu);
         gpt2cu_update(&gpu, lr, beta1, beta2, eps, wd, grad_clip_scale(norm, clip), step + 1);
-        gpt2_forward(&cpu, x, y, w, B, T);
         gpt2_zero_grad(&cpu);
-        gpt2_backward(&cpu, dloss);
+        float cl = cpu_pass(&cpu, &lc, x, y, w, rl, B, T, dloss);
         float cnorm = gpt2_grad_norm(&cpu);
         gpt2_update(&cpu, cpu.grads_memory, lr, beta1, beta2, eps, wd, grad_clip_scale(cnorm, clip), step + 1);
-        double dr = fabs(l - ref.step_losses[step]) / fabs(ref.step_losses[step]);
-        double dc = fabs(l - cpu.mean_loss) / fabs(cpu.mean_loss);
+        // DPO's losses are functions of log-prob sums of order 100: compared within max(|.|, 1)
+        double lscale = lc.dpo ? 1.0 : 0.0;
+        double dr = fabs(l - ref.step_losses[step]) / fmax(fabs(ref.step_losses[step]), lscale);
+        double dc = fabs(l - cl) / fmax(fabs(cl), lscale);
         if (!(dr <= TOL_STEP)) { ok_ref = 0; }
         if (!(dc <= TOL_STEP)) { ok_cpu = 0; }
         if (!(dr <= worst_ref)) { worst_ref = dr; }
         if (!(dc <= worst_cpu)) { worst_cpu = dc; }
-        printf("  step %2d: gpu %.7f cpu %.7f ref %.7f | norm gpu %.4f cpu %.4f\n", step, l, cpu.mean_loss,
+        printf("  step %2d: gpu %.7f cpu %.7f ref %.7f | norm gpu %.4f cpu %.4f\n", step, l, cl,
                ref.step_losses[step], norm, cnorm);
     }
     check(ok_ref, "AdamW step losses vs reference", "%d steps, worst relative error %.2e, tolerance %.0e", nsteps, worst_ref, TOL_STEP);
@@ -370,9 +446,13 @@ int main(int argc, char** argv) {
     }
 
     debug_state_free(&ref);
-    free(logits); free(cpu_logits); free(grads); free(grads2); free(row_x); free(base_x); free(base_x2); free(peft_init); free(before);
+    free(logits); free(cpu_logits); free(grads); free(grads2); free(row_x); free(base_x); free(base_x2); free(peft_init); free(before); free(lc.losses); free(lc.weights);
     gpt2_free(&cpu);
     gpt2cu_free(&gpu);
+    if (ref.loss_kind == 4) {
+        gpt2_free(&cpu_teacher);
+        gpt2cu_free(&gpu_teacher);
+    }
     matmul_cuda_free();
     return test_failures == 0 ? 0 : 1;
 }

@@ -37,6 +37,7 @@ reduction in the kernels runs in a fixed order, whatever OpenMP's scheduling.
 #include "llmc/gelu.h"
 #include "llmc/residual.h"
 #include "llmc/crossentropy.h"
+#include "llmc/distill.h"
 #include "llmc/adamw.h"
 #include "llmc/peft.h"
 #include "llmc/lora.h"
@@ -198,6 +199,14 @@ typedef struct {
     float mean_loss;          // of the last forward with targets: sum(w * loss) / sum(w)
     double loss_sum;          // sum(w * loss) over forwards, for the training loop (cpu_take_loss_sum)
     double weight_sum;        // sum(w) over the same forwards
+    // knowledge distillation (llmc/distill.h): a teacher GPT2 of the same vocabulary runs on the
+    // same inputs, and while distill_on the training loss is (1 - alpha) CE + alpha tau^2 KL
+    void* teacher;            // GPT2*, or NULL
+    int distill_on;           // the next forwards with targets are distilled (the loop turns it off to evaluate)
+    int distilled;            // the last forward was (its backward must be too)
+    float distill_alpha, distill_tau;
+    int distill_reverse;      // KL(student || teacher) instead of KL(teacher || student)
+    float* distill_kl;        // (B, T) the last distilled forward's KL per position
 } GPT2;
 
 static void gpt2_init_common(GPT2* model) {
@@ -226,6 +235,10 @@ static void gpt2_init_common(GPT2* model) {
     model->mean_loss = -1.0f;
     model->loss_sum = 0.0;
     model->weight_sum = 0.0;
+    model->teacher = NULL;
+    model->distill_on = 0;
+    model->distilled = 0;
+    model->distill_kl = NULL;
 }
 
 // Takes ownership of params (gpt2_num_parameters(config) floats, 64-byte aligned).
@@ -356,6 +369,28 @@ static void gpt2_allocate(GPT2* model, int B, int T, size_t opt_offset, size_t o
     model->weights = (float*)calloc_check(BT, sizeof(float), "loss weights");
     model->B = B;
     model->T = T;
+    if (model->teacher != NULL) {
+        model->distill_kl = float_alloc_check(BT, "distillation KL");
+        gpt2_allocate((GPT2*)model->teacher, B, T, 0, 0);  // forward only: no moments
+    }
+}
+
+// Distils from teacher (built, not allocated: gpt2_allocate allocates it with the student) with
+// weight alpha and temperature tau; the student keeps the pointer, the caller owns the teacher.
+static void gpt2_set_teacher(GPT2* model, GPT2* teacher, float alpha, float tau, int reverse, const char* teacher_path) {
+    const GPT2Config* a = &model->config;
+    const GPT2Config* b = &teacher->config;
+    if (a->vocab_size != b->vocab_size || a->padded_vocab_size != b->padded_vocab_size) {
+        die("--distill: the teacher %s has a vocabulary of %d (padded %d), the student %d (padded %d): distillation "
+            "needs the same tokens", teacher_path, b->vocab_size, b->padded_vocab_size, a->vocab_size, a->padded_vocab_size);
+    }
+    if (model->prompt_len > 0) { die("--distill with --peft prompt: the soft prompt's positions have no teacher; not supported"); }
+    if (model->acts_memory != NULL) { die("gpt2_set_teacher after gpt2_allocate"); }
+    model->teacher = teacher;
+    model->distill_alpha = alpha;
+    model->distill_tau = tau;
+    model->distill_reverse = reverse;
+    model->distill_on = 0;  // the training loop turns it on for its steps (ModelOps set_distill)
 }
 
 // Forward pass on inputs (B, T); with targets (B, T) it also computes the loss, weighted by
@@ -463,9 +498,19 @@ static void gpt2_forward(GPT2* model, const int* inputs, const int* targets, con
     const float* top = a->residual3 + (L - 1) * layer_btc;
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, top, p->lnfw, p->lnfb, B, T, C);
     matmul_forward(a->logits, a->lnf, p->wte, NULL, B, T, C, Vp);
-    if (targets != NULL) {
+    model->distilled = targets != NULL && model->teacher != NULL && model->distill_on;
+    if (model->distilled) {
+        // the teacher on the same tokens (k = 0: distillation refuses soft prompts), then the
+        // mixed loss per position (no probabilities needed: the backward works from the logits)
+        GPT2* teacher = (GPT2*)model->teacher;
+        gpt2_forward(teacher, inputs, NULL, NULL, B, T);
+        distill_forward(a->losses, model->distill_kl, a->logits, teacher->acts.logits, model->targets, model->distill_alpha,
+                        model->distill_tau, model->distill_reverse, B * T, V, Vp);
+    } else if (targets != NULL) {
         softmax_forward(a->probs, a->logits, B, T, V, Vp);
         crossentropy_forward(a->losses, a->probs, model->targets, B, T, Vp);
+    }
+    if (targets != NULL) {
         double sum = 0.0, wsum = 0.0;
         if (model->has_weights) {
             for (int i = 0; i < B * T; i++) { sum += (double)model->weights[i] * a->losses[i]; wsum += model->weights[i]; }
@@ -512,8 +557,15 @@ static void gpt2_backward(GPT2* model, float dloss) {
     size_t layer_btr = layer_bt * (size_t)r, layer_btm = layer_bt * (size_t)m;
 
     float* dlogits = a->logits;
-    crossentropy_softmax_backward(dlogits, a->probs, model->targets, model->has_weights ? model->weights : NULL,
-                                  dloss, B, T, V, Vp);
+    if (model->distilled) {
+        dlogits = a->probs;  // distill_backward reads the logits: the probabilities' buffer (unused then) takes dlogits
+        distill_backward(dlogits, a->logits, ((GPT2*)model->teacher)->acts.logits, model->targets,
+                         model->has_weights ? model->weights : NULL, dloss, model->distill_alpha, model->distill_tau,
+                         model->distill_reverse, B * T, V, Vp);
+    } else {
+        crossentropy_softmax_backward(dlogits, a->probs, model->targets, model->has_weights ? model->weights : NULL,
+                                      dloss, B, T, V, Vp);
+    }
     memset(s->dln, 0, N * sizeof(float));
     matmul_backward(s->dln, g->wte, NULL, dlogits, a->lnf, p->wte, B, T, C, Vp);
     memset(s->dresidual, 0, N * sizeof(float));
@@ -652,6 +704,7 @@ static void gpt2_free(GPT2* model) {
     free(model->inputs);
     free(model->targets);
     free(model->weights);
+    free(model->distill_kl);
 }
 
 // ----------------------------------------------------------------------------
@@ -664,6 +717,8 @@ static void cpu_allocate(void* self, int B, int T, size_t opt_offset, size_t opt
 static void cpu_forward(void* self, const int* inputs, const int* targets, const float* weights, int B, int T) {
     gpt2_forward((GPT2*)self, inputs, targets, weights, B, T);
 }
+
+static void cpu_set_distill(void* self, int on) { ((GPT2*)self)->distill_on = on; }
 
 static double cpu_take_loss_sum(void* self, double* weight_sum) {
     GPT2* model = (GPT2*)self;
@@ -678,6 +733,25 @@ static double cpu_take_loss_sum(void* self, double* weight_sum) {
 static const float* cpu_losses(void* self) {
     GPT2* model = (GPT2*)self;
     return model->acts.losses + model->prompt_len;
+}
+
+// every row's losses at the given positions (B, T), into out
+static void cpu_losses_all(void* self, float* out) {
+    GPT2* model = (GPT2*)self;
+    int k = model->prompt_len, Tx = model->batch_T, T = Tx - k;
+    for (int b = 0; b < model->batch_B; b++) {
+        memcpy(out + (size_t)b * T, model->acts.losses + (size_t)b * Tx + k, (size_t)T * sizeof(float));
+    }
+}
+
+// the loss weights of the last forward's given positions (the prompt's stay 0)
+static void cpu_set_weights(void* self, const float* weights) {
+    GPT2* model = (GPT2*)self;
+    int k = model->prompt_len, Tx = model->batch_T, T = Tx - k;
+    for (int b = 0; b < model->batch_B; b++) {
+        memcpy(model->weights + (size_t)b * Tx + k, weights + (size_t)b * T, (size_t)T * sizeof(float));
+    }
+    model->has_weights = 1;
 }
 
 static const float* cpu_logits_at(void* self, int t) {
@@ -752,6 +826,20 @@ int main(int argc, char** argv) {
     uint64_t base_hash = 0;
     float* peft = train_peft_setup(&cfg, start_step, model_path, &config, params, &lay, &base_hash);
     if (peft != NULL) { gpt2_set_peft(&model, &lay, peft); }
+    GPT2 teacher;
+    if (cfg.distill != NULL) {
+        char err[LLMC_ERRLEN];
+        GPT2Config tc;
+        float* tparams;
+        if (checkpoint_read(cfg.distill, &tc, &tparams, err) != 0) { die("--distill: %s", err); }
+        gpt2_build_from_params(&teacher, &tc, tparams);
+        gpt2_set_teacher(&model, &teacher, cfg.distill_alpha, cfg.distill_tau, cfg.distill_reverse, cfg.distill);
+        if (comm.rank == 0) {
+            printf("distill: teacher %s (L=%d C=%d, %.2fM parameters), loss (1 - %g) CE + %g x %g^2 x %s KL at temperature %g\n",
+                   cfg.distill, tc.num_layers, tc.channels, teacher.num_parameters / 1e6, cfg.distill_alpha, cfg.distill_alpha,
+                   cfg.distill_tau, cfg.distill_reverse ? "reverse" : "forward", cfg.distill_tau);
+        }
+    }
 
     ModelOps ops;
     memset(&ops, 0, sizeof(ops));
@@ -767,6 +855,9 @@ int main(int argc, char** argv) {
     ops.forward = cpu_forward;
     ops.take_loss_sum = cpu_take_loss_sum;
     ops.losses = cpu_losses;
+    ops.losses_all = cpu_losses_all;
+    ops.set_distill = cpu_set_distill;
+    ops.set_weights = cpu_set_weights;
     ops.logits_at = cpu_logits_at;
     ops.zero_grad = cpu_zero_grad;
     ops.backward = cpu_backward;
@@ -777,6 +868,7 @@ int main(int argc, char** argv) {
     ops.moments_loaded = cpu_moments_loaded;
     int rc = train_loop_run(&ops, &cfg, &comm, start_step, start_step > 0 ? model_path : cfg.init_model);
     gpt2_free(&model);
+    if (cfg.distill != NULL) { gpt2_free(&teacher); }
     comm_finalize(&comm);
     return rc;
 }

@@ -50,6 +50,7 @@ Several GPUs: mpirun -np N, one process per GPU, gradients summed with NCCL (llm
 #include "llmc/gelu.h"
 #include "llmc/residual.h"
 #include "llmc/crossentropy.h"
+#include "llmc/distill.h"
 #include "llmc/adamw.h"
 #include "llmc/peft.h"
 #include "llmc/lora.h"
@@ -221,6 +222,13 @@ typedef struct {
     // reduce-scatter and all-gather want equal shards
     size_t opt_offset, opt_count, shard_size;
     float* grad_shard;    // (shard_size) the summed gradients of this process's shard
+    // knowledge distillation (llmc/distill.h), as train_gpt.c's GPT2: a teacher GPT2CU of the
+    // same vocabulary on the same inputs; its logits feed our classifier while distill_on
+    void* teacher;        // GPT2CU*, or NULL
+    int distill_on, distilled;
+    float distill_alpha, distill_tau;
+    int distill_reverse;
+    float* d_kl;          // (B, T) KL per position of the last distilled forward
 } GPT2CU;
 
 static void gpt2cu_init_common(GPT2CU* model) {
@@ -233,6 +241,9 @@ static void gpt2cu_init_common(GPT2CU* model) {
     model->h_losses = NULL;
     model->h_logits = NULL;
     model->h_logits_x = NULL;
+    model->teacher = NULL;
+    model->distill_on = model->distilled = 0;
+    model->d_kl = NULL;
     model->acts_memory = NULL;
     model->B = model->T = 0;
     model->has_targets = 0;
@@ -422,6 +433,24 @@ static void gpt2cu_build(GPT2CU* model, const GPT2Config* config, float* params,
     gpt2cu_allocate_params(model);
 }
 
+// Distils from teacher (built, not allocated: gpt2cu_allocate allocates it with the student), as
+// train_gpt.c's gpt2_set_teacher; the caller owns the teacher.
+static void gpt2cu_set_teacher(GPT2CU* model, GPT2CU* teacher, float alpha, float tau, int reverse, const char* teacher_path) {
+    const GPT2Config* a = &model->config;
+    const GPT2Config* b = &teacher->config;
+    if (a->vocab_size != b->vocab_size || a->padded_vocab_size != b->padded_vocab_size) {
+        die("--distill: the teacher %s has a vocabulary of %d (padded %d), the student %d (padded %d): distillation "
+            "needs the same tokens", teacher_path, b->vocab_size, b->padded_vocab_size, a->vocab_size, a->padded_vocab_size);
+    }
+    if (model->prompt_len > 0) { die("--distill with --peft prompt: the soft prompt's positions have no teacher; not supported"); }
+    if (model->acts_memory != NULL) { die("gpt2cu_set_teacher after gpt2cu_allocate"); }
+    model->teacher = teacher;
+    model->distill_alpha = alpha;
+    model->distill_tau = tau;
+    model->distill_reverse = reverse;
+    model->distill_on = 0;  // the training loop turns it on for its steps (ModelOps set_distill)
+}
+
 static void gpt2cu_build_from_params(GPT2CU* model, const GPT2Config* config, float* params) {
     gpt2cu_build(model, config, params, NULL, NULL);
 }
@@ -512,8 +541,9 @@ static void gpt2cu_allocate(GPT2CU* model, int B, int T) {
         size_t n = (size_t)B * (T + k);
         model->h_pinputs = (int*)calloc_check(n, sizeof(int), "inputs with the prompt");
         model->h_ptargets = (int*)calloc_check(n, sizeof(int), "targets with the prompt");
-        model->h_pweights = float_alloc_check(n, "loss weights with the prompt");
     }
+    // the loss weights as the device gets them: with the prompt's positions, and DPO's (gpu_set_weights)
+    model->h_pweights = float_alloc_check((size_t)B * (T + k), "loss weights (host staging)");
     T += k;
     if (T > c->max_seq_len) {
         die("-t: sequence length %d%s exceeds the model's maxT %d", T, k > 0 ? " (with the soft prompt)" : "", c->max_seq_len);
@@ -533,6 +563,10 @@ static void gpt2cu_allocate(GPT2CU* model, int B, int T) {
     model->d_norm = (double*)cuda_malloc_check((1 + SUMSQ_BLOCKS) * sizeof(double), "norm scratch");
     model->d_loss_sum = (double*)cuda_malloc_check(2 * sizeof(double), "loss sums");
     model->d_weights = (float*)cuda_malloc_check(BT * sizeof(float), "loss weights");
+    if (model->teacher != NULL) {
+        model->d_kl = (float*)cuda_malloc_check(BT * sizeof(float), "distillation KL");
+        gpt2cu_allocate((GPT2CU*)model->teacher, B, T - k);
+    }
     model->h_inputs = (int*)calloc_check(BT, sizeof(int), "inputs");
     model->h_enc_count = (int*)calloc_check((size_t)c->vocab_size + 1, sizeof(int), "encoder counts");
     model->h_enc_order = (int*)calloc_check(BT, sizeof(int), "encoder order");
@@ -541,6 +575,7 @@ static void gpt2cu_allocate(GPT2CU* model, int B, int T) {
     model->device_bytes += acts_bytes + scratch_bytes + BT * 4 * sizeof(int) + CUBLASLT_WORKSPACE_BYTES;
     attention_setup(&model->attention, B, T, c->channels, c->num_heads, model->stream);
     model->device_bytes += attention_device_bytes(&model->attention);
+    model->h_losses = float_alloc_check((size_t)B * T, "losses (host)");  // T with the prompt
     model->B = B;
     model->T = T;
 }
@@ -730,8 +765,19 @@ static void gpt2cu_forward(GPT2CU* model, const int* inputs, const int* targets,
         }
     }
     matmul_forward_cuda(a->logits, a->lnf, p->wte, NULL, BT, C, Vp, NULL, st);
-    if (targets != NULL) {
+    model->distilled = targets != NULL && model->teacher != NULL && model->distill_on;
+    if (model->distilled) {
+        // the teacher on the same tokens (no soft prompt: refused with distillation), then the
+        // mixed loss per position; its stream finishes before our classifier reads its logits
+        GPT2CU* teacher = (GPT2CU*)model->teacher;
+        gpt2cu_forward(teacher, inputs, NULL, NULL, B, T);
+        cudaCheck(cudaStreamSynchronize(teacher->stream));
+        fused_distill_classifier_cuda(a->logits, a->losses, model->d_kl, teacher->acts.logits, model->d_targets, NULL, 0.0f,
+                                      model->distill_alpha, model->distill_tau, model->distill_reverse, BT, V, Vp, st);
+    } else if (targets != NULL) {
         fused_classifier_cuda(a->logits, a->losses, model->d_targets, NULL, 0.0f, BT, V, Vp, st);  // losses only
+    }
+    if (targets != NULL) {
         loss_weighted_accumulate_kernel<<<1, 1024, 0, st>>>(model->d_loss_sum, a->losses,
                                                             model->has_weights ? model->d_weights : NULL, BT);
         cudaCheckLaunch();
@@ -772,8 +818,14 @@ static void gpt2cu_backward(GPT2CU* model, float dloss) {
     #define GRAD_AT(ptr, off) ((ptr) != NULL ? (ptr) + (off) : NULL)
 
     // classifier: logits -> dlogits in place (the losses are recomputed, identically)
-    fused_classifier_cuda(a->logits, a->losses, model->d_targets, model->has_weights ? model->d_weights : NULL, dloss,
-                          BT, V, Vp, st);
+    if (model->distilled) {
+        fused_distill_classifier_cuda(a->logits, a->losses, model->d_kl, ((GPT2CU*)model->teacher)->acts.logits,
+                                      model->d_targets, model->has_weights ? model->d_weights : NULL, dloss,
+                                      model->distill_alpha, model->distill_tau, model->distill_reverse, BT, V, Vp, st);
+    } else {
+        fused_classifier_cuda(a->logits, a->losses, model->d_targets, model->has_weights ? model->d_weights : NULL, dloss,
+                              BT, V, Vp, st);
+    }
     matmul_backward_cuda(s->dln, g->wte, NULL, a->logits, a->lnf, p->wte, BT, C, Vp, NULL, s->reduce, st);
     cudaCheck(cudaMemsetAsync(s->dresidual, 0, (size_t)BT * C * sizeof(floatX), st));
     const floatX* top = a->residual3 + (L - 1) * lbtc;
@@ -1012,6 +1064,7 @@ static void gpt2cu_free(GPT2CU* model) {
         cudaCheck(cudaFree(model->d_norm));
         cudaCheck(cudaFree(model->d_loss_sum));
         cudaCheck(cudaFree(model->d_weights));
+        if (model->d_kl != NULL) { cudaCheck(cudaFree(model->d_kl)); }
         free(model->h_inputs);
         free(model->h_enc_count);
         free(model->h_enc_order);
@@ -1046,7 +1099,6 @@ static void gpu_allocate(void* self, int B, int T, size_t opt_offset, size_t opt
         gpt2cu_enable_zero1(model, model->nccl.world, opt_offset, opt_count);
     }
     gpt2cu_allocate(model, B, T);
-    model->h_losses = float_alloc_check((size_t)B * (T + model->prompt_len), "losses (host)");
     model->h_logits = float_alloc_check(model->config.padded_vocab_size, "logits row (host)");
     model->h_logits_x = (floatX*)malloc_check((size_t)model->config.padded_vocab_size * sizeof(floatX), "logits row staging");
     gpt2cu_loss_reset(model);
@@ -1069,6 +1121,36 @@ static const float* gpu_losses(void* self) {
     cudaCheck(cudaMemcpyAsync(model->h_losses, model->acts.losses, n * sizeof(float), cudaMemcpyDeviceToHost, model->stream));
     cudaCheck(cudaStreamSynchronize(model->stream));
     return model->h_losses + model->prompt_len;  // row 0's, after the soft prompt's positions
+}
+
+static void gpu_set_distill(void* self, int on) { ((GPT2CU*)self)->distill_on = on; }
+
+// every row's losses at the given positions (B, T), into out
+static void gpu_losses_all(void* self, float* out) {
+    GPT2CU* model = (GPT2CU*)self;
+    int k = model->prompt_len, Tx = model->batch_T, T = Tx - k;
+    size_t n = (size_t)model->batch_B * Tx;
+    cudaCheck(cudaMemcpyAsync(model->h_losses, model->acts.losses, n * sizeof(float), cudaMemcpyDeviceToHost, model->stream));
+    cudaCheck(cudaStreamSynchronize(model->stream));
+    for (int b = 0; b < model->batch_B; b++) {
+        memcpy(out + (size_t)b * T, model->h_losses + (size_t)b * Tx + k, (size_t)T * sizeof(float));
+    }
+}
+
+// the loss weights of the last forward's given positions (the prompt's stay 0), to the device
+static void gpu_set_weights(void* self, const float* weights) {
+    GPT2CU* model = (GPT2CU*)self;
+    int k = model->prompt_len, Tx = model->batch_T, T = Tx - k;
+    for (int b = 0; b < model->batch_B; b++) {
+        for (int t = 0; t < Tx; t++) {
+            model->h_pweights[(size_t)b * Tx + t] = t < k ? 0.0f : weights[(size_t)b * T + t - k];
+        }
+    }
+    cudaCheck(cudaMemcpyAsync(model->d_weights, model->h_pweights, (size_t)model->batch_B * Tx * sizeof(float),
+                              cudaMemcpyHostToDevice, model->stream));
+    // the copy reads h_pweights when the stream gets to it: wait, so the next forward may refill it
+    cudaCheck(cudaStreamSynchronize(model->stream));
+    model->has_weights = 1;
 }
 
 static const float* gpu_logits_at(void* self, int t) {
@@ -1178,6 +1260,21 @@ int main(int argc, char** argv) {
     model.gelu_fusion = cfg.gelu_fusion;
     model.attention.kind = attention_kind_parse(cfg.attention, "--attention");
     model.nccl = nccl;
+    GPT2CU teacher;
+    if (cfg.distill != NULL) {
+        char err[LLMC_ERRLEN];
+        GPT2Config tc;
+        float* tparams;
+        if (checkpoint_read(cfg.distill, &tc, &tparams, err) != 0) { die("--distill: %s", err); }
+        gpt2cu_build(&teacher, &tc, tparams, NULL, NULL);
+        teacher.attention.kind = model.attention.kind;
+        gpt2cu_set_teacher(&model, &teacher, cfg.distill_alpha, cfg.distill_tau, cfg.distill_reverse, cfg.distill);
+        if (comm.rank == 0) {
+            printf("distill: teacher %s (L=%d C=%d, %.2fM parameters), loss (1 - %g) CE + %g x %g^2 x %s KL at temperature %g\n",
+                   cfg.distill, tc.num_layers, tc.channels, teacher.num_parameters / 1e6, cfg.distill_alpha, cfg.distill_alpha,
+                   cfg.distill_tau, cfg.distill_reverse ? "reverse" : "forward", cfg.distill_tau);
+        }
+    }
 
     char device_name[300];
     snprintf(device_name, sizeof(device_name), "%s (sm_%d%d, %d SMs, %.1f GiB)", prop.name, prop.major, prop.minor,
@@ -1196,6 +1293,9 @@ int main(int argc, char** argv) {
     ops.forward = gpu_forward;
     ops.take_loss_sum = gpu_take_loss_sum;
     ops.losses = gpu_losses;
+    ops.losses_all = gpu_losses_all;
+    ops.set_distill = gpu_set_distill;
+    ops.set_weights = gpu_set_weights;
     ops.logits_at = gpu_logits_at;
     ops.zero_grad = gpu_zero_grad;
     ops.backward = gpu_backward;
@@ -1211,6 +1311,7 @@ int main(int argc, char** argv) {
     cudaCheck(cudaMemGetInfo(&free_b, &total_b));
     if (comm.rank == 0) { printf("device memory in use at the end: %.2f GiB of %.1f GiB\n", (total_b - free_b) / 1073741824.0, total_b / 1073741824.0); }
     gpt2cu_free(&model);
+    if (cfg.distill != NULL) { gpt2cu_free(&teacher); }
     matmul_cuda_free();
     nccl_free(&nccl);
     comm_finalize(&comm);

@@ -166,7 +166,7 @@ VARIANTS="bf16:scalar:test_gpt_cu bf16_tc:tc:test_gpt_cu fp32:scalar:test_gpt_cu
 for v in $VARIANTS; do
     IFS=: read -r prec att exe <<< "$v"
     # the base references, then masked fine-tuning and the four PEFT methods (make_refs.sh)
-    for ref in awkward hs64 hs128 masked peft_lora peft_lora_qf peft_bitfit peft_adapter peft_prompt; do
+    for ref in awkward hs64 hs128 masked peft_lora peft_lora_qf peft_bitfit peft_adapter peft_prompt dpo dpo_lora distill; do
         if [ "$(left)" -lt 30 ]; then echo "SKIPPED: test_gpt_cu $prec $ref (out of time)"; continue; fi
         if [ ! -f build/cuda_refs/${ref}_model.bin ]; then
             echo "FAIL: no build/cuda_refs/${ref}_model.bin (make cuda-refs, and carry build/cuda_refs)"

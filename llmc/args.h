@@ -270,6 +270,17 @@ typedef struct {
     int prompt_len;           //     prompt tuning: k virtual tokens
     const char* peft_init;    //     start from (or evaluate) this adapter file instead of a fresh init
     const char* merge_out;    //     LoRA/BitFit: write the merged plain checkpoint here at the end
+    // preference optimization (llmc/dpo.h): train on pair files instead of -i's token shards
+    const char* dpo_data;     //     pair file (dev/data/dpo_prepare) to train on with DPO
+    const char* dpo_val;      //     held-out pair file: reward accuracy and margins every -v steps
+    const char* dpo_loss;     //     sigmoid | ipo | hinge
+    float dpo_beta;           //     beta: the strength of the pull towards the reference model
+    float dpo_label_smoothing;//     sigmoid: probability that a preference label is flipped
+    // knowledge distillation (llmc/distill.h)
+    const char* distill;      //     teacher checkpoint (same vocabulary)
+    float distill_alpha;      //     weight of the soft (KL) term; 1 - alpha on the hard cross-entropy
+    float distill_tau;        //     temperature of both softmaxes in the KL
+    int distill_reverse;      //     KL(student || teacher) instead of KL(teacher || student)
 } TrainConfig;
 
 static void train_config_defaults(TrainConfig* c) {
@@ -341,9 +352,18 @@ static void train_config_defaults(TrainConfig* c) {
     c->prompt_len = 16;
     c->peft_init = NULL;
     c->merge_out = NULL;
+    c->dpo_data = NULL;
+    c->dpo_val = NULL;
+    c->dpo_loss = "sigmoid";
+    c->dpo_beta = 0.1f;
+    c->dpo_label_smoothing = 0.0f;
+    c->distill = NULL;
+    c->distill_alpha = 0.5f;
+    c->distill_tau = 2.0f;
+    c->distill_reverse = 0;
 }
 
-#define TRAIN_NUM_ARGS 68
+#define TRAIN_NUM_ARGS 77
 
 static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
     const double big = 2147483647.0;
@@ -416,6 +436,15 @@ static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
         {NULL, "--prompt-len", ARG_INT, &c->prompt_len, 1, 1 << 20, "prompt tuning: k trainable virtual tokens before every sequence"},
         {NULL, "--peft-init", ARG_STRING, &c->peft_init, 0, 0, "adapter file (.peft) to start from, or with --eval to evaluate on top of -e"},
         {NULL, "--merge-out", ARG_STRING, &c->merge_out, 0, 0, "LoRA/BitFit: at the end, write base + adapter merged as a plain checkpoint here"},
+        {NULL, "--dpo", ARG_STRING, &c->dpo_data, 0, 0, "DPO: train on this pair file (dev/data/dpo_prepare) instead of -i; -e is the reference model"},
+        {NULL, "--dpo-val", ARG_STRING, &c->dpo_val, 0, 0, "DPO: held-out pair file, scored (reward accuracy, margins) every -v steps"},
+        {NULL, "--dpo-loss", ARG_STRING, &c->dpo_loss, 0, 0, "DPO loss: sigmoid (DPO; with --dpo-label-smoothing: conservative DPO) | ipo | hinge"},
+        {NULL, "--dpo-beta", ARG_FLOAT, &c->dpo_beta, 1e-6, 1e6, "DPO beta: reward scale, the strength of the pull towards the reference"},
+        {NULL, "--dpo-label-smoothing", ARG_FLOAT, &c->dpo_label_smoothing, 0, 0.5, "DPO sigmoid loss: assumed probability that a preference is flipped"},
+        {NULL, "--distill", ARG_STRING, &c->distill, 0, 0, "knowledge distillation from this teacher checkpoint (same vocabulary)"},
+        {NULL, "--distill-alpha", ARG_FLOAT, &c->distill_alpha, 0, 1, "distillation: loss = (1 - alpha) CE + alpha tau^2 KL"},
+        {NULL, "--distill-tau", ARG_FLOAT, &c->distill_tau, 1e-3, 1e3, "distillation: temperature of the KL's softmaxes"},
+        {NULL, "--distill-reverse", ARG_FLAG, &c->distill_reverse, 0, 0, "distillation: KL(student || teacher) (mode-seeking) instead of KL(teacher || student)"},
     };
     memcpy(specs, s, sizeof(s));
 }
@@ -448,6 +477,14 @@ static void train_config_parse(TrainConfig* c, int argc, char** argv, const char
         strcmp(c->attention, "cudnn") != 0) {
         die("--attention: unknown kernel '%s' (scalar, tc, cudnn)", c->attention);
     }
+    if (strcmp(c->dpo_loss, "sigmoid") != 0 && strcmp(c->dpo_loss, "ipo") != 0 && strcmp(c->dpo_loss, "hinge") != 0) {
+        die("--dpo-loss: unknown loss '%s' (sigmoid, ipo, hinge)", c->dpo_loss);
+    }
+    if (c->dpo_label_smoothing != 0.0f && strcmp(c->dpo_loss, "sigmoid") != 0) {
+        die("--dpo-label-smoothing applies to --dpo-loss sigmoid only (got %s)", c->dpo_loss);
+    }
+    if (c->dpo_val != NULL && c->dpo_data == NULL && !c->eval_only) { die("--dpo-val needs --dpo (or --eval)"); }
+    if (c->distill != NULL && c->dpo_data != NULL) { die("--distill and --dpo: one loss at a time"); }
     if (c->resume && c->overwrite) { die("-y 1 and --overwrite contradict each other: resume the run in -o, or replace it"); }
     if (c->eval_only && c->resume) { die("--eval evaluates the model given by -e; -y 1 does not apply (give -e the checkpoint file)"); }
     if (c->dry_run) {  // a plan touches nothing: no output directory, no lock, no logs
@@ -472,6 +509,8 @@ static const char* const TRAIN_RUN_DEFINING_FLAGS[] = {
     "-i", "-x", "--max-tokens", "--max-flops", "-l", "-k", "-u", "--warmup-frac", "-q", "--wsd-decay-frac", "-c", "--grad-clip", "--beta1", "--beta2", "--eps",
     "--seed", "--no-shuffle", "-a", "-sl", "-sg", "--guard-window", "--guard-max-bad",
     "--peft", "--lora-rank", "--lora-alpha", "--lora-targets", "--bitfit-ln", "--adapter-size", "--prompt-len",
+    "--dpo", "--dpo-loss", "--dpo-beta", "--dpo-label-smoothing",
+    "--distill", "--distill-alpha", "--distill-tau", "--distill-reverse",
 };
 
 // "config NAME VALUE" lines of the run-defining flags, for the checkpoint's DONE marker.

@@ -169,6 +169,15 @@ static void logger_log_eval(Logger* lg, int step, const char* kind, float value,
     logger_check(lg->json, lg->jpath);
 }
 
+// A line of named numbers for main.jsonl only (main.log keeps llm.c's format), e.g. DPO's rewards.
+static void logger_log_fields(Logger* lg, int step, const char* const* names, const double* values, int n) {
+    if (lg->f == NULL) { return; }
+    fprintf(lg->json, "{\"step\":%d", step);
+    for (int k = 0; k < n; k++) { json_number(lg->json, names[k], values[k]); }
+    fprintf(lg->json, "}\n");
+    logger_check(lg->json, lg->jpath);
+}
+
 static void logger_free(Logger* lg) {
     if (lg->f != NULL && fclose(lg->f) != 0) { die("writing the log %s failed: %s", lg->path, strerror(errno)); }
     if (lg->json != NULL && fclose(lg->json) != 0) { die("writing the log %s failed: %s", lg->jpath, strerror(errno)); }

@@ -25,6 +25,7 @@
 #include "comm.h"
 #include "adamw.h"  // grad_clip_scale
 #include "peft.h"
+#include "dpo.h"
 
 typedef struct {
     void* self;               // the model
@@ -69,12 +70,24 @@ typedef struct {
     const float* (*params_host)(void* self);
     void (*moments_host)(void* self, float** m, float** v);
     void (*moments_loaded)(void* self);
+    // The per-position losses of the last forward with targets, (B, T) at the given positions
+    // (after a soft prompt's), into out.
+    void (*losses_all)(void* self, float* out);
+    // Replaces the loss weights (B, T) of the last forward before its backward: DPO's per-token
+    // coefficients (llmc/dpo.h), which may be negative.
+    void (*set_weights)(void* self, const float* weights);
+    // Optional (NULL: no distillation): with 1, the forwards with targets use the teacher's mixed
+    // loss (llmc/distill.h) until turned off; the loop turns it on for its training steps only,
+    // so evaluations report the plain cross-entropy.
+    void (*set_distill)(void* self, int on);
     // Optional: prints device-specific lines (memory in use...) once the model is allocated.
     void (*report)(void* self);
     double peak_tflops;             // the device's peak, for MFU when --peak-tflops is not given (0: unknown)
     size_t opt_offset, opt_count;  // set by train_loop_run
     int T;                          // allocated sequence length, set by train_loop_run
 } ModelOps;
+
+#include "train_dpo.h"  // DPO's reference pass and held-out scores, through ModelOps
 
 // Prepares -o and says which step a run starts from: with -y 1, the latest complete checkpoint
 // in -o, verified against its integrity record (rank 0 looks, every process gets the same
@@ -335,6 +348,8 @@ typedef struct {
     int have_tokenizer;
     Rng* sample_rng;
     int* gen_buf;             // gen_tokens + 1 tokens
+    PairLoader* dpo_val;      // NULL: no held-out preference pairs
+    const DpoConfig* dpo_cfg;
     double val_seconds, hellaswag_seconds, sample_seconds;  // the last of each, for the ETA
 } Evaluators;
 
@@ -359,6 +374,19 @@ static void train_evaluations_at(ModelOps* ops, const TrainConfig* cfg, Comm* co
             if (master) { printf("%s: val loss %.6f (perplexity %.2f)\n", label, val_loss, expf(val_loss)); }
             logger_log_eval(logger, step, "val_loss", val_loss, tokens, flops);
         }
+    }
+    if (ev->dpo_val != NULL && (cfg->eval_only || step % cfg->val_every == 0 || last) && stop_signal == 0) {
+        double t0 = now_seconds();
+        DpoStats st;
+        dpo_evaluate(ops, ev->dpo_val, ev->dpo_cfg, comm, &st);
+        ev->val_seconds += now_seconds() - t0;
+        if (master) {
+            printf("%s: dpo held-out (%.0f pairs): loss %.4f | reward accuracy %.4f | margin %.4f | rewards chosen %.4f "
+                   "rejected %.4f | logps chosen %.2f rejected %.2f | logp accuracy %.4f\n", label, st.pairs, st.loss / st.pairs,
+                   st.correct / st.pairs, st.margin / st.pairs, st.reward_chosen / st.pairs, st.reward_rejected / st.pairs,
+                   st.logp_chosen / st.pairs, st.logp_rejected / st.pairs, st.logp_correct / st.pairs);
+        }
+        dpo_log_stats(logger, step, "dpo_val_", &st);
     }
     if (ev->hellaswag_n > 0 && (cfg->eval_only || step % cfg->hellaswag_every == 0 || last)) {
         double t0 = now_seconds();
@@ -495,6 +523,13 @@ typedef struct {
     long long skipped_total;
     Logger logger;
     RunInfo info;
+    // DPO (--dpo): pairs instead of token shards
+    int dpo, have_dpo_val;
+    DpoConfig dpo_cfg;
+    PairLoader dpo_train, dpo_val;
+    float* dpo_losses;        // (B, T) the last forward's per-position losses
+    float* dpo_w;             // (B, T) the loss weights of DPO's gradient
+    DpoStats dpo_stats;       // the last step's sums over its pairs
 } TrainRun;
 
 // Phase 1: the data, the batch arithmetic, the run's length, the tokenizer for samples.
@@ -519,7 +554,20 @@ static void train_run_open_data(TrainRun* r, const ModelOps* ops, const TrainCon
             comm->world, tokens_per_micro);
     }
     r->grad_accum_steps = r->total_batch / tokens_per_micro;
-    r->have_train = !cfg->eval_only;
+    r->dpo = cfg->dpo_data != NULL && !cfg->eval_only;
+    r->have_train = !cfg->eval_only && !r->dpo;
+    r->dpo_cfg.loss = dpo_loss_parse(cfg->dpo_loss);
+    r->dpo_cfg.beta = cfg->dpo_beta;
+    r->dpo_cfg.label_smoothing = cfg->dpo_label_smoothing;
+    if (r->dpo && pairloader_init(&r->dpo_train, cfg->dpo_data, B, T, mc->vocab_size, comm->rank, comm->world,
+                                  !cfg->no_shuffle, (uint64_t)cfg->seed, err) != 0) {
+        die("--dpo: %s", err);
+    }
+    r->have_dpo_val = cfg->dpo_val != NULL;
+    if (r->have_dpo_val && pairloader_init(&r->dpo_val, cfg->dpo_val, B, T, mc->vocab_size, comm->rank, comm->world, 0, 0,
+                                           err) != 0) {
+        die("--dpo-val: %s", err);
+    }
     if (r->have_train && dataloader_init(&r->train_loader, cfg->train_data, B, T, mc->vocab_size, comm->rank, comm->world,
                                          !cfg->no_shuffle, (uint64_t)cfg->seed, err) != 0) {
         die("-i: %s", err);
@@ -550,6 +598,13 @@ static void train_run_open_data(TrainRun* r, const ModelOps* ops, const TrainCon
                          ? r->hellaswag.num_examples : cfg->hellaswag_examples;
     }
     r->steps_per_epoch = 1;
+    if (r->dpo) {
+        long long pairs_per_step = (long long)pairloader_pairs(&r->dpo_train) * comm->world * r->grad_accum_steps;
+        r->steps_per_epoch = r->dpo_train.pf.npairs / pairs_per_step;
+        if (r->steps_per_epoch <= 0) {
+            die("--dpo: one step needs %lld pairs, %s has %d", pairs_per_step, cfg->dpo_data, r->dpo_train.pf.npairs);
+        }
+    }
     if (r->have_train) {
         long long seqs_per_step = (long long)B * comm->world * r->grad_accum_steps;
         r->steps_per_epoch = r->train_loader.total_seqs / seqs_per_step;
@@ -576,7 +631,7 @@ static void train_run_open_data(TrainRun* r, const ModelOps* ops, const TrainCon
                    : cfg->max_steps >= 0 ? cfg->max_steps
                    : budget_steps >= 0 ? (int)llround(budget_steps)
                    : (int)r->steps_per_epoch;
-    if (master && r->have_train && r->max_steps > r->steps_per_epoch) {
+    if (master && (r->have_train || r->dpo) && r->max_steps > r->steps_per_epoch) {
         printf("warning: %d steps are %.2f epochs of the train data: sequences will repeat\n", r->max_steps,
                (double)r->max_steps / r->steps_per_epoch);
     }
@@ -625,6 +680,10 @@ static void train_run_allocate(TrainRun* r, ModelOps* ops, const TrainConfig* cf
     if (comm->rank == 0 && ops->report != NULL && !cfg->dry_run) { ops->report(ops->self); }
     r->gen_buf = (int*)calloc_check(cfg->gen_tokens + 1, sizeof(int), "sample buffer");
     r->eval_buf = (int*)calloc_check(r->T + 1, sizeof(int), "eval buffer");
+    if (r->dpo) {
+        r->dpo_losses = float_alloc_check((size_t)r->B * r->T, "DPO losses");
+        r->dpo_w = float_alloc_check((size_t)r->B * r->T, "DPO loss weights");
+    }
     rng_init(&r->sample_rng, (uint64_t)cfg->seed + 1);
     guard_init(&r->guard, cfg->guard_window, cfg->guard_loss_z, cfg->guard_norm_z, cfg->guard_max_bad);
     r->skipped_total = 0;
@@ -661,7 +720,8 @@ static void train_run_resume(TrainRun* r, ModelOps* ops, const TrainConfig* cfg,
             printf("resume: the checkpoint was written by %lld processes, continuing with %d\n", (long long)h.num_processes, comm->world);
         }
     }
-    if (dataloader_restore(&r->train_loader, (int)h.loader_epoch, h.loader_epoch_rng, (int)h.loader_shard_pos,
+    // DPO's pairs of a step follow from the step number alone (llmc/dpo.h): nothing to restore
+    if (!r->dpo && dataloader_restore(&r->train_loader, (int)h.loader_epoch, h.loader_epoch_rng, (int)h.loader_shard_pos,
                            (long)h.loader_seq_pos, err) != 0) {
         die("-y: step %d: %s (is -i the same data?)", start_step, err);
     }
@@ -729,9 +789,15 @@ static void train_run_describe(TrainRun* r, const ModelOps* ops, const TrainConf
         printf("train: %s, %ld sequences of T=%d, %s\n", cfg->train_data, r->train_loader.total_seqs, r->T,
                cfg->no_shuffle ? "in order" : "shuffled");
     }
+    if (r->dpo) {
+        printf("dpo: %s, %d pairs of T=%d (B=%d: %d pairs per micro-batch), %s; loss %s, beta %g%s\n", cfg->dpo_data,
+               r->dpo_train.pf.npairs, r->T, r->B, pairloader_pairs(&r->dpo_train), cfg->no_shuffle ? "in order" : "shuffled",
+               cfg->dpo_loss, cfg->dpo_beta, r->dpo_cfg.label_smoothing > 0 ? ", label smoothing" : "");
+    }
+    if (r->have_dpo_val) { printf("dpo held-out: %s, %d pairs, every -v %d steps\n", cfg->dpo_val, r->dpo_val.pf.npairs, cfg->val_every); }
     if (r->have_val) { printf("val: %s, %d batches per evaluation\n", cfg->val_data, r->val_batches); }
     if (r->hellaswag_n > 0) { printf("hellaswag: %s, %d examples every %d steps\n", cfg->hellaswag, r->hellaswag_n, cfg->hellaswag_every); }
-    if (r->have_train) {
+    if (r->have_train || r->dpo) {
         printf("batch: B=%d T=%d x %d processes, %d tokens per step (%d accumulation step%s), %d steps (%.2f epochs)\n",
                r->B, r->T, comm->world, r->total_batch, r->grad_accum_steps, r->grad_accum_steps == 1 ? "" : "s",
                r->max_steps, (double)r->max_steps / r->steps_per_epoch);
@@ -751,13 +817,13 @@ static void train_run_describe(TrainRun* r, const ModelOps* ops, const TrainConf
     }
 }
 
-// Phase 5, once per step: one optimizer step over grad_accum_steps micro-batches. Returns the
-// step's metrics; *why says why an update was skipped.
-static StepMetrics train_one_step(TrainRun* r, ModelOps* ops, const TrainConfig* cfg, Comm* comm, int step,
-                                  char* why, size_t why_len) {
+// The gradient of one language-modelling step over grad_accum_steps micro-batches. Returns the
+// step's loss; *grad_scale rescales the gradients (below); *learn is 0 when no target of the
+// step has a nonzero weight.
+static float train_accumulate_lm(TrainRun* r, ModelOps* ops, const TrainConfig* cfg, Comm* comm, int step,
+                                 float* grad_scale, int* learn) {
     char err[LLMC_ERRLEN];
     int B = r->B, T = r->T;
-    double t0 = now_seconds();
     double weight_sum;
     ops->zero_grad(ops->self);
     ops->take_loss_sum(ops->self, &weight_sum);
@@ -767,6 +833,7 @@ static StepMetrics train_one_step(TrainRun* r, ModelOps* ops, const TrainConfig*
     // step); the true normalizer, known once every micro-batch is in, rescales the
     // gradients in the update (grad_scale) and the norm. With all weights 1 it is exactly 1.
     float dloss = (float)(1.0 / ((double)B * T * r->grad_accum_steps * comm->world));
+    if (ops->set_distill != NULL) { ops->set_distill(ops->self, 1); }
     for (int micro = 0; micro < r->grad_accum_steps; micro++) {
         if (!(cfg->overfit_batch && step > 0)) {
             if (dataloader_next(&r->train_loader, err) != 0) { die("%s", err); }
@@ -776,16 +843,56 @@ static StepMetrics train_one_step(TrainRun* r, ModelOps* ops, const TrainConfig*
         ops->backward(ops->self, dloss);
         comm_heartbeat(comm, "in a training step");
     }
+    if (ops->set_distill != NULL) { ops->set_distill(ops->self, 0); }
     double loss_sum = ops->take_loss_sum(ops->self, &weight_sum);
     loss_sum = comm_allreduce_sum_double(comm, loss_sum);
     weight_sum = comm_allreduce_sum_double(comm, weight_sum);
     double tokens_in_step = (double)B * T * r->grad_accum_steps * comm->world;
-    float grad_scale = weight_sum > 0 ? (float)(tokens_in_step / weight_sum) : 0.0f;
-    float loss = weight_sum > 0 ? (float)(loss_sum / weight_sum) : 0.0f;
+    *grad_scale = weight_sum > 0 ? (float)(tokens_in_step / weight_sum) : 0.0f;
+    *learn = weight_sum > 0;
+    return weight_sum > 0 ? (float)(loss_sum / weight_sum) : 0.0f;
+}
+
+// The gradient of one DPO step: grad_accum_steps micro-batches of B/2 pairs per process, the
+// loss the mean over the step's pairs. Returns the loss; r->dpo_stats holds the step's sums.
+static float train_accumulate_dpo(TrainRun* r, ModelOps* ops, Comm* comm, int step, float* grad_scale) {
+    int B = r->B, T = r->T;
+    double ws;
+    DpoStats* st = &r->dpo_stats;
+    dpo_stats_reset(st);
+    ops->zero_grad(ops->self);
+    ops->take_loss_sum(ops->self, &ws);
+    double pairs_in_step = (double)pairloader_pairs(&r->dpo_train) * r->grad_accum_steps * comm->world;
+    float dloss = (float)(1.0 / pairs_in_step);
+    for (int micro = 0; micro < r->grad_accum_steps; micro++) {
+        pairloader_load(&r->dpo_train, (long)step * r->grad_accum_steps + micro);
+        ops->forward(ops->self, r->dpo_train.inputs, r->dpo_train.targets, r->dpo_train.mask, B, T);
+        ops->losses_all(ops->self, r->dpo_losses);
+        dpo_weights(&r->dpo_cfg, r->dpo_losses, r->dpo_train.mask, r->dpo_train.ref, B, T, r->dpo_w, st);
+        ops->set_weights(ops->self, r->dpo_w);
+        ops->backward(ops->self, dloss);
+        comm_heartbeat(comm, "in a training step");
+    }
+    ops->take_loss_sum(ops->self, &ws);
+    double* a = dpo_stats_array(st);
+    for (int k = 0; k < DPO_NSTATS; k++) { a[k] = comm_allreduce_sum_double(comm, a[k]); }
+    *grad_scale = 1.0f;
+    return (float)(st->loss / st->pairs);
+}
+
+// Phase 5, once per step: one optimizer step over grad_accum_steps micro-batches. Returns the
+// step's metrics; *why says why an update was skipped.
+static StepMetrics train_one_step(TrainRun* r, ModelOps* ops, const TrainConfig* cfg, Comm* comm, int step,
+                                  char* why, size_t why_len) {
+    double t0 = now_seconds();
+    float grad_scale = 1.0f;
+    int learn = 1;
+    float loss = r->dpo ? train_accumulate_dpo(r, ops, comm, step, &grad_scale)
+                        : train_accumulate_lm(r, ops, cfg, comm, step, &grad_scale, &learn);
     float norm = (float)sqrt(comm_allreduce_sum_double(comm, ops->reduce_gradients(ops->self, comm, r->zero1))) * grad_scale;
     float lr = lr_at(&r->schedule, step);
     int skip;
-    if (weight_sum > 0) {
+    if (learn) {
         skip = guard_check(&r->guard, loss, norm, why, why_len);  // the same decision on every process
     } else {
         skip = 1;  // nothing to learn from: no update (AdamW's moments and weight decay stand still too)
@@ -813,8 +920,13 @@ static void train_print_step(const TrainRun* r, const StepMetrics* sm, const cha
     double dt = sm->ms / 1e3;
     char mfu_text[32] = "";
     if (isfinite(sm->mfu)) { snprintf(mfu_text, sizeof(mfu_text), " | MFU %.1f%%", 100.0 * sm->mfu); }
-    printf("step %4d/%d | loss %.6f | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | %.1f GFLOP/s%s | ETA %s%s\n",
-           sm->step + 1, r->max_steps, sm->loss, sm->lr, sm->grad_norm, sm->ms, r->total_batch / dt,
+    char dpo_text[96] = "";
+    if (r->dpo) {
+        const DpoStats* st = &r->dpo_stats;
+        snprintf(dpo_text, sizeof(dpo_text), " | acc %.3f margin %.4f", st->correct / st->pairs, st->margin / st->pairs);
+    }
+    printf("step %4d/%d | loss %.6f%s | lr %.2e | norm %.4f | %.1f ms | %.0f tok/s | %.1f GFLOP/s%s | ETA %s%s\n",
+           sm->step + 1, r->max_steps, sm->loss, dpo_text, sm->lr, sm->grad_norm, sm->ms, r->total_batch / dt,
            r->flops_per_step / dt / 1e9, mfu_text, eta, sm->skipped ? " | SKIPPED" : "");
     flush_stdout_check();
 }
@@ -827,6 +939,10 @@ static void train_run_close(TrainRun* r) {
     if (r->have_tokenizer) { tokenizer_free(&r->tokenizer); }
     if (r->have_val) { dataloader_free(&r->val_loader); }
     if (r->have_train) { dataloader_free(&r->train_loader); }
+    if (r->dpo) { pairloader_free(&r->dpo_train); }
+    if (r->have_dpo_val) { pairloader_free(&r->dpo_val); }
+    free(r->dpo_losses);
+    free(r->dpo_w);
 }
 
 // The whole run: returns the exit code (0, or 2 when the spike guard stopped it).
@@ -840,6 +956,11 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
     train_run_open_data(r, ops, cfg, comm, start_step);
     train_run_allocate(r, ops, cfg, comm);
     if (start_step > 0) { train_run_resume(r, ops, cfg, comm, start_step); }
+    if (r->dpo && !cfg->dry_run) { dpo_reference_pass(ops, &r->dpo_train, cfg->dpo_data, comm, start_step); }
+    // --eval scores a later model against the reference of the training run: the file must hold it
+    if (r->have_dpo_val && !cfg->dry_run) {
+        dpo_reference_pass(ops, &r->dpo_val, cfg->dpo_val, comm, cfg->eval_only ? 1 : start_step);
+    }
 
     if (cfg->output_dir != NULL && master) { ensure_dir(cfg->output_dir); }
     comm_barrier(comm);  // the directory exists before any process writes into it
@@ -859,6 +980,7 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
         .val = r->have_val ? &r->val_loader : NULL, .val_batches = r->val_batches, .hellaswag = &r->hellaswag,
         .hellaswag_n = r->hellaswag_n, .eval_buf = r->eval_buf, .tokenizer = &r->tokenizer,
         .have_tokenizer = r->have_tokenizer, .sample_rng = &r->sample_rng, .gen_buf = r->gen_buf,
+        .dpo_val = r->have_dpo_val ? &r->dpo_val : NULL, .dpo_cfg = &r->dpo_cfg,
     };
     // --eval of a checkpoint file model_SSSSSSSS.bin logs at that step, not at 0
     int eval_model_step = 0;
@@ -920,6 +1042,7 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
         format_duration(eta, sizeof(eta), avg * (max_steps - step - 1) + evals_eta_seconds(&ev, cfg, step + 1, max_steps));
         if (master) { train_print_step(r, &sm, eta); }
         logger_log_step(&r->logger, &sm);
+        if (r->dpo) { dpo_log_stats(&r->logger, step, "dpo_", &r->dpo_stats); }
         if (r->guard.bad_in_row >= r->guard.max_bad) {
             // the parameters and moments hold no update from a bad step
             if (cfg->output_dir != NULL) {

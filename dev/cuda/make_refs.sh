@@ -12,6 +12,11 @@
 #   peft_bitfit:  BitFit with the LayerNorm gains, weighted loss
 #   peft_adapter: Houlsby adapters (bottleneck 5), weighted loss
 #   peft_prompt:  a soft prompt of 5 positions before T=11 (5 + 11 = maxT), weighted loss
+#   dpo:          DPO (sigmoid, label smoothing 0.1) on 2 pairs, full fine-tuning
+#   dpo_lora:     the hinge variant with LoRA on qkv,fc (the variants differ only in llmc/dpo.h's
+#                 host code, which test_gpt checks for each; IPO's square amplifies bf16's
+#                 log-prob error, 1.1e-2 of the 2e-2 step-loss bound, so it is left to the CPU)
+#   distill:      distillation from the oracle's teacher (reverse KL, loss weights)
 # B=4 for the fine-tuning ones: test_gpt_cu checks gradient accumulation at even B only.
 # A fresh seed every run (printed; SEED=... reproduces one), as test_reference.sh does for the CPU.
 set -eu
@@ -40,4 +45,7 @@ reference peft_lora_qf $AWK --T 13 --peft lora --lora-targets qkv,fc --lora-rank
 reference peft_bitfit $AWK --T 13 --peft bitfit --bitfit-ln --weights
 reference peft_adapter $AWK --T 13 --peft adapter --weights
 reference peft_prompt $AWK --T 11 --peft prompt --prompt-len 5 --weights  # k + T = 16 = maxT
+reference dpo $AWK --T 13 --dpo sigmoid --dpo-beta 0.5 --dpo-label-smoothing 0.1
+reference dpo_lora $AWK --T 13 --dpo hinge --dpo-beta 0.3 --peft lora --lora-targets qkv,fc --lora-rank 2
+reference distill $AWK --T 13 --distill --distill-reverse --weights
 ls -la build/cuda_refs

@@ -25,6 +25,23 @@ Sources (each writes OUT/<name>_train.jsonl, OUT/<name>_test.jsonl and OUT/<name
                 two turns of one speaker in a row (e.g. a "Human:" written inside a reply without
                 the blank line) or a last turn that is not the assistant's are skipped and counted
                 by reason. Split key: the first human turn.
+  hh_pairs      (not in "all": preference pairs for DPO, dev/data/DPO.md) the same file(s) as
+                hh_chosen, --hh-include-harmless included, as {"prompt": [messages ending with the
+                user's turn], "chosen": reply, "rejected": reply}, the input form (b) of
+                dev/data/dpo_prepare. The prompt is the longest common prefix of the two
+                dialogues cut back to the start of the last "\n\nAssistant:" it holds whole; the
+                rest of each dialogue after that marker is its reply. Turns and replies are
+                stripped as in hh_chosen. Skipped by reason: identical_chosen_rejected (equal
+                dialogues or equal replies), bad_turns (no "\n\nAssistant:" in the common prefix,
+                or a prompt that is not Human / Assistant turns alternating from Human to Human
+                with no empty turn), differs_before_last_reply (a reply that holds another turn:
+                the dialogues part before their last reply or have different numbers of turns),
+                empty_reply. dpo_prepare applies the same rules to the raw file (its form (c)).
+                The split is hh_chosen's, exactly: the salted hash of the same key (the first
+                human turn) with hh_chosen's name as the salt and the same --seed and
+                --test-fraction, so every pair whose prompt starts like a test dialogue of
+                hh_chosen is a test pair: SFT on hh_chosen's train split never saw a test
+                pair's conversation. Its report also counts the prompts with more than one pair.
   livedoor_cls  livedoor/livedoor_news.jsonl: 9-way news-category classification in Japanese.
                 prompt = LIVEDOOR_INSTRUCTION (lists the 9 labels), "タイトル: <title>",
                 "本文: <first --max-chars characters of the body>" (default 200), then a last
@@ -70,7 +87,8 @@ review_failed, not_best_rank, orphan_parent_missing, ancestor_*, cycle,
 bad_role_alternation, duplicate_message_id, unknown_role (prompter messages are context,
 counted as context_only); hh empty_final_assistant_turn, empty_turn, no_turns,
 text_before_first_turn, wrong_alternation, does_not_start_with_human,
-does_not_end_with_assistant; classification unknown_label, duplicate_prompt (same prompt,
+does_not_end_with_assistant; hh_pairs identical_chosen_rejected, bad_turns,
+differs_before_last_reply, empty_reply; classification unknown_label, duplicate_prompt (same prompt,
 same label as an earlier one), conflicting_label (same prompt under different labels: every
 copy skipped). Blank lines are counted as blank_line. In every report
 records_read = kept train + kept test + sum(skipped) (+ context_only for oasst).
@@ -92,17 +110,23 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
 DEFAULT_OUT = os.path.join(REPO_ROOT, "dev", "data", "sft")
 
-SOURCES = ["oasst_en", "dolly_ja", "hh_chosen", "livedoor_cls", "spam_cls"]
+SOURCES = ["oasst_en", "dolly_ja", "hh_chosen", "livedoor_cls", "spam_cls"]  # "all"
+PAIR_SOURCES = ["hh_pairs"]  # preference pairs for DPO: named explicitly, not part of "all"
 INPUTS = {
     "oasst_en": ["instruct_en/oasst1_en_validation.jsonl"],
     "dolly_ja": ["instruct_ja/databricks_dolly_15k_ja_first3000.jsonl"],
     "hh_chosen": ["hh_rlhf/helpful_base_test.jsonl"],
+    "hh_pairs": ["hh_rlhf/helpful_base_test.jsonl"],
     "hh_harmless": ["hh_rlhf/harmless_base_test.jsonl"],
     "livedoor_cls": ["livedoor/livedoor_news.jsonl"],
     "spam_cls": ["spamassassin_subset/spamassassin_subset.jsonl"],
 }
 DEFAULT_TEST_FRACTION = {"oasst_en": 0.1, "dolly_ja": 0.1, "hh_chosen": 0.1,
                          "livedoor_cls": 0.1, "spam_cls": 0.2}
+DEFAULT_TEST_FRACTION["hh_pairs"] = DEFAULT_TEST_FRACTION["hh_chosen"]
+# the salt of a source's split hash is its name, except where a source must split exactly as
+# another: a test prompt of hh_chosen is a test prompt of hh_pairs (same key, same salt)
+SPLIT_SALT = {"hh_pairs": "hh_chosen"}
 DEFAULT_MAX_CHARS = {"livedoor_cls": 200, "spam_cls": 300}
 
 # livedoor category slug -> label (the order here is the order of "choices")
@@ -420,6 +444,73 @@ def build_hh(paths, opts):
                       "include_harmless": opts.hh_include_harmless}
 
 
+_HH_ASSISTANT = "\n\nAssistant:"
+
+
+def split_hh_pair(chosen, rejected):
+    """(prompt messages, chosen reply, rejected reply) and None, or None and the reason the pair
+    is unusable. The same rules as dev/data/dpo_prepare.c's form (c), in the same order."""
+    if chosen == rejected:
+        return None, "identical_chosen_rejected"
+    n = 0
+    m = min(len(chosen), len(rejected))
+    while n < m and chosen[n] == rejected[n]:
+        n += 1
+    p = chosen.rfind(_HH_ASSISTANT, 0, n)  # the last marker that lies whole in the common prefix
+    if p < 0:
+        return None, "bad_turns"
+    rc, rr = chosen[p + len(_HH_ASSISTANT):], rejected[p + len(_HH_ASSISTANT):]
+    if _HH_TURN.search(rc) or _HH_TURN.search(rr):
+        return None, "differs_before_last_reply"
+    parts = _HH_TURN.split(chosen[:p])
+    speakers, texts = parts[1::2], [t.strip() for t in parts[2::2]]
+    if (len(parts) < 3 or parts[0].strip() or speakers[-1] != "Human" or not all(texts)
+            or any(sp != ("Human" if i % 2 == 0 else "Assistant") for i, sp in enumerate(speakers))):
+        return None, "bad_turns"
+    rc, rr = rc.strip(), rr.strip()
+    if not rc or not rr:
+        return None, "empty_reply"
+    if rc == rr:
+        return None, "identical_chosen_rejected"
+    msgs = [{"role": "user" if sp == "Human" else "assistant", "content": t} for sp, t in zip(speakers, texts)]
+    return (msgs, rc, rr), None
+
+
+def build_hh_pairs(paths, opts):
+    skipped = Counter()
+    examples = []
+    n_read = 0
+    per_file = {}
+    for path in paths:
+        before = len(examples)
+        n_lines, objs = read_jsonl(path, skipped)
+        for _, o in objs:
+            chosen, why = get_str(o, "chosen")
+            rejected = None
+            if why is None:
+                rejected, why = get_str(o, "rejected")
+            if why is None:
+                why = text_problem(chosen, rejected)
+            pair = None
+            if why is None:
+                pair, why = split_hh_pair(chosen, rejected)
+            if why is not None:
+                skipped.add(why)
+                continue
+            msgs, rc, rr = pair
+            examples.append({"record": {"prompt": msgs, "chosen": rc, "rejected": rr},
+                             "key": norm_key(msgs[0]["content"]), "label": None})
+        n_read += n_lines
+        per_file[os.path.basename(path)] = {"records": n_lines, "parsed": len(examples) - before}
+    prompts = Counter()
+    for e in examples:
+        prompts.add(json.dumps(e["record"]["prompt"], ensure_ascii=False))
+    return examples, {"records_read": n_read, "skipped": skipped, "records_per_file": per_file,
+                      "include_harmless": opts.hh_include_harmless, "split_salt": "hh_chosen",
+                      "prompts_with_several_pairs": sum(1 for v in prompts.values() if v > 1),
+                      "multi_turn_prompts": sum(1 for e in examples if len(e["record"]["prompt"]) > 1)}
+
+
 def build_livedoor(paths, opts):
     skipped = Counter()
     slug_to_label = dict(LIVEDOOR_LABELS)
@@ -524,7 +615,7 @@ def build_spam(paths, opts):
                       "emails_without_blank_line": no_sep}
 
 
-BUILDERS = {"oasst_en": build_oasst, "dolly_ja": build_dolly, "hh_chosen": build_hh,
+BUILDERS = {"oasst_en": build_oasst, "dolly_ja": build_dolly, "hh_chosen": build_hh, "hh_pairs": build_hh_pairs,
             "livedoor_cls": build_livedoor, "spam_cls": build_spam}
 CHOICES = {"livedoor_cls": [label for _, label in LIVEDOOR_LABELS], "spam_cls": SPAM_LABELS}
 
@@ -614,7 +705,7 @@ def jline(obj):
 
 def run_source(name, opts, data_dir, out_dir):
     rels = list(INPUTS[name])
-    if name == "hh_chosen" and opts.hh_include_harmless:
+    if name in ("hh_chosen", "hh_pairs") and opts.hh_include_harmless:
         rels += INPUTS["hh_harmless"]
     paths = [os.path.join(data_dir, r) for r in rels]
     classification = name in CHOICES
@@ -622,7 +713,7 @@ def run_source(name, opts, data_dir, out_dir):
     skipped = stats["skipped"]
     examples = dedup(examples, skipped, classification)
     frac = opts.test_fraction if opts.test_fraction is not None else DEFAULT_TEST_FRACTION[name]
-    split(name, examples, frac, opts.seed, classification)
+    split(SPLIT_SALT.get(name, name), examples, frac, opts.seed, classification)
     train = [e for e in examples if not e["test"]]
     test = [e for e in examples if e["test"]]
 
@@ -683,8 +774,9 @@ def main(argv=None):
         prog="sft_sources.py",
         description="Convert ../shared/data instruction / classification sets into SFT JSONL "
                     "with deterministic train/test splits (see the module docstring).")
-    ap.add_argument("sources", nargs="+", choices=SOURCES + ["all"], metavar="SOURCE",
-                    help="one or more of: %s, or all" % ", ".join(SOURCES))
+    ap.add_argument("sources", nargs="+", choices=SOURCES + PAIR_SOURCES + ["all"], metavar="SOURCE",
+                    help="one or more of: %s, or all (these five); the DPO pairs: %s"
+                         % (", ".join(SOURCES), ", ".join(PAIR_SOURCES)))
     ap.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
                     help="the shared data folder (default: ../shared/data from the repo root)")
     ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: dev/data/sft)")
@@ -700,7 +792,7 @@ def main(argv=None):
     ap.add_argument("--oasst-best-only", action="store_true",
                     help="oasst_en: keep only rank-0 (or unranked) replies, along the whole thread")
     ap.add_argument("--hh-include-harmless", action="store_true",
-                    help="hh_chosen: also use harmless_base_test.jsonl (often harmful 'chosen' replies)")
+                    help="hh_chosen, hh_pairs: also use harmless_base_test.jsonl (often harmful 'chosen' replies)")
     opts = ap.parse_args(argv)
     if opts.test_fraction is not None and not (0.0 < opts.test_fraction < 1.0):
         ap.error("--test-fraction must be between 0 and 1 (exclusive), got %r" % opts.test_fraction)
@@ -708,10 +800,11 @@ def main(argv=None):
         ap.error("--max-chars must be a positive integer, got %d" % opts.max_chars)
 
     names = SOURCES if "all" in opts.sources else [s for s in SOURCES if s in opts.sources]
+    names += [s for s in PAIR_SOURCES if s in opts.sources]
     data_dir = opts.data_dir
     try:
         for name in names:  # every input is checked before anything is written
-            rels = INPUTS[name] + (INPUTS["hh_harmless"] if name == "hh_chosen" and opts.hh_include_harmless else [])
+            rels = INPUTS[name] + (INPUTS["hh_harmless"] if name in ("hh_chosen", "hh_pairs") and opts.hh_include_harmless else [])
             for rel in rels:
                 check_input(data_dir, rel)
         out_dir = opts.out

@@ -286,4 +286,69 @@ then pass "--brief-instruction: no label list in the prompts, recorded in the re
 else fail "--brief-instruction" "prompts or report not as expected in $bo"; fi
 rm -rf "$bo"
 
+# ---------------------------------------------------------------- hh_pairs: DPO pairs with hh_chosen's split
+ls "$T/a" | grep -q hh_pairs
+check "all does not write the DPO source hh_pairs" $(( $? == 0 )) "$(ls "$T/a")"
+o=$("$PY" "$S" hh_chosen hh_pairs --data-dir "$DATA" --out "$T/p" 2>&1); rc=$?
+check "hh_chosen hh_pairs: exit 0" $rc "$o"
+"$PY" "$S" hh_chosen hh_pairs --data-dir "$DATA" --out "$T/p3" --seed 3 --test-fraction 0.3 >/dev/null 2>&1
+"$PY" "$S" hh_pairs --data-dir "$DATA" --out "$T/p3b" --seed 3 --test-fraction 0.3 >/dev/null 2>&1
+cmp -s "$T/p3/hh_pairs_train.jsonl" "$T/p3b/hh_pairs_train.jsonl" && cmp -s "$T/p3/hh_pairs_test.jsonl" "$T/p3b/hh_pairs_test.jsonl"
+check "hh_pairs: the same bytes whether run alone or with hh_chosen (--seed 3 --test-fraction 0.3)" $? ""
+pycheck "$T/p" "$T/p3" <<'EOF2'
+import json, os, sys
+def ok(name, cond, why=""):
+    print(("PASS: %s" % name) if cond else ("FAIL: %s: %s" % (name, str(why)[:400])))
+def lines(d, f):
+    with open(os.path.join(d, f), encoding="utf-8") as fh:
+        return [json.loads(l) for l in fh]
+def form_b(e):
+    """None if e is dpo_prepare's form (b) as hh_pairs promises it, else why not."""
+    if set(e) != {"prompt", "chosen", "rejected"}: return "keys %s" % sorted(e)
+    p = e["prompt"]
+    if not isinstance(p, list) or len(p) % 2 != 1: return "prompt not an odd-length list"
+    for i, m in enumerate(p):
+        if set(m) != {"role", "content"} or m["role"] != ("user" if i % 2 == 0 else "assistant"): return "bad message %r" % m
+        if not m["content"] or m["content"] != m["content"].strip(): return "empty or unstripped content"
+    for k in ("chosen", "rejected"):
+        if not isinstance(e[k], str) or not e[k] or e[k] != e[k].strip(): return "bad " + k
+    return "identical replies" if e["chosen"] == e["rejected"] else None
+for d, seed, frac in ((sys.argv[1], 0, 0.1), (sys.argv[2], 3, 0.3)):
+    R = json.load(open(os.path.join(d, "hh_pairs_report.json"), encoding="utf-8"))
+    tr, te = lines(d, "hh_pairs_train.jsonl"), lines(d, "hh_pairs_test.jsonl")
+    ctr, cte = lines(d, "hh_chosen_train.jsonl"), lines(d, "hh_chosen_test.jsonl")
+    tag = "hh_pairs seed %d fraction %.1f" % (seed, frac)
+    if seed == 0:
+        ok("hh_pairs: 2354 read, 2333 kept, skipped by reason as dpo_prepare counts them (bad_turns 7, "
+           "differs_before_last_reply 9, empty_reply 3, identical_chosen_rejected 2)",
+           R["records_read"] == 2354 and R["kept_train"] + R["kept_test"] == 2333 and R["skipped"] ==
+           {"bad_turns": 7, "differs_before_last_reply": 9, "empty_reply": 3, "identical_chosen_rejected": 2}
+           and R["split_salt"] == "hh_chosen", R)
+        bad = [w for w in map(form_b, tr + te) if w]
+        ok("hh_pairs: every line is form (b): user/assistant turns ending with the user's, stripped, two different replies",
+           not bad, bad[:3])
+        ok("hh_pairs: multi-turn prompts kept (%d)" % R["multi_turn_prompts"], R["multi_turn_prompts"] > 1000)
+    ok("%s: report counts equal the file lines, test share %.3f near %.1f" % (tag, len(te) / (len(tr) + len(te)), frac),
+       R["kept_train"] == len(tr) and R["kept_test"] == len(te) and abs(len(te) / (len(tr) + len(te)) - frac) < 0.05)
+    # the recipe: SFT on hh_chosen train, DPO held out on hh_pairs test: no test pair's conversation
+    # (its prompt, or its prompt and chosen reply) may start an SFT train example
+    turns = lambda msgs: tuple((m["role"], m["content"]) for m in msgs)
+    sft_train_prefixes = set()
+    for e in ctr:
+        t = turns(e["messages"])
+        for k in range(1, len(t) + 1): sft_train_prefixes.add(t[:k])
+    leak = [e for e in te if turns(e["prompt"]) in sft_train_prefixes]
+    ok("%s: no test pair's prompt starts an hh_chosen train dialogue (%d test pairs)" % (tag, len(te)), not leak and te, leak[:1])
+    first_c = {e["messages"][0]["content"]: s for s, ex in (("train", ctr), ("test", cte)) for e in ex}
+    side = [(first_c.get(e["prompt"][0]["content"]), s) for s, ex in (("train", tr), ("test", te)) for e in ex]
+    same = sum(1 for c, s in side if c == s)
+    ok("%s: every pair whose first human turn is in hh_chosen is on hh_chosen's side (%d of %d pairs)" % (tag, same, len(side)),
+       same == sum(1 for c, s in side if c is not None) and same > 2250, [x for x in side if x[0] and x[0] != x[1]][:3])
+EOF2
+"$PY" "$S" hh_pairs --data-dir "$DATA" --out "$T/ph" --hh-include-harmless >/dev/null 2>&1
+"$PY" -c "
+import json,sys; r=json.load(open(sys.argv[1]))
+sys.exit(0 if r['records_read']==4666 and r['kept_train']+r['kept_test']==4632 and r['prompts_with_several_pairs']==2 else 1)" "$T/ph/hh_pairs_report.json" 2>/dev/null
+check "hh_pairs --hh-include-harmless: 4666 read, 4632 kept, the 2 repeated harmless prompts counted" $? "$(cat "$T/ph/hh_pairs_report.json" 2>&1)"
+
 [ "$fails" -eq 0 ]

@@ -3,8 +3,11 @@ libFuzzer targets for the file readers: each input is written to an in-memory fi
 to one reader by path. A reader must return 0 or -1 with a message, never crash, hang, leak or
 read out of bounds (built with AddressSanitizer and UndefinedBehaviorSanitizer).
 Build one target per reader with -DFUZZ_CHECKPOINT, -DFUZZ_SHARD, -DFUZZ_TOKENIZER,
--DFUZZ_STATE, -DFUZZ_HELLASWAG, -DFUZZ_ARGS, -DFUZZ_DOCS, -DFUZZ_GPT2BPE, -DFUZZ_TIKTOKEN, -DFUZZ_DONE
-or -DFUZZ_PEFT (see dev/fuzz/fuzz.mk).
+-DFUZZ_STATE, -DFUZZ_HELLASWAG, -DFUZZ_ARGS, -DFUZZ_DOCS, -DFUZZ_GPT2BPE, -DFUZZ_TIKTOKEN, -DFUZZ_DONE,
+-DFUZZ_PEFT or -DFUZZ_PAIRS (see dev/fuzz/fuzz.mk).
+
+- PAIRS: llmc/pairs.h's DPO pair-file reader; a file it accepts must have every token below its
+  vocabulary, mask bytes 0/1 with a target in every row, and finite reference log-probs <= 0.
 
 - PEFT: llmc/peft.h's adapter-file reader for a fixed base shape (the awkward reference's:
   L=2 C=72 NH=3 V=997 maxT=16), with the base hash taken from the input's own header so that
@@ -46,6 +49,9 @@ static void fuzz_exit(int code) {
 #include "llmc/hellaswag.h"
 #if defined(FUZZ_PEFT)
 #include "llmc/peft.h"
+#endif
+#if defined(FUZZ_PAIRS)
+#include "llmc/pairs.h"
 #endif
 #if defined(FUZZ_ARGS)
 #include "llmc/args.h"
@@ -283,8 +289,26 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     PeftLayout lay;
     float* peft = NULL;
     if (peft_file_read(path, &c, base_hash, &lay, &peft, err) == 0) { free(peft); }
+#elif defined(FUZZ_PAIRS)
+    PairFile pf;
+    err[0] = 0;
+    if (pairs_read(path, &pf, err) == 0) {
+        // what the reader promises the trainer, checked on everything it accepts
+        size_t T = (size_t)pf.T, rows = 2 * (size_t)pf.npairs;
+        for (size_t r = 0; r < rows; r++) {
+            long targets = 0;
+            for (size_t t = 0; t <= T; t++) { if (pf.tokens[r * (T + 1) + t] >= (uint32_t)pf.vocab) { abort(); } }
+            for (size_t t = 0; t < T; t++) { if (pf.mask[r * T + t] > 1) { abort(); } targets += pf.mask[r * T + t]; }
+            if (targets == 0) { abort(); }
+            if (pf.has_ref && !(pf.ref_logp[r] <= 0.0f && isfinite(pf.ref_logp[r]))) { abort(); }
+        }
+        pairs_free(&pf);
+    } else if (err[0] == 0) {
+        fprintf(stderr, "fuzz: pairs_read failed without a message\n");
+        abort();
+    }
 #else
-#error "define one of FUZZ_CHECKPOINT, FUZZ_SHARD, FUZZ_TOKENIZER, FUZZ_STATE, FUZZ_HELLASWAG, FUZZ_ARGS, FUZZ_DOCS, FUZZ_GPT2BPE, FUZZ_TIKTOKEN, FUZZ_DONE, FUZZ_PEFT"
+#error "define one of FUZZ_CHECKPOINT, FUZZ_SHARD, FUZZ_TOKENIZER, FUZZ_STATE, FUZZ_HELLASWAG, FUZZ_ARGS, FUZZ_DOCS, FUZZ_GPT2BPE, FUZZ_TIKTOKEN, FUZZ_DONE, FUZZ_PEFT, FUZZ_PAIRS"
 #endif
     close(fd);
     return 0;

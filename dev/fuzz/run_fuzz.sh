@@ -3,7 +3,8 @@
 # made by a short train_gpt run, a tiny shakespeare shard, GPT-2's tokenizer file, the head of
 # the HellaSwag file; for the text readers: a few trainer command lines, three JSONL records
 # and a two-element JSON array from /work/shared/data, a 317-token excerpt of GPT-2's
-# encoder.json + vocab.bpe and the same as a tiktoken rank file). FUZZ_ONLY="args docs" runs
+# encoder.json + vocab.bpe and the same as a tiktoken rank file; a small DPO pair file written
+# by dev/data/test_dpo_prepare.sh). FUZZ_ONLY="args docs" runs
 # only those targets. Prints PASS/FAIL per reader with the executions done; a crash leaves
 # its input under build/fuzz_crashes/.
 set -u
@@ -48,6 +49,12 @@ if [ ! -f "$corpus/.seeded_peft" ] && [ -f build/ref_lora_peft_init.peft ]; then
     # an adapter file of the awkward reference's shape (dev/test/test_reference.sh writes it)
     seed_dir peft build/ref_lora_peft_init.peft
     touch "$corpus/.seeded_peft"
+fi
+mkdir -p "$corpus/pairs"
+if [ ! -f "$corpus/.seeded_pairs" ] && [ -f build/dpo_pairs_seed.bin ]; then
+    # a small DPO pair file with reference log-probs (dev/data/test_dpo_prepare.sh writes it)
+    seed_dir pairs build/dpo_pairs_seed.bin
+    touch "$corpus/.seeded_pairs"
 fi
 if [ ! -f "$corpus/.seeded_text" ]; then
     # the option parser: argv pieces split on NUL bytes
@@ -109,7 +116,7 @@ PY
     touch "$corpus/.seeded_text"
 fi
 fails=0
-for r in ${FUZZ_ONLY:-checkpoint shard tokenizer state hellaswag args docs gpt2bpe tiktoken peft}; do
+for r in ${FUZZ_ONLY:-checkpoint shard tokenizer state hellaswag args docs gpt2bpe tiktoken peft pairs}; do
     # the option parser prints a note per repeated flag and the document reader one per
     extra=""
     # skipped line: their stderr is closed (libFuzzer still reports findings). The document

@@ -18,6 +18,16 @@ debug state layout (little-endian):
   float32[P] gradients, in checkpoint order and layout (wte padded to Vp rows)
   float32[nsteps] the loss at each AdamW step (before its update)
   float32[P] parameters after the nsteps updates
+Version 2 (--weights or --peft) and 3 (--dpo or --distill) extend it: header[11] has_weights,
+header[12] PEFT method, header[13..14] trainable count (low, high 32 bits); after the targets
+float32[B*T] loss weights if has_weights; gradients and parameters are then those of the
+trainable vector. Version 3 adds header[15] the loss kind (1 DPO sigmoid, 2 IPO, 3 hinge,
+4 distillation), header[16] 1 for reverse KL; the hyperparameter floats 6 and 7 hold beta and
+label smoothing (DPO) or alpha and tau (distillation); after the weights (then the response
+mask) DPO adds float32[B] the reference log-probs of the rows and float32[B] the initial
+model's own log-probs of them (what a trainer's reference pass must compute). Distillation
+writes the teacher as <out>_teacher.bin (version 3 checkpoint). dev/reference/align_reference.py
+defines both losses.
 """
 import argparse
 import math
@@ -32,6 +42,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peft_reference  # noqa: E402  (beside this file)
+import align_reference  # noqa: E402
 
 
 class Block(nn.Module):
@@ -247,6 +258,19 @@ def parse_args(argv=None):
     ap.add_argument("--bitfit-ln", action="store_true", help="bitfit: also the LayerNorm gains")
     ap.add_argument("--adapter-size", type=int, default=5)
     ap.add_argument("--prompt-len", type=int, default=3)
+    ap.add_argument("--dpo", choices=list(align_reference.DPO_TYPES), default=None,
+                    help="DPO loss on B/2 pairs of rows (chosen 2i, rejected 2i+1) sharing a prompt; "
+                         "the reference log-probs are the initial model's plus N(0, 3) noise")
+    ap.add_argument("--dpo-beta", type=float, default=0.5)
+    ap.add_argument("--dpo-label-smoothing", type=float, default=0.0)
+    ap.add_argument("--distill", action="store_true",
+                    help="distillation from a teacher of --teacher-L/C/NH (same V, maxT): <out>_teacher.bin")
+    ap.add_argument("--teacher-L", type=int, default=3)
+    ap.add_argument("--teacher-C", type=int, default=48)
+    ap.add_argument("--teacher-NH", type=int, default=4)
+    ap.add_argument("--distill-alpha", type=float, default=0.6)
+    ap.add_argument("--distill-tau", type=float, default=2.0)
+    ap.add_argument("--distill-reverse", action="store_true")
     ap.add_argument("--selfcheck", action="store_true",
                     help="check the PEFT and weighted-loss math (finite differences, identities) and exit")
     args = ap.parse_args(argv)
@@ -262,13 +286,31 @@ def parse_args(argv=None):
         ap.error("--adapter-size must be >= 1")
     if args.peft == "prompt" and (args.prompt_len < 1 or args.prompt_len + args.T > args.maxT):
         ap.error(f"--prompt-len {args.prompt_len}: needs 1 <= k and k + T <= maxT ({args.T} + k <= {args.maxT})")
+    if args.dpo and (args.B % 2 or args.T < 3 or args.weights or not args.dpo_beta > 0):
+        ap.error("--dpo: needs an even B, T >= 3, beta > 0, and not --weights (the response mask is the weights)")
+    if args.distill and args.dpo:
+        ap.error("--distill and --dpo are separate tests")
     return args
+
+
+def write_checkpoint(path, model, L, NH, C, V, maxT):
+    Vp = (V + 127) // 128 * 128
+    header = [0] * 256
+    header[:8] = [20240326, 3, maxT, V, L, NH, C, Vp]
+    atomic_write(path, [struct.pack("<256i", *header), flatten(model.tensors_in_checkpoint_order(), V, Vp).tobytes()])
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.selfcheck:
-        return peft_reference.selfcheck(GPT, main)
+        failures = []
+
+        def check(ok, name, detail):
+            print(f"{'PASS' if ok else 'FAIL'}: {name} ({detail})")
+            if not ok:
+                failures.append(name)
+        align_reference.selfcheck(check)
+        return peft_reference.selfcheck(GPT, main) or (1 if failures else 0)
     assert args.C % args.NH == 0 and args.T <= args.maxT
     Vp = (args.V + 127) // 128 * 128
 
@@ -277,7 +319,9 @@ def main(argv=None):
     model = GPT(args.L, args.C, args.NH, args.V, args.maxT)
     model.init_weights(args.L)  # in float32: these exact values go into the checkpoint
     B, T = args.B, args.T
-    if args.tokens:
+    if args.dpo:
+        batch, mask_np = align_reference.draw_pairs(rng, B, T, args.V)
+    elif args.tokens:
         toks = read_shard_tokens(args.tokens)
         starts = rng.integers(0, len(toks) - T - 1, size=B)
         batch = np.stack([toks[s:s + T + 1] for s in starts])
@@ -288,6 +332,8 @@ def main(argv=None):
     y = torch.tensor(batch[:, 1:], dtype=torch.long)
     # drawn after the batch, so the batch (and the model) are the same with and without the flags
     w_np = draw_weights(rng, B, T) if args.weights else None
+    if args.dpo:
+        w_np = mask_np  # the response mask travels as the loss weights
 
     params0 = flatten(model.tensors_in_checkpoint_order(), args.V, Vp)
     header = [0] * 256
@@ -313,7 +359,38 @@ def main(argv=None):
         peft = peft_reference.Peft(pcfg, args.L, args.C, {k: torch.tensor(v) for k, v in init.items()}).to(dtype)
     w = torch.tensor(w_np, dtype=dtype) if w_np is not None else None
 
+    kind, hp67, extra_dpo, teacher_logits = 0, [0.0, 0.0], [], None
+    if args.dpo:
+        kind, hp67 = align_reference.DPO_TYPES[args.dpo], [args.dpo_beta, args.dpo_label_smoothing]
+        with torch.no_grad():
+            init_logp = align_reference.row_logps(model(x, y, None, peft)[0], y, w)
+        ref = init_logp + torch.tensor(rng.normal(0.0, 3.0, size=B), dtype=dtype)
+        extra_dpo = [ref.numpy().astype(np.float32).tobytes(), init_logp.numpy().astype(np.float32).tobytes()]
+        ref = torch.tensor(ref.numpy().astype(np.float32), dtype=dtype)  # what the C reads back
+    if args.distill:
+        kind, hp67 = align_reference.LOSS_DISTILL, [args.distill_alpha, args.distill_tau]
+        torch.manual_seed(args.seed + 1)
+        teacher = GPT(args.teacher_L, args.teacher_C, args.teacher_NH, args.V, args.maxT)
+        teacher.init_weights(args.teacher_L)
+        # a teacher that predicts something: its logits scaled up (a sharper distribution than
+        # a fresh init's near-uniform one), so the KL term is far from trivial
+        with torch.no_grad():
+            teacher.wte.weight.mul_(6.0)
+        write_checkpoint(args.out + "_teacher.bin", teacher, args.teacher_L, args.teacher_NH, args.teacher_C, args.V, args.maxT)
+        teacher = teacher.to(dtype)
+        with torch.no_grad():
+            teacher_logits = teacher(x, y)[0]
+
+    def loss_of(logits, plain_loss):
+        if args.dpo:
+            return align_reference.dpo_loss(logits, y, w, ref, args.dpo, args.dpo_beta, args.dpo_label_smoothing)[0]
+        if args.distill:
+            return align_reference.distill_loss(logits, y, w, teacher_logits, args.distill_alpha, args.distill_tau,
+                                                args.distill_reverse)
+        return plain_loss
+
     logits, loss = model(x, y, w, peft)
+    loss = loss_of(logits, loss)
     loss.backward()
     if peft is None:
         grads = flatten(model.tensors_in_checkpoint_order(grads=True), args.V, Vp)
@@ -332,7 +409,8 @@ def main(argv=None):
     losses = []
     for _ in range(args.steps):
         opt.zero_grad(set_to_none=True)
-        _, loss = model(x, y, w, peft)
+        logits_s, loss = model(x, y, w, peft)
+        loss = loss_of(logits_s, loss)
         loss.backward()
         if args.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(trainable, args.grad_clip)
@@ -344,17 +422,19 @@ def main(argv=None):
         params_final = peft.flat()
     assert grads.size == params_final.size
 
-    hp = [args.lr, args.beta1, args.beta2, args.eps, args.weight_decay, args.grad_clip, 0.0, 0.0]
-    version = 2 if (args.weights or args.peft) else 1
+    hp = [args.lr, args.beta1, args.beta2, args.eps, args.weight_decay, args.grad_clip] + hp67
+    version = 3 if kind else 2 if (args.weights or args.peft) else 1
     header = [0] * 256
     header[:11] = [20240327, version, B, T, args.V, Vp, args.steps, args.L, args.NH, args.C, args.maxT]
     extra = []
-    if version == 2:
+    if version >= 2:
         n = grads.size
         header[11:15] = [int(w_np is not None), pcfg.method if pcfg else 0, n & 0xFFFFFFFF, n >> 32]
+        header[15:17] = [kind, int(args.distill_reverse)]
         header = [struct.unpack("<i", struct.pack("<I", v & 0xFFFFFFFF))[0] for v in header]
         if w_np is not None:
             extra = [w_np.astype(np.float32).tobytes()]
+        extra += extra_dpo
     atomic_write(args.out + "_debug_state.bin", [
         struct.pack("<256i", *header), struct.pack("<8f", *hp),
         x.numpy().astype(np.int32).tobytes(), y.numpy().astype(np.int32).tobytes(), *extra,
@@ -362,9 +442,12 @@ def main(argv=None):
         grads.tobytes(), np.array(losses, dtype=np.float32).tobytes(), params_final.tobytes(),
     ])
     what = ""
-    if version == 2:
-        what = (f" v2 weights={int(w_np is not None)}" + (f" (sum {int(w_np.sum())})" if w_np is not None else "") +
-                f" peft={args.peft or 'none'} trainable={grads.size}")
+    if version >= 2:
+        what = (f" v{version} weights={int(w_np is not None)}" + (f" (sum {int(w_np.sum())})" if w_np is not None else "") +
+                f" peft={args.peft or 'none'} trainable={grads.size}" +
+                (f" dpo={args.dpo} beta={args.dpo_beta} ls={args.dpo_label_smoothing}" if args.dpo else "") +
+                (f" distill alpha={args.distill_alpha} tau={args.distill_tau}{' reverse' if args.distill_reverse else ''}"
+                 if args.distill else ""))
     print(f"reference: L={args.L} C={args.C} NH={args.NH} V={args.V} Vp={Vp} maxT={args.maxT} B={B} T={T} "
           f"seed={args.seed} {args.dtype}{what}: loss {loss0:.6f}, after {args.steps} steps "
           f"{losses[-1] if losses else loss0:.6f} -> {args.out}_*.bin")

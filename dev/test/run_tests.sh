@@ -5,8 +5,10 @@
 set -u
 pass=0
 fail=0
+times=$(mktemp)
 for t in "$@"; do
     echo "=== $t"
+    t0=$(date +%s)
     out=$(mktemp)
     bash -c "$t" 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}
@@ -23,7 +25,13 @@ for t in "$@"; do
     pass=$((pass + p))
     fail=$((fail + f))
     rm -f "$out"
+    echo "$(( $(date +%s) - t0 )) $t" >> "$times"
 done
+# where CI's time goes (the budget is 30 minutes on 2 cores)
+echo
+echo "slowest tests (seconds):"
+sort -rn "$times" | head -8 | sed 's/^/  /'
+rm -f "$times"
 echo
 echo "tests: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -38,3 +38,18 @@ reference bitfit $AWK --T 13 --peft bitfit --bitfit-ln --weights
 reference adapter $AWK --T 13 --peft adapter --weights
 reference prompt $AWK --T 11 --peft prompt --prompt-len 5 --weights  # k + T = 16 = maxT
 if [ "$PEFT_TESTS" != 1 ]; then echo "PEFT_TESTS=0: test_gpt not run on the masked/PEFT references"; fi
+
+# DPO (debug state version 3, dev/reference/align_reference.py): B=4 rows = 2 pairs sharing a
+# prompt; each loss variant, label smoothing, with LoRA, and with a soft prompt (its positions
+# shift every row's losses); test_gpt also checks the reference pass and two analytic anchors.
+DPO="--L 2 --C 72 --NH 3 --V 997 --maxT 16 --B 4"
+reference dpo_sigmoid $DPO --T 13 --dpo sigmoid --dpo-beta 0.5 --dpo-label-smoothing 0.1
+reference dpo_ipo $DPO --T 13 --dpo ipo --dpo-beta 0.5
+reference dpo_hinge $DPO --T 13 --dpo hinge --dpo-beta 0.3
+reference dpo_lora $DPO --T 13 --dpo sigmoid --dpo-beta 0.5 --peft lora --lora-targets qkv,fc --lora-rank 2
+reference dpo_prompt $DPO --T 11 --dpo sigmoid --dpo-beta 0.5 --peft prompt --prompt-len 5
+# distillation from the oracle's teacher (<out>_teacher.bin: L=3 C=48, same V): forward and
+# reverse KL, with loss weights, with LoRA
+reference distill $DPO --T 13 --distill
+reference distill_reverse $DPO --T 13 --distill --distill-reverse --weights
+reference distill_lora $DPO --T 13 --distill --distill-alpha 0.3 --distill-tau 3 --peft lora --weights

@@ -54,6 +54,12 @@ typedef struct {
     float* grads;          // n_trainable: checkpoint order (full) or PEFT layout order
     float* step_losses;    // nsteps
     float* params_after;   // n_trainable, after the nsteps AdamW steps
+    // version 3: another loss than (weighted) cross-entropy (dev/reference/align_reference.py)
+    int loss_kind;         // 0 cross-entropy, 1 DPO sigmoid, 2 IPO, 3 hinge, 4 distillation
+    int reverse_kl;        // distillation: 1 for KL(student || teacher)
+    float hp6, hp7;        // DPO: beta, label smoothing; distillation: alpha, tau
+    float* ref_logp;       // DPO (B): the reference log-probs of the rows (weights = response mask)
+    float* init_logp;      // DPO (B): the initial model's own log-probs of them
 } DebugState;
 
 static void read_or_die(void* p, size_t size, size_t n, FILE* f, const char* path) {
@@ -71,8 +77,8 @@ static void debug_state_read(DebugState* s, const char* path, const GPT2Config* 
     float hp[8];
     if (fsize < (long)sizeof(header)) { die("%s: truncated: %ld bytes, shorter than the 1024-byte debug state header", path, fsize); }
     read_or_die(header, sizeof(int32_t), 256, f, path);
-    if (header[0] != 20240327 || (header[1] != 1 && header[1] != 2)) {
-        die("%s: not a debug state of version 1 or 2 (magic %d, version %d)", path, header[0], header[1]);
+    if (header[0] != 20240327 || header[1] < 1 || header[1] > 3) {
+        die("%s: not a debug state of version 1, 2 or 3 (magic %d, version %d)", path, header[0], header[1]);
     }
     memset(s, 0, sizeof(*s));
     s->version = header[1];
@@ -83,7 +89,7 @@ static void debug_state_read(DebugState* s, const char* path, const GPT2Config* 
         die("%s does not match its model file", path);
     }
     s->n_trainable = P;
-    if (s->version == 2) {
+    if (s->version >= 2) {
         s->has_weights = header[11];
         s->peft_method = header[12];
         uint64_t n = (uint64_t)(uint32_t)header[13] | ((uint64_t)(uint32_t)header[14] << 32);
@@ -95,9 +101,18 @@ static void debug_state_read(DebugState* s, const char* path, const GPT2Config* 
         }
         s->n_trainable = (size_t)n;
     }
+    if (s->version == 3) {
+        s->loss_kind = header[15];
+        s->reverse_kl = header[16];
+        if (s->loss_kind < 1 || s->loss_kind > 4 || (s->reverse_kl != 0 && s->reverse_kl != 1)) {
+            die("%s: bad loss kind %d / reverse flag %d in the header", path, s->loss_kind, s->reverse_kl);
+        }
+        if (s->loss_kind <= 3 && (!s->has_weights || s->B % 2 != 0)) { die("%s: a DPO state needs the response mask and an even B", path); }
+    }
     size_t BT = (size_t)s->B * s->T, N = s->n_trainable;
     size_t expected = sizeof(header) + 8 * sizeof(float) + 2 * BT * sizeof(int32_t) + (s->has_weights ? BT : 0) * sizeof(float) +
-                      (BT * s->V + 1 + 2 * N + (size_t)s->nsteps) * sizeof(float);
+                      (BT * s->V + 1 + 2 * N + (size_t)s->nsteps) * sizeof(float) +
+                      (s->loss_kind >= 1 && s->loss_kind <= 3 ? 2 * (size_t)s->B * sizeof(float) : 0);
     if ((size_t)fsize != expected) {
         die("%s: has %ld bytes, but its header (version %d, B=%d T=%d V=%d nsteps=%d weights=%d peft=%d trainable=%zu) "
             "announces %zu (%s)", path, fsize, s->version, s->B, s->T, s->V, s->nsteps, s->has_weights, s->peft_method, N,
@@ -105,6 +120,7 @@ static void debug_state_read(DebugState* s, const char* path, const GPT2Config* 
     }
     read_or_die(hp, sizeof(float), 8, f, path);
     s->lr = hp[0]; s->beta1 = hp[1]; s->beta2 = hp[2]; s->eps = hp[3]; s->weight_decay = hp[4]; s->grad_clip = hp[5];
+    s->hp6 = hp[6]; s->hp7 = hp[7];
     s->x = (int*)malloc_check(BT * sizeof(int), "x");
     s->y = (int*)malloc_check(BT * sizeof(int), "y");
     s->weights = s->has_weights ? float_alloc_check(BT, "reference loss weights") : NULL;
@@ -126,6 +142,12 @@ static void debug_state_read(DebugState* s, const char* path, const GPT2Config* 
         }
         if (!(wsum > 0.0)) { die("%s: the loss weights sum to zero", path); }
     }
+    if (s->loss_kind >= 1 && s->loss_kind <= 3) {
+        s->ref_logp = float_alloc_check(s->B, "reference log-probs");
+        s->init_logp = float_alloc_check(s->B, "initial log-probs");
+        read_or_die(s->ref_logp, sizeof(float), s->B, f, path);
+        read_or_die(s->init_logp, sizeof(float), s->B, f, path);
+    }
     read_or_die(s->logits, sizeof(float), BT * s->V, f, path);
     read_or_die(&s->loss, sizeof(float), 1, f, path);
     read_or_die(s->grads, sizeof(float), N, f, path);
@@ -136,6 +158,7 @@ static void debug_state_read(DebugState* s, const char* path, const GPT2Config* 
 
 static void debug_state_free(DebugState* s) {
     free(s->x); free(s->y); free(s->weights); free(s->logits); free(s->grads); free(s->step_losses); free(s->params_after);
+    free(s->ref_logp); free(s->init_logp);
     s->weights = NULL;
 }
 

@@ -26,7 +26,7 @@ python3 dev/cuda/emu/emu_transform.py "$OUT/src" llmc/*.h train_gpt.c train_gpt.
 
 FLAGS="-std=c++17 -O2 -g -fopenmp -Drestrict=__restrict__ -DLLMC_EMU_CUDACC -Idev/cuda/emu/include -I$OUT/src -w"
 if [ "${EMU_ASAN:-1}" = 1 ]; then FLAGS="$FLAGS -fsanitize=address -fno-omit-frame-pointer"; fi
-HARNESSES="adamw attention crossentropy encoder gelu layernorm matmul"
+HARNESSES="adamw attention crossentropy distill encoder gelu layernorm matmul"
 jobs="$OUT/jobs"
 : > "$jobs"
 echo "test_emu|$OUT/src/dev/cuda/emu/test_emu.cpp|" >> "$jobs"
@@ -83,9 +83,9 @@ for h in $HARNESSES; do
 done
 # 4. the whole GPU model against PyTorch and the CPU model: the base references, then masked
 # (weighted-loss) full fine-tuning and the four PEFT methods (dev/cuda/make_refs.sh)
-FT_REFS="masked peft_lora peft_lora_qf peft_bitfit peft_adapter peft_prompt"
+FT_REFS="masked peft_lora peft_lora_qf peft_bitfit peft_adapter peft_prompt dpo dpo_lora distill"
 # fresh references (a new seed) every run; CUDA_REFS_KEEP=1 keeps those in build/cuda_refs
-if [ "${CUDA_REFS_KEEP:-0}" != 1 ] || [ ! -f build/cuda_refs/peft_prompt_debug_state.bin ]; then
+if [ "${CUDA_REFS_KEEP:-0}" != 1 ] || [ ! -f build/cuda_refs/distill_debug_state.bin ]; then
     if bash dev/cuda/make_refs.sh > "$OUT/make_refs.out" 2>&1; then pass "dev/cuda/make_refs.sh: $(head -1 "$OUT/make_refs.out")"
     else fail "dev/cuda/make_refs.sh" "$(tail -2 "$OUT/make_refs.out")"; fi
 fi
