@@ -956,11 +956,6 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
     train_run_open_data(r, ops, cfg, comm, start_step);
     train_run_allocate(r, ops, cfg, comm);
     if (start_step > 0) { train_run_resume(r, ops, cfg, comm, start_step); }
-    if (r->dpo && !cfg->dry_run) { dpo_reference_pass(ops, &r->dpo_train, cfg->dpo_data, comm, start_step); }
-    // --eval scores a later model against the reference of the training run: the file must hold it
-    if (r->have_dpo_val && !cfg->dry_run) {
-        dpo_reference_pass(ops, &r->dpo_val, cfg->dpo_val, comm, cfg->eval_only ? 1 : start_step);
-    }
 
     if (cfg->output_dir != NULL && master) { ensure_dir(cfg->output_dir); }
     comm_barrier(comm);  // the directory exists before any process writes into it
@@ -976,6 +971,12 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
     }
     if (start_step == 0 && !cfg->eval_only) { logger_log_run(&r->logger, &r->info); }
     flush_stdout_check();  // a log file (nohup, Slurm) shows the start-up lines at once
+    // DPO: the reference log-probs, once, before the first step (after the start-up lines: it takes a while)
+    if (r->dpo && !cfg->dry_run) { dpo_reference_pass(ops, &r->dpo_train, cfg->dpo_data, comm, start_step); }
+    // --eval scores a later model against the reference of the training run: the file must hold it
+    if (r->have_dpo_val && !cfg->dry_run) {
+        dpo_reference_pass(ops, &r->dpo_val, cfg->dpo_val, comm, cfg->eval_only ? 1 : start_step);
+    }
     Evaluators ev = {
         .val = r->have_val ? &r->val_loader : NULL, .val_batches = r->val_batches, .hellaswag = &r->hellaswag,
         .hellaswag_n = r->hellaswag_n, .eval_buf = r->eval_buf, .tokenizer = &r->tokenizer,
