@@ -1,6 +1,8 @@
 """
 Plots one or several training runs into one PNG: train and val loss against tokens, the same
-against training FLOPs, and HellaSwag accuracy against tokens when the runs have it.
+against training FLOPs, HellaSwag accuracy against tokens when the runs have it, and for DPO
+runs (--dpo: dpo_* and dpo_val_* records of main.jsonl) the reward accuracy and the reward
+margin against steps, on the training batches (faint) and on the held-out pairs (markers).
 
 usage: .venv/bin/python dev/plot_log.py RUN [RUN ...] -o runs.png [--logx] [--smooth N] [--title T]
 RUN is an output directory (its main.jsonl, else its main.log), a main.jsonl file, or an llm.c
@@ -82,7 +84,7 @@ def read_run(path, tokens_per_step=None):
     label = os.path.basename(os.path.dirname(os.path.abspath(path)))
     if not path.endswith(".jsonl"):
         train, val, hs = read_main_log(path, tokens_per_step)
-        return label, [train[k] for k in sorted(train)], [val[k] for k in sorted(val)], [hs[k] for k in sorted(hs)]
+        return label, [train[k] for k in sorted(train)], [val[k] for k in sorted(val)], [hs[k] for k in sorted(hs)], [], []
     rows = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -96,15 +98,20 @@ def read_run(path, tokens_per_step=None):
     if not rows:
         sys.exit(f"error: {path}: no records")
     # a resumed run may repeat steps: the last record of each (step, kind) wins
-    train, val, hs = {}, {}, {}
+    train, val, hs, dpo, dpo_val = {}, {}, {}, {}, {}
     for r in rows:
+        if r.get("dpo_loss") is not None:
+            dpo[r["step"]] = r
+        if r.get("dpo_val_loss") is not None:
+            dpo_val[r["step"]] = r
         if "loss" in r:
             train[r["step"]] = r
         if r.get("val_loss") is not None:
             val[r["step"]] = r
         if r.get("hellaswag") is not None:
             hs[r["step"]] = r
-    return label, [train[k] for k in sorted(train)], [val[k] for k in sorted(val)], [hs[k] for k in sorted(hs)]
+    return (label, [train[k] for k in sorted(train)], [val[k] for k in sorted(val)], [hs[k] for k in sorted(hs)],
+            [dpo[k] for k in sorted(dpo)], [dpo_val[k] for k in sorted(dpo_val)])
 
 
 def series(records, x, y):
@@ -139,15 +146,18 @@ def main():
         ap.error("--smooth must be >= 0")
     runs = [read_run(p, args.tokens_per_step) for p in args.runs]
     # x axis: tokens when every run has them, else steps
-    has_tokens = all(r.get("tokens") is not None for _, tr, va, _ in runs for r in tr + va)
+    has_tokens = all(r.get("tokens") is not None for _, tr, va, _, _, _ in runs for r in tr + va)
     xkey = "tokens" if has_tokens else "step"
-    have_flops = any(r.get("flops") is not None for _, tr, _, _ in runs for r in tr)
-    have_hs = any(hs for _, _, _, hs in runs)
+    have_flops = any(r.get("flops") is not None for _, tr, _, _, _, _ in runs for r in tr)
+    have_hs = any(hs for _, _, _, hs, _, _ in runs)
+    have_dpo = any(d or dv for _, _, _, _, d, dv in runs)
     panels = [xkey] + (["flops"] if have_flops else [])
-    ncols = len(panels) + (1 if have_hs else 0)
+    ncols = len(panels) + (1 if have_hs else 0) + (2 if have_dpo else 0)
     fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4.5), squeeze=False)
     axes = axes[0]
-    for i, (label, train, val, hs) in enumerate(runs):
+    hs_ax = len(panels) if have_hs else None
+    dpo_ax = len(panels) + (1 if have_hs else 0)
+    for i, (label, train, val, hs, dpo, dpo_val) in enumerate(runs):
         color = f"C{i}"
         for ax, x in zip(axes, panels):
             tx, ty = series(train, x, "loss")
@@ -163,15 +173,31 @@ def main():
         if have_hs:
             hx, hy = series(hs, xkey, "hellaswag")
             if hx:
-                axes[-1].plot(hx, hy, color=color, marker="o", ms=3, label=label)
+                axes[hs_ax].plot(hx, hy, color=color, marker="o", ms=3, label=label)
+        if have_dpo:
+            for k, key in enumerate(("reward_accuracy", "reward_margin")):
+                ax = axes[dpo_ax + k]
+                tx, ty = series(dpo, "step", "dpo_" + key)
+                if tx:
+                    ax.plot(tx, ema(ty, max(args.smooth, 1)), color=color, alpha=0.35, lw=1, label=f"{label} train")
+                vx, vy = series(dpo_val, "step", "dpo_val_" + key)
+                if vx:
+                    ax.plot(vx, vy, color=color, marker="o", ms=3, lw=2, label=f"{label} held-out")
     names = {"tokens": "tokens", "step": "step", "flops": "training FLOPs"}
     for ax, x in zip(axes, panels):
         ax.set_xlabel(names[x])
         ax.set_ylabel("loss")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    if have_dpo:
+        for k, name in enumerate(("DPO reward accuracy", "DPO reward margin")):
+            ax = axes[dpo_ax + k]
+            ax.set_xlabel("step")
+            ax.set_ylabel(name)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
     if have_hs:
-        ax = axes[-1]
+        ax = axes[hs_ax]
         ax.axhline(0.25, color="gray", ls="--", lw=1, label="chance")
         ax.set_xlabel(names[xkey])
         ax.set_ylabel("HellaSwag accuracy")

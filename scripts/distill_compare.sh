@@ -82,7 +82,7 @@ fi
 {
     echo "# Distillation: $STUDENT students from the d4 teacher, $STEPS steps of $((B * T)) tokens each"
     echo
-    echo "Date $(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), command: bash scripts/distill_compare.sh"
+    echo "Date $(date -u +%Y-%m-%d), $(nproc --all) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), command: bash scripts/distill_compare.sh"
     echo "(STUDENT=$STUDENT STEPS=$STEPS B=$B T=$T LR=$LR ALPHA=$ALPHA TAU=$TAU SEED=$SEED)."
     echo
     echo "| model | train loss (last step) | val loss | HellaSwag ($( [ -f "$HS" ] && echo "200 ex." || echo "not run"), chance 0.25) | ms/step |"
