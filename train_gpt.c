@@ -378,13 +378,7 @@ static void gpt2_allocate(GPT2* model, int B, int T, size_t opt_offset, size_t o
 // Distils from teacher (built, not allocated: gpt2_allocate allocates it with the student) with
 // weight alpha and temperature tau; the student keeps the pointer, the caller owns the teacher.
 static void gpt2_set_teacher(GPT2* model, GPT2* teacher, float alpha, float tau, int reverse, const char* teacher_path) {
-    const GPT2Config* a = &model->config;
-    const GPT2Config* b = &teacher->config;
-    if (a->vocab_size != b->vocab_size || a->padded_vocab_size != b->padded_vocab_size) {
-        die("--distill: the teacher %s has a vocabulary of %d (padded %d), the student %d (padded %d): distillation "
-            "needs the same tokens", teacher_path, b->vocab_size, b->padded_vocab_size, a->vocab_size, a->padded_vocab_size);
-    }
-    if (model->prompt_len > 0) { die("--distill with --peft prompt: the soft prompt's positions have no teacher; not supported"); }
+    train_distill_check(&model->config, &teacher->config, model->prompt_len, teacher_path);
     if (model->acts_memory != NULL) { die("gpt2_set_teacher after gpt2_allocate"); }
     model->teacher = teacher;
     model->distill_alpha = alpha;
@@ -834,11 +828,7 @@ int main(int argc, char** argv) {
         if (checkpoint_read(cfg.distill, &tc, &tparams, err) != 0) { die("--distill: %s", err); }
         gpt2_build_from_params(&teacher, &tc, tparams);
         gpt2_set_teacher(&model, &teacher, cfg.distill_alpha, cfg.distill_tau, cfg.distill_reverse, cfg.distill);
-        if (comm.rank == 0) {
-            printf("distill: teacher %s (L=%d C=%d, %.2fM parameters), loss (1 - %g) CE + %g x %g^2 x %s KL at temperature %g\n",
-                   cfg.distill, tc.num_layers, tc.channels, teacher.num_parameters / 1e6, cfg.distill_alpha, cfg.distill_alpha,
-                   cfg.distill_tau, cfg.distill_reverse ? "reverse" : "forward", cfg.distill_tau);
-        }
+        if (comm.rank == 0) { train_distill_describe(&cfg, &tc, teacher.num_parameters); }
     }
 
     ModelOps ops;

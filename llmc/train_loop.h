@@ -89,6 +89,24 @@ typedef struct {
 
 #include "train_dpo.h"  // DPO's reference pass and held-out scores, through ModelOps
 
+// --distill (llmc/distill.h), for both programs: the teacher must speak the student's
+// vocabulary, and a soft prompt's positions would have no teacher
+static void train_distill_check(const GPT2Config* student, const GPT2Config* teacher, int prompt_len, const char* path) {
+    if (student->vocab_size != teacher->vocab_size || student->padded_vocab_size != teacher->padded_vocab_size) {
+        die("--distill: the teacher %s has a vocabulary of %d (padded %d), the student %d (padded %d): distillation "
+            "needs the same tokens", path, teacher->vocab_size, teacher->padded_vocab_size, student->vocab_size,
+            student->padded_vocab_size);
+    }
+    if (prompt_len > 0) { die("--distill with --peft prompt: the soft prompt's positions have no teacher; not supported"); }
+}
+
+// the "distill:" start-up line
+static void train_distill_describe(const TrainConfig* cfg, const GPT2Config* tc, size_t teacher_parameters) {
+    printf("distill: teacher %s (L=%d C=%d, %.2fM parameters), loss (1 - %g) CE + %g x %g^2 x %s KL at temperature %g\n",
+           cfg->distill, tc->num_layers, tc->channels, teacher_parameters / 1e6, cfg->distill_alpha, cfg->distill_alpha,
+           cfg->distill_tau, cfg->distill_reverse ? "reverse" : "forward", cfg->distill_tau);
+}
+
 // Prepares -o and says which step a run starts from: with -y 1, the latest complete checkpoint
 // in -o, verified against its integrity record (rank 0 looks, every process gets the same
 // answer); model_path then names its model file. 0 otherwise.
