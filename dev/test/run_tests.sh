@@ -6,6 +6,7 @@ set -u
 pass=0
 fail=0
 times=$(mktemp)
+failed=$(mktemp)
 for t in "$@"; do
     echo "=== $t"
     t0=$(date +%s)
@@ -15,13 +16,15 @@ for t in "$@"; do
     p=$(grep -c '^PASS: ' "$out")
     f=$(grep -c '^FAIL: ' "$out")
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-        echo "FAIL: $t exited with status $rc"
+        echo "FAIL: $t exited with status $rc" | tee -a "$out"
         f=1
     fi
     if [ "$rc" -eq 0 ] && [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
-        echo "FAIL: $t checked nothing"
+        echo "FAIL: $t checked nothing" | tee -a "$out"
         f=1
     fi
+    # the failures again at the end, with their test: CI shows only the tail of the output
+    grep '^FAIL: ' "$out" | sed "s|^|[$t] |" >> "$failed"
     pass=$((pass + p))
     fail=$((fail + f))
     rm -f "$out"
@@ -32,6 +35,12 @@ echo
 echo "slowest tests (seconds):"
 sort -rn "$times" | head -8 | sed 's/^/  /'
 rm -f "$times"
+if [ -s "$failed" ]; then
+    echo
+    echo "failed:"
+    cut -c1-400 "$failed" | sed 's/^/  /'
+fi
+rm -f "$failed"
 echo
 echo "tests: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
