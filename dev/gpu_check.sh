@@ -103,7 +103,7 @@ elif [ -x "$NVCC" ]; then
     echo "=== build for $ARCH ($NVCC)"
     rm -f "$BIN"/*  # never run a stale binary after a failed build
     FLAGS="-O3 -lineinfo -std=c++17 -I. $EXTRA_INC -Drestrict=__restrict__ -diag-suppress 1675,550,177 -Xcompiler -fopenmp,-Wno-unknown-pragmas -arch=$ARCH"
-    CUDNN_FLAGS="-DENABLE_CUDNN -isystem $CUDNN_FE"
+    CUDNN_FLAGS="-DENABLE_CUDNN"
     LIBS="-lcublasLt -lm"
     pids=()
     build() { local out=$1; shift; $NVCC $FLAGS -o "$BIN/$out" "$@" > "$BIN/build_$out.log" 2>&1 & pids+=($!); }
@@ -116,10 +116,16 @@ elif [ -x "$NVCC" ]; then
         build "$n" "$f" $LIBS
         build "${n}_fp32" -DENABLE_FP32 "$f" $LIBS
     done
+    # cuDNN's attention: host C++ compiled once (llmc/attention_cudnn.h says why), then linked
+    if [ $HAVE_CUDNN = 1 ] && ! $NVCC -O2 -std=c++17 $EXTRA_INC -isystem "$CUDNN_FE" -c -o "$BIN/attention_cudnn.o" \
+            llmc/attention_cudnn.cpp > "$BIN/build_attention_cudnn.log" 2>&1; then
+        echo "FAIL: llmc/attention_cudnn.cpp did not compile: $(grep -m1 error "$BIN/build_attention_cudnn.log")"
+        FAILS=$((FAILS + 1)); HAVE_CUDNN=0
+    fi
     if [ $HAVE_CUDNN = 1 ]; then
-        build train_gpt_cu_cudnn $CUDNN_FLAGS train_gpt.cu $LIBS $NCCL_LIB $CUDNN_LIB -lnvrtc
-        build test_gpt_cu_cudnn $CUDNN_FLAGS test_gpt.cu $LIBS $CUDNN_LIB -lnvrtc
-        build attention_check_cudnn $CUDNN_FLAGS dev/cuda/attention_check.cu $LIBS $CUDNN_LIB -lnvrtc
+        build train_gpt_cu_cudnn $CUDNN_FLAGS train_gpt.cu "$BIN/attention_cudnn.o" $LIBS $NCCL_LIB $CUDNN_LIB -lnvrtc
+        build test_gpt_cu_cudnn $CUDNN_FLAGS test_gpt.cu "$BIN/attention_cudnn.o" $LIBS $CUDNN_LIB -lnvrtc
+        build attention_check_cudnn $CUDNN_FLAGS dev/cuda/attention_check.cu "$BIN/attention_cudnn.o" $LIBS $CUDNN_LIB -lnvrtc
     fi
     nb=0
     for p in "${pids[@]}"; do wait "$p" || nb=$((nb + 1)); done

@@ -704,7 +704,7 @@ static void attention_backward_tc(floatX* dqkv, const float* Dsum, const floatX*
 // harnesses' and test_gpt_cu's LLMC_ATTENTION): there is no global switch.
 //   ATTENTION_SCALAR  the CUDA-core kernels above: any head size <= 128, bf16 or fp32
 //   ATTENTION_TC      the tensor-core (WMMA) kernels: bf16, head sizes 64 and 128 (others: scalar)
-//   ATTENTION_CUDNN   cuDNN's fused SDPA (llmc/attention_cudnn.h; USE_CUDNN=1 bf16 builds):
+//   ATTENTION_CUDNN   cuDNN's fused SDPA (llmc/attention_cudnn.h/.cpp; USE_CUDNN=1 bf16 builds):
 //                     graphs are built once for the training shape (B, T); a forward of any
 //                     other shape (evaluation of shorter sequences, sampling) runs the scalar kernels
 typedef enum { ATTENTION_SCALAR = 1, ATTENTION_TC = 2, ATTENTION_CUDNN = 3 } AttentionKind;
@@ -802,7 +802,7 @@ static const char* attention_name(const Attention* att, int hs) {
 // device memory attention_setup took
 static size_t attention_device_bytes(const Attention* att) {
 #if ATTENTION_HAS_CUDNN
-    if (att->cudnn != NULL) { return (size_t)att->cudnn->workspace_bytes; }
+    if (att->cudnn != NULL) { return attention_cudnn_workspace_bytes(att->cudnn); }
 #endif
     (void)att;
     return 0;

@@ -31,6 +31,15 @@ if [ ! -f "$CUDNN_FE/cudnn_frontend.h" ]; then
     bash dev/cuda/get_cudnn_frontend.sh || echo "FAIL: cuDNN frontend headers: dev/cuda/get_cudnn_frontend.sh failed"
 fi
 
+# cuDNN's attention is host C++ in its own translation unit (llmc/attention_cudnn.h says why):
+# compiled once here, linked into each cuDNN build
+CUDNN_OBJ="$tmp/attention_cudnn.o"
+if $NVCC -O1 -std=c++17 -isystem "$CUDNN_FE" -c -o "$CUDNN_OBJ" llmc/attention_cudnn.cpp > "$tmp/attention_cudnn.log" 2>&1; then
+    echo "PASS: compile llmc/attention_cudnn.cpp (host C++, cuDNN frontend)"
+else
+    echo "FAIL: compile llmc/attention_cudnn.cpp: $(grep -m1 error "$tmp/attention_cudnn.log" | head -c 300)"
+fi
+
 # one line per build: name|extra flags|extra libs|file
 jobs_file="$tmp/jobs"
 : > "$jobs_file"
@@ -43,7 +52,7 @@ for f in $files; do
     echo "$f fp32|-DENABLE_FP32||$f|$base.fp32" >> "$jobs_file"
     case "$f" in
         train_gpt.cu|test_gpt.cu|dev/cuda/attention_check.cu)
-            echo "$f bf16 cuDNN|-DENABLE_CUDNN -isystem $CUDNN_FE|-lcudnn -lnvrtc|$f|$base.cudnn" >> "$jobs_file" ;;
+            echo "$f bf16 cuDNN|-DENABLE_CUDNN|$CUDNN_OBJ -lcudnn -lnvrtc|$f|$base.cudnn" >> "$jobs_file" ;;
     esac
     if [ "$f" = "train_gpt.cu" ] && [ -n "${MPI_FLAGS:-}" ]; then
         echo "$f bf16 MPI+NCCL|$MPI_FLAGS|$MPI_LIBS|$f|$base.mpi" >> "$jobs_file"

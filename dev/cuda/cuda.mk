@@ -32,10 +32,13 @@ endif
 # cuDNN's attention goes through its header-only C++ frontend, which dev/cuda/get_cudnn_frontend.sh
 # unpacks from PyPI into build/cudnn_frontend (CUDNN_FRONTEND_PATH to use another copy)
 CUDNN_FRONTEND_PATH ?= build/cudnn_frontend/include
+# The frontend is host C++ and slow to compile (llmc/attention_cudnn.h says why it is its own
+# translation unit): build/attention_cudnn.o is compiled once and linked into every program.
+CUDNN_OBJ = build/attention_cudnn.o
 ifeq ($(USE_CUDNN),1)
-NVCC_FLAGS += -DENABLE_CUDNN -isystem $(CUDNN_FRONTEND_PATH)
-NVCC_LDLIBS += -lcudnn -lnvrtc
-CUDNN_DEPS = $(CUDNN_FRONTEND_PATH)/cudnn_frontend.h
+NVCC_FLAGS += -DENABLE_CUDNN
+NVCC_LDLIBS += $(CUDNN_OBJ) -lcudnn -lnvrtc
+CUDNN_DEPS = $(CUDNN_OBJ)
 endif
 CUDA_HEADERS = $(wildcard llmc/*.h) $(wildcard dev/cuda/*.h)
 CUDA_HARNESSES = $(basename $(notdir $(wildcard dev/cuda/*_check.cu)))
@@ -46,6 +49,10 @@ cuda: train_gpt_cu test_gpt_cu
 
 build/cudnn_frontend/include/cudnn_frontend.h:
 	bash dev/cuda/get_cudnn_frontend.sh
+
+$(CUDNN_OBJ): llmc/attention_cudnn.cpp llmc/attention_cudnn.h $(CUDNN_FRONTEND_PATH)/cudnn_frontend.h
+	@mkdir -p build
+	$(NVCC) -O2 -std=c++17 -isystem $(CUDNN_FRONTEND_PATH) -c -o $@ $<
 
 # build variants (PRECISION, USE_CUDNN, CUDA_ARCHS, NO_MPI, NVCC_FLAGS) are stamped into
 # build/flags.* (flags_stamp, top-level Makefile), so changing one rebuilds
