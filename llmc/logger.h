@@ -169,6 +169,26 @@ static void logger_log_eval(Logger* lg, int step, const char* kind, float value,
     logger_check(lg->json, lg->jpath);
 }
 
+// The val loss with its bits per byte (main.log keeps llm.c's "tel" line; bpb < 0: unknown,
+// i.e. no tokenizer to count the bytes with, and left out)
+static void logger_log_val(Logger* lg, int step, float loss, double bpb, double bytes_per_token, double tokens,
+                           double flops) {
+    if (lg->f == NULL) { return; }
+    fprintf(lg->f, "s:%d tel:%f\n", step, loss);
+    logger_check(lg->f, lg->path);
+    fprintf(lg->json, "{\"step\":%d", step);
+    json_number(lg->json, "val_loss", loss);
+    json_number(lg->json, "val_perplexity", exp(loss));
+    if (bpb >= 0) {
+        json_number(lg->json, "val_bpb", bpb);
+        json_number(lg->json, "val_bytes_per_token", bytes_per_token);
+    }
+    json_number(lg->json, "tokens", tokens);
+    json_number(lg->json, "flops", flops);
+    fprintf(lg->json, "}\n");
+    logger_check(lg->json, lg->jpath);
+}
+
 // A line of named numbers for main.jsonl only (main.log keeps llm.c's format), e.g. DPO's rewards.
 static void logger_log_fields(Logger* lg, int step, const char* const* names, const double* values, int n) {
     if (lg->f == NULL) { return; }

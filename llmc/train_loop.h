@@ -271,15 +271,31 @@ static void train_merge_out(ModelOps* ops, const char* path) {
 // processes each evaluates its own part of every batch step (the loader splits them) and the
 // means are averaged. NAN when a signal interrupted it (the run then checkpoints and stops).
 // With loss masks (fine-tuning data) it is the mean over the unmasked targets of all of them.
-static float train_evaluate(ModelOps* ops, DataLoader* val, int num_batches, Comm* comm) {
+// The val loss, and with a tokenizer its bits per byte: the loss summed over the predicted
+// tokens, in bits, divided by the UTF-8 bytes those tokens stand for (each weighted like its
+// loss). Loss per token depends on the vocabulary; bits per byte does not, so models with
+// different tokenizers compare on the same text. The end-of-text token counts no bytes (its
+// loss does count): every vocabulary predicts the same document boundaries. Out: *bpb (-1
+// without a tokenizer) and *bytes_per_token.
+static float train_evaluate(ModelOps* ops, DataLoader* val, int num_batches, Comm* comm, const Tokenizer* tok,
+                            double* bpb, double* bytes_per_token) {
     char err[LLMC_ERRLEN];
-    double weight_sum;
+    double weight_sum, bytes = 0.0;
+    *bpb = -1.0;
+    *bytes_per_token = -1.0;
     dataloader_reset(val, 0);
     ops->take_loss_sum(ops->self, &weight_sum);  // drop what earlier forwards left
     int done = 0;
     for (int i = 0; i < num_batches && stop_signal == 0; i++) {
         if (dataloader_next(val, err) != 0) { die("%s", err); }
         ops->forward(ops->self, val->inputs, val->targets, val->has_mask ? val->weights : NULL, val->B, val->T);
+        if (tok != NULL) {
+            for (int k = 0; k < val->B * val->T; k++) {
+                int t = val->targets[k];
+                double w = val->has_mask ? val->weights[k] : 1.0;
+                if (t != tok->eot_token && t >= 0 && t < tok->vocab_size) { bytes += w * tok->token_length[t]; }
+            }
+        }
         comm_heartbeat(comm, "evaluating the val loss");
         done++;
     }
@@ -287,7 +303,12 @@ static float train_evaluate(ModelOps* ops, DataLoader* val, int num_batches, Com
     int interrupted = comm_allreduce_max_int(comm, done < num_batches);
     loss_sum = comm_allreduce_sum_double(comm, loss_sum);
     weight_sum = comm_allreduce_sum_double(comm, weight_sum);
+    bytes = comm_allreduce_sum_double(comm, bytes);
     if (interrupted) { return NAN; }
+    if (tok != NULL && bytes > 0) {
+        *bpb = loss_sum / (bytes * log(2.0));
+        *bytes_per_token = bytes / weight_sum;
+    }
     return weight_sum > 0 ? (float)(loss_sum / weight_sum) : NAN;
 }
 
@@ -384,13 +405,20 @@ static void train_evaluations_at(ModelOps* ops, const TrainConfig* cfg, Comm* co
     int master = comm->rank == 0;
     if (ev->val != NULL && (cfg->eval_only || step % cfg->val_every == 0 || last)) {
         double t0 = now_seconds();
-        float val_loss = train_evaluate(ops, ev->val, ev->val_batches, comm);
+        double bpb, bytes_per_token;
+        float val_loss = train_evaluate(ops, ev->val, ev->val_batches, comm, ev->have_tokenizer ? ev->tokenizer : NULL,
+                                        &bpb, &bytes_per_token);
         ev->val_seconds = now_seconds() - t0;
         if (isnan(val_loss)) {
             if (master) { printf("%s: val loss evaluation interrupted by a signal\n", label); }
         } else {
-            if (master) { printf("%s: val loss %.6f (perplexity %.2f)\n", label, val_loss, expf(val_loss)); }
-            logger_log_eval(logger, step, "val_loss", val_loss, tokens, flops);
+            if (master && bpb >= 0) {
+                printf("%s: val loss %.6f (perplexity %.2f) | %.6f bits per byte, %.4f bytes per token\n", label, val_loss,
+                       expf(val_loss), bpb, bytes_per_token);
+            } else if (master) {
+                printf("%s: val loss %.6f (perplexity %.2f)\n", label, val_loss, expf(val_loss));
+            }
+            logger_log_val(logger, step, val_loss, bpb, bytes_per_token, tokens, flops);
         }
     }
     if (ev->dpo_val != NULL && (cfg->eval_only || step % cfg->val_every == 0 || last) && stop_signal == 0) {
@@ -550,7 +578,7 @@ typedef struct {
     DpoStats dpo_stats;       // the last step's sums over its pairs
 } TrainRun;
 
-// Phase 1: the data, the batch arithmetic, the run's length, the tokenizer for samples.
+// Phase 1: the data, the batch arithmetic, the run's length, the tokenizer (samples, bits per byte).
 static void train_run_open_data(TrainRun* r, const ModelOps* ops, const TrainConfig* cfg, const Comm* comm, int start_step) {
     char err[LLMC_ERRLEN];
     int master = comm->rank == 0;
@@ -659,18 +687,33 @@ static void train_run_open_data(TrainRun* r, const ModelOps* ops, const TrainCon
                "--accept-changes, or train again with --overwrite\n", start_step, r->max_steps);
     }
 
+    // the tokenizer decodes samples and counts the val loss's bytes (bits per byte); a missing
+    // or mismatched default one only costs those, one named by --tokenizer must be right
     r->have_tokenizer = 0;
-    if (cfg->sample_every > 0 && !cfg->eval_only) {
+    int sampling = cfg->sample_every > 0 && !cfg->eval_only;
+    if (sampling || r->have_val) {
+        TrainConfig defaults;
+        train_config_defaults(&defaults);
+        int named = strcmp(cfg->tokenizer, defaults.tokenizer) != 0;
         if (tokenizer_init(&r->tokenizer, cfg->tokenizer, err) == 0) {
             r->have_tokenizer = 1;
             if (r->tokenizer.vocab_size != mc->vocab_size) {
-                die("--tokenizer: %s has %d tokens but the model's vocabulary has %d", cfg->tokenizer, r->tokenizer.vocab_size, mc->vocab_size);
+                if (named || sampling) {
+                    die("--tokenizer: %s has %d tokens but the model's vocabulary has %d", cfg->tokenizer, r->tokenizer.vocab_size,
+                        mc->vocab_size);
+                }
+                if (master) {
+                    printf("note: %s has %d tokens, the model %d: no bits per byte (give the model's --tokenizer)\n",
+                           cfg->tokenizer, r->tokenizer.vocab_size, mc->vocab_size);
+                }
+                tokenizer_free(&r->tokenizer);
+                r->have_tokenizer = 0;
             }
         } else {
-            TrainConfig defaults;
-            train_config_defaults(&defaults);
-            if (strcmp(cfg->tokenizer, defaults.tokenizer) != 0) { die("--tokenizer: %s", err); }  // asked for by name
-            printf("warning: %s\nwarning: samples will be printed as token ids\n", err);
+            if (named) { die("--tokenizer: %s", err); }
+            if (master) {
+                printf("warning: %s\nwarning: %s\n", err, sampling ? "samples will be printed as token ids" : "no bits per byte");
+            }
         }
     }
 
