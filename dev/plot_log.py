@@ -151,12 +151,15 @@ def main():
     have_flops = any(r.get("flops") is not None for _, tr, _, _, _, _ in runs for r in tr)
     have_hs = any(hs for _, _, _, hs, _, _ in runs)
     have_dpo = any(d or dv for _, _, _, _, d, dv in runs)
+    have_bpb = any(r.get("val_bpb") is not None for _, _, va, _, _, _ in runs for r in va)
     panels = [xkey] + (["flops"] if have_flops else [])
-    ncols = len(panels) + (1 if have_hs else 0) + (2 if have_dpo else 0)
+    bpb_x = "flops" if have_flops else xkey  # bits per byte compares vocabularies: against compute
+    ncols = len(panels) + (1 if have_hs else 0) + (2 if have_dpo else 0) + (1 if have_bpb else 0)
     fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4.5), squeeze=False)
     axes = axes[0]
     hs_ax = len(panels) if have_hs else None
     dpo_ax = len(panels) + (1 if have_hs else 0)
+    bpb_ax = dpo_ax + (2 if have_dpo else 0)
     for i, (label, train, val, hs, dpo, dpo_val) in enumerate(runs):
         color = f"C{i}"
         for ax, x in zip(axes, panels):
@@ -170,6 +173,10 @@ def main():
             vx, vy = series(val, x, "val_loss")
             if vx:
                 ax.plot(vx, vy, color=color, marker="o", ms=3, lw=2, label=f"{label} val")
+        if have_bpb:
+            bx, by = series(val, bpb_x, "val_bpb")
+            if bx:
+                axes[bpb_ax].plot(bx, by, color=color, marker="o", ms=3, lw=2, label=label)
         if have_hs:
             hx, hy = series(hs, xkey, "hellaswag")
             if hx:
@@ -203,6 +210,12 @@ def main():
         ax.set_ylabel("HellaSwag accuracy")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    if have_bpb:
+        ax = axes[bpb_ax]
+        ax.set_xlabel(names[bpb_x])
+        ax.set_ylabel("val bits per byte")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     if args.logx:
         for ax in axes:
             ax.set_xscale("log", nonpositive="mask")  # step 0 / 0 tokens: left out
@@ -210,7 +223,9 @@ def main():
         fig.suptitle(args.title)
     fig.tight_layout()
     fig.savefig(args.output, dpi=110)
-    print(f"wrote {args.output}")
+    drawn = [f"loss vs {names[x]}" for x in panels] + (["HellaSwag"] if have_hs else []) + \
+        (["DPO reward accuracy", "DPO reward margin"] if have_dpo else []) + (["val bits per byte"] if have_bpb else [])
+    print(f"wrote {args.output} (panels: {', '.join(drawn)})")
 
 
 if __name__ == "__main__":

@@ -139,12 +139,13 @@ if [ $? -ne 0 ] && echo "$out" | grep -q "state_00000003_00000.bin: file is trun
 else
     fail "corrupt state file refused" "$out"
 fi
-# 7. the logs plot: two runs, train and val loss against tokens and FLOPs
-if ${PYTHON:-.venv/bin/python} dev/plot_log.py "$work/ref" "$work/k" -o "$work/runs.png" > /dev/null 2>&1 &&
-   [ "$(head -c 8 "$work/runs.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] &&
-   [ "$(stat -c %s "$work/runs.png")" -gt 10000 ]; then
-    pass "dev/plot_log.py draws the runs' logs as a PNG"
+# 7. the logs plot: two runs, train and val loss against tokens and FLOPs, val bits per byte
+plot=$(${PYTHON:-.venv/bin/python} dev/plot_log.py "$work/ref" "$work/k" -o "$work/runs.png" 2>&1)
+if [ "$(head -c 8 "$work/runs.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ] &&
+   [ "$(stat -c %s "$work/runs.png")" -gt 10000 ] &&
+   echo "$plot" | grep -q "panels: loss vs tokens, loss vs training FLOPs, val bits per byte"; then
+    pass "dev/plot_log.py draws the runs' logs as a PNG ($plot)"
 else
-    fail "dev/plot_log.py" "no PNG"
+    fail "dev/plot_log.py" "no PNG, or not the panels expected: $plot"
 fi
 [ $fails -eq 0 ]
