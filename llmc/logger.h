@@ -155,14 +155,13 @@ static void logger_log_run(Logger* lg, const RunInfo* r) {
 }
 
 // kind: "val_loss" (also written to main.log as tel) or "hellaswag" (as eval)
+// An evaluation other than the val loss (logger_log_val), e.g. HellaSwag accuracy: main.log's "eval" line
 static void logger_log_eval(Logger* lg, int step, const char* kind, float value, double tokens, double flops) {
     if (lg->f == NULL) { return; }
-    int is_val = strcmp(kind, "val_loss") == 0;
-    fprintf(lg->f, "s:%d %s:%f\n", step, is_val ? "tel" : "eval", value);
+    fprintf(lg->f, "s:%d eval:%f\n", step, value);
     logger_check(lg->f, lg->path);
     fprintf(lg->json, "{\"step\":%d", step);
     json_number(lg->json, kind, value);
-    if (is_val) { json_number(lg->json, "val_perplexity", exp(value)); }
     json_number(lg->json, "tokens", tokens);
     json_number(lg->json, "flops", flops);
     fprintf(lg->json, "}\n");

@@ -75,19 +75,6 @@ import os
 os.replace(train + ".tmp", train); os.replace(val + ".tmp", val)
 PY
 }
-# Swallow's funnel: characters left after each stage of a pipeline report
-funnel() {
-    python3 - "$1" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-st = [s for s in r["stages"] if s["enabled"] and s["name"] != "tokenize"]
-fmt = lambda c: f"{c / 1e6:.2f}M"
-print("characters: raw records " + fmt(st[0]["chars_in"]) + " -> " +
-      " -> ".join(f"{s['name']} {fmt(s['chars_out'])}" for s in st) +
-      f" ({100 * st[-1]['chars_out'] / st[0]['chars_out']:.1f}% of the extracted text kept)")
-PY
-}
-
 # ---------------------------------------------------------------- 1-2. corpora
 if [ ! -f "$D/en_val.jsonl" ]; then
     log "English corpus: pipeline --lang en"
@@ -105,8 +92,9 @@ if [ ! -f "$D/ja_val.jsonl" ]; then
     split_jsonl "$D/ja.jsonl" "$D/ja_train.jsonl" "$D/ja_val.jsonl"
 fi
 grep -A9 "^stage" "$D/ja_pipeline.log" | head -8
-echo "Japanese $(funnel "$D/ja_report.json")"
-echo "English  $(funnel "$D/en_report.json")"
+# Swallow's funnel: characters left after each stage
+echo "Japanese characters: $("$PY" dev/ja_cpt/report.py - --funnel "$D/ja_report.json")"
+echo "English characters:  $("$PY" dev/ja_cpt/report.py - --funnel "$D/en_report.json")"
 
 # ---------------------------------------------------------------- 3. vocabulary extension
 TIK=$D/gpt2ja.tiktoken

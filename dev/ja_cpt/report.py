@@ -4,6 +4,7 @@ held-out evaluations, bits per byte), each run's main.jsonl (the val curve, the 
 pipeline reports; writes OUT/RESULTS.md and OUT/curves.png.
 
     python3 dev/ja_cpt/report.py runs/ja_cpt --runs "cpt_ext_mean cpt_ext_tokens cpt_gpt2 scratch_ext"
+    python3 dev/ja_cpt/report.py - --funnel runs/ja_cpt/data/ja_report.json   # the funnel line only
 """
 import argparse
 import datetime
@@ -65,7 +66,11 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--runs", default="cpt_ext_mean cpt_ext_tokens cpt_gpt2 scratch_ext cpt_ext_tokens_hilr")
     ap.add_argument("--command", default="bash scripts/ja_continued_pretraining.sh")
+    ap.add_argument("--funnel", metavar="REPORT", help="only print the characters after each stage of a pipeline report")
     a = ap.parse_args()
+    if a.funnel:
+        print(funnel(a.funnel)[0])
+        return
     out, runs = a.out, a.runs.split()
     names = ["base_en", "base_ext_mean", "base_ext_tokens"] + runs
     ev = {n: {lang: read_eval(os.path.join(out, "eval", f"{n}.{lang}.log")) for lang in ("ja", "en")} for n in names}
