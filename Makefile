@@ -1,5 +1,5 @@
 # GPT training in C. `make` builds the CPU trainer and its test, `make data` prepares the
-# training data (tiny shakespeare, GPT-2's tokenizer), `make eval-data` the HellaSwag eval set,
+# training data (tiny shakespeare, GPT-2's tokenizer), `make eval-data` the multiple-choice eval tasks,
 # `make test` runs every test, `make test-quick` the unit and fast end-to-end tests (a few
 # minutes), `make bench` runs the CPU benchmarks. `make clean` removes what was built;
 # `make distclean` also removes downloads (cuDNN headers, data) and generated data. See README.md.
@@ -14,7 +14,10 @@ PYTHON ?= $(shell test -x .venv/bin/python && echo .venv/bin/python || echo pyth
 
 DATA_DIR = dev/data/tinyshakespeare
 DATA = $(DATA_DIR)/tiny_shakespeare_train.bin $(DATA_DIR)/tiny_shakespeare_val.bin dev/data/gpt2_tokenizer.bin
-HELLASWAG = dev/data/hellaswag/hellaswag_val.bin
+HELLASWAG = dev/data/eval/hellaswag.bin
+# every multiple-choice task (llmc/mc_task.h), make eval-data
+EVAL_TASKS = $(addprefix dev/data/eval/,$(addsuffix .bin,hellaswag arc_easy arc_challenge piqa winogrande \
+             truthfulqa_mc1 truthfulqa_mc2 jcommonsenseqa jtruthfulqa_mc1 jtruthfulqa_mc2))
 LLMC_HEADERS = $(wildcard llmc/*.h)
 
 # Tests and benchmarks register here; dev/*/*.mk add their own.
@@ -23,7 +26,7 @@ LLMC_HEADERS = $(wildcard llmc/*.h)
 # no CUDA emulation or compile checks, no fuzzing, no tokenizer/pipeline corpus runs.
 # A dev/*/*.mk adds a quick test with QUICK_TESTS += and TESTS += (TESTS is set below from the
 # list here; make test runs every test), and QUICK_BINS += for what it needs.
-TEST_BINS := dev/test/test_llmc dev/test/test_rendezvous dev/test/test_hellaswag
+TEST_BINS := dev/test/test_llmc dev/test/test_rendezvous dev/test/test_mc_eval
 QUICK_TESTS := "dev/test/test_llmc $(DATA_DIR)/tiny_shakespeare_val.bin dev/data/gpt2_tokenizer.bin $(HELLASWAG)" \
          dev/test/test_reference.sh \
          dev/test/test_train.sh \
@@ -81,23 +84,23 @@ test_gpt: test_gpt.c train_gpt.c $(LLMC_HEADERS) build/flags.cc
 dev/test/test_llmc: dev/test/test_llmc.c $(LLMC_HEADERS) build/flags.cc
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
-dev/test/test_hellaswag: dev/test/test_hellaswag.c train_gpt.c $(LLMC_HEADERS) build/flags.cc
+dev/test/test_mc_eval: dev/test/test_mc_eval.c train_gpt.c $(LLMC_HEADERS) build/flags.cc
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 dev/test/test_rendezvous: dev/test/test_rendezvous.c $(LLMC_HEADERS) build/flags.cc
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
-# training data (what train_gpt needs by default) and evaluation data (HellaSwag, for -h and
-# the eval tests) are prepared separately: training does not need HellaSwag
+# training data (what train_gpt needs by default) and evaluation data (the multiple-choice
+# tasks, for -h, --tasks and the eval tests) are prepared separately: training needs no tasks
 data: $(DATA)
 
-eval-data: $(HELLASWAG)
+eval-data: $(EVAL_TASKS)
 
 $(DATA) &: dev/data/tinyshakespeare.py dev/data/tokenize
 	$(PYTHON) dev/data/tinyshakespeare.py
 
-$(HELLASWAG): dev/data/hellaswag.py dev/data/tinyshakespeare.py
-	$(PYTHON) dev/data/hellaswag.py
+$(EVAL_TASKS) &: dev/data/eval_tasks.py dev/data/hellaswag.py dev/data/tinyshakespeare.py
+	$(PYTHON) dev/data/eval_tasks.py
 
 -include $(wildcard dev/*/*.mk)
 
@@ -117,4 +120,4 @@ clean:
 	rm -rf $(filter-out $(KEEP_IN_CLEAN),$(wildcard build/*)) train_gpt test_gpt train_gpt_cu test_gpt_cu $(TEST_BINS) $(BENCH_BINS)
 
 distclean: clean
-	rm -rf build dev/data/downloads $(DATA) $(HELLASWAG)
+	rm -rf build dev/data/downloads $(DATA) $(EVAL_TASKS)

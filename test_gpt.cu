@@ -207,6 +207,112 @@ static void compare_grads(const char* what, const float* ours, const float* othe
     }
 }
 
+// Multiple-choice scoring (llmc/train_mc.h) through the GPU's ModelOps against the CPU's, on a
+// task made here from the reference's tokens: contexts and continuations of awkward lengths,
+// one example with two contexts (Winogrande's shape), one whose context and one whose
+// continuation are longer than the window (cut from the left), B rows of unequal length per
+// forward. Compared: every choice's log-likelihood (relative TOL_LOSS), every example's picks
+// (except where the CPU's best two are within 4 TOL_LOSS: either may win), and in fp32 MC2
+// with several true choices (absolute 1e-5).
+static void check_mc_scoring(GPT2CU* gpu, GPT2* cpu, const int* x, int BT, int B, int T) {
+    enum { NEX = 4, MAXC = 5 };
+    static const int nctx[NEX] = {1, 2, 1, 1};
+    static const int nch[NEX] = {4, 2, 3, 5};
+    int ctx_len[NEX][2] = {{7, 0}, {11, 9}, {T + 5, 0}, {1, 0}};
+    int cont_len[NEX][MAXC] = {{1, 3, 5, 2}, {4, 4}, {2, T + 2, 3}, {1, 2, 3, 4, 5}};
+    int ctx_of[NEX][MAXC] = {{0, 0, 0, 0}, {0, 1}, {0, 0, 0}, {0, 0, 0, 0, 0}};
+    int gold[NEX] = {2, 1, 0, 4};
+    McTask t;
+    memset(&t, 0, sizeof(t));
+    snprintf(t.name, sizeof(t.name), "synthetic");
+    t.num_examples = NEX;
+    int total = 0;
+    for (int i = 0; i < NEX; i++) {
+        t.num_contexts += nctx[i];
+        t.num_choices += nch[i];
+        for (int c = 0; c < nctx[i]; c++) { total += ctx_len[i][c]; }
+        for (int c = 0; c < nch[i]; c++) { total += cont_len[i][c]; }
+    }
+    t.examples = (McExample*)calloc_check(NEX, sizeof(McExample), "examples");
+    t.choices = (McChoice*)calloc_check(t.num_choices, sizeof(McChoice), "choices");
+    t.context_len = (int*)calloc_check(t.num_contexts, sizeof(int), "contexts");
+    t.context_tokens = (const int**)calloc_check(t.num_contexts, sizeof(int*), "contexts");
+    t.tokens = (int*)malloc_check((size_t)total * sizeof(int), "tokens");
+    for (int k = 0; k < total; k++) { t.tokens[k] = x[(k * 7 + 3) % BT]; }
+    int used = 0, nc = 0, nchs = 0;
+    for (int i = 0; i < NEX; i++) {
+        McExample* ex = &t.examples[i];
+        ex->num_contexts = nctx[i]; ex->num_choices = nch[i]; ex->first_context = nc; ex->first_choice = nchs;
+        if (nch[i] > t.max_choices) { t.max_choices = nch[i]; }
+        for (int c = 0; c < nctx[i]; c++, nc++) { t.context_len[nc] = ctx_len[i][c]; t.context_tokens[nc] = t.tokens + used; used += ctx_len[i][c]; }
+        for (int c = 0; c < nch[i]; c++, nchs++) {
+            McChoice* ch = &t.choices[nchs];
+            ch->context = ctx_of[i][c]; ch->len = cont_len[i][c]; ch->chars = 3 * cont_len[i][c] + c; ch->bytes = ch->chars + c % 2;
+            ch->is_true = c == gold[i]; ch->tokens = t.tokens + used; used += cont_len[i][c];
+        }
+    }
+    ModelOps gops, cops;
+    memset(&gops, 0, sizeof(gops));
+    memset(&cops, 0, sizeof(cops));
+    gops.self = gpu; gops.config = gpu->config; gops.forward = gpu_forward; gops.take_loss_sum = gpu_take_loss_sum; gops.losses_all = gpu_losses_all;
+    cops.self = cpu; cops.config = cpu->config; cops.forward = cpu_forward; cops.take_loss_sum = cpu_take_loss_sum; cops.losses_all = cpu_losses_all;
+    Comm comm;
+    memset(&comm, 0, sizeof(comm));
+    comm.world = 1;
+    pthread_mutex_init(&comm.lock, NULL);
+    McScratch s;
+    mc_scratch_init(&s, B, T, t.max_choices);
+    double llg[32], llc[32], vg[NEX * MC_NUM_METRICS], vc[NEX * MC_NUM_METRICS];
+    McResult res;
+    for (int kind = 0; kind < 2; kind++) {
+        t.kind = kind;
+        if (kind == MC_KIND_MC2) {  // a second true choice where there are 3 or more
+            for (int i = 0; i < NEX; i++) { if (nch[i] >= 3) { t.choices[t.examples[i].first_choice + (gold[i] + 1) % nch[i]].is_true = 1; } }
+        }
+        int rg = mc_evaluate(&gops, &t, NEX, &s, &comm, &res, llg, vg, NULL);
+        int rc = mc_evaluate(&cops, &t, NEX, &s, &comm, &res, llc, vc, NULL);
+        if (kind == MC_KIND_ONE_TRUE) {
+            double worst = 0.0;
+            for (int c = 0; c < t.num_choices; c++) {
+                double e = fabs(llg[c] - llc[c]) / fabs(llc[c]);
+                if (!(e <= worst)) { worst = e; }
+            }
+            int differ = 0;
+            for (int i = 0; i < NEX; i++) {
+                const McExample* ex = &t.examples[i];
+                for (int m = 0; m < MC_ACC_TOKEN + 1; m++) {
+                    if (vg[i * MC_NUM_METRICS + m] == vc[i * MC_NUM_METRICS + m]) { continue; }
+                    // a near tie on the CPU: the two best scores of this metric within 4 TOL_LOSS
+                    double sc[MAXC], best = -INFINITY, second = -INFINITY;
+                    for (int c = 0; c < ex->num_choices; c++) {
+                        const McChoice* ch = &t.choices[ex->first_choice + c];
+                        double d = m == MC_ACC ? 1.0 : m == MC_ACC_NORM ? ch->chars : m == MC_ACC_BYTES ? ch->bytes : 0.0;
+                        if (m == MC_ACC_TOKEN) { int f; d = mc_sequence(&t, ex, c, s.seq, T + 1, &f) - 1 - f; }
+                        sc[c] = llc[ex->first_choice + c] / d;
+                        if (sc[c] > best) { second = best; best = sc[c]; } else if (sc[c] > second) { second = sc[c]; }
+                    }
+                    if (best - second > 4 * TOL_LOSS * fabs(best)) { differ++; }
+                }
+            }
+            check(rg == 0 && rc == 0 && worst <= TOL_LOSS && differ == 0, "multiple-choice scoring vs CPU",
+                  "%d choices in %d examples, B=%d rows per forward: log-likelihoods worst relative error %.2e (tolerance %.0e), "
+                  "%d picks differ outside near ties", t.num_choices, NEX, B, worst, TOL_LOSS, differ);
+        }
+#ifdef ENABLE_FP32
+        if (kind == MC_KIND_MC2) {
+            double worst = 0.0;
+            for (int i = 0; i < NEX; i++) {
+                double e = fabs(vg[i * MC_NUM_METRICS + MC_MC2] - vc[i * MC_NUM_METRICS + MC_MC2]);
+                if (!(e <= worst)) { worst = e; }
+            }
+            check(rg == 0 && rc == 0 && worst <= 1e-5, "multiple-choice MC2 vs CPU", "worst absolute error %.2e, tolerance 1e-5", worst);
+        }
+#endif
+    }
+    mc_scratch_free(&s);
+    mc_task_free(&t);
+}
+
 int main(int argc, char** argv) {
     if (argc != 2) { die("usage: test_gpt_cu PREFIX (reads PREFIX_model.bin and PREFIX_debug_state.bin)"); }
     char model_path[1024], state_path[1024], peft_path[1024];
@@ -291,6 +397,7 @@ int main(int argc, char** argv) {
     floatX* base_x2 = (floatX*)malloc_check(P * sizeof(floatX), "base (floatX) after");
     cudaCheck(cudaMemcpy(base_x, gpu.params_memory, P * sizeof(floatX), cudaMemcpyDeviceToHost));
 
+    if (!lc.dpo && ref.loss_kind != 4) { check_mc_scoring(&gpu, &cpu, x, BT, B, T); }
     // forward
     float cpu_loss = cpu_pass(&cpu, &lc, x, y, w, rl, B, T, 0.0f);
     cpu_logits_of(&cpu, cpu_logits, B, T);

@@ -246,6 +246,9 @@ typedef struct {
     int hellaswag_every;      // -h  HellaSwag accuracy every this many steps, 0 = never
     const char* hellaswag;    //     tokenized HellaSwag file
     int hellaswag_examples;   //     examples per evaluation, -1 = all
+    const char* tasks;        //     multiple-choice tasks (llmc/train_mc.h): names, files or "all", comma-separated
+    int tasks_every;          //     evaluate them every this many steps (0: at the end only)
+    int tasks_examples;       //     examples per task per evaluation, -1 = all
     int eval_only;            //     evaluate the model (val loss, HellaSwag) and exit
     float peak_tflops;        //     peak FLOP/s of the hardware for MFU, 0 = unknown
     int zero_stage;           // -z  0: every process holds all AdamW moments; 1: sharded (ZeRO-1)
@@ -327,8 +330,11 @@ static void train_config_defaults(TrainConfig* c) {
     c->guard_window = 100;
     c->guard_max_bad = 10;
     c->hellaswag_every = 0;
-    c->hellaswag = "dev/data/hellaswag/hellaswag_val.bin";
+    c->hellaswag = "dev/data/eval/hellaswag.bin";
     c->hellaswag_examples = -1;
+    c->tasks = NULL;
+    c->tasks_every = 0;
+    c->tasks_examples = -1;
     c->eval_only = 0;
     c->peak_tflops = 0.0f;
     c->zero_stage = 0;
@@ -363,7 +369,7 @@ static void train_config_defaults(TrainConfig* c) {
     c->distill_reverse = 0;
 }
 
-#define TRAIN_NUM_ARGS 77
+#define TRAIN_NUM_ARGS 80
 
 static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
     const double big = 2147483647.0;
@@ -411,9 +417,12 @@ static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
         {NULL, "--guard-window", ARG_INT, &c->guard_window, 2, 1024, "recent steps the spike guard compares against"},
         {NULL, "--guard-max-bad", ARG_INT, &c->guard_max_bad, 1, big, "stop after this many skipped steps in a row"},
         {"-h", "--hellaswag-every", ARG_INT, &c->hellaswag_every, 0, big, "HellaSwag accuracy every this many steps (0: never)"},
-        {NULL, "--hellaswag", ARG_STRING, &c->hellaswag, 0, 0, "tokenized HellaSwag file (dev/data/hellaswag.py)"},
+        {NULL, "--hellaswag", ARG_STRING, &c->hellaswag, 0, 0, "tokenized HellaSwag file (make eval-data); -h reports llm.c's accuracy (lowest mean loss per token)"},
         {NULL, "--hellaswag-examples", ARG_INT, &c->hellaswag_examples, -1, big, "HellaSwag examples per evaluation (-1: all)"},
-        {NULL, "--eval", ARG_FLAG, &c->eval_only, 0, 0, "evaluate -e (val loss over -m batches, HellaSwag if -h > 0) and exit"},
+        {NULL, "--tasks", ARG_STRING, &c->tasks, 0, 0, "multiple-choice tasks, comma-separated: names (dev/data/eval/NAME.bin, make eval-data), files, or all"},
+        {NULL, "--tasks-every", ARG_INT, &c->tasks_every, 0, big, "evaluate --tasks every this many steps (0: after the last step only)"},
+        {NULL, "--tasks-examples", ARG_INT, &c->tasks_examples, -1, big, "examples per task per evaluation (-1: all)"},
+        {NULL, "--eval", ARG_FLAG, &c->eval_only, 0, 0, "evaluate -e (val loss over -m batches, HellaSwag if -h > 0, --tasks) and exit"},
         {NULL, "--peak-tflops", ARG_FLOAT, &c->peak_tflops, 0, 1e6, "the hardware's peak TFLOP/s, for MFU (0: unknown)"},
         {"-z", "--zero-stage", ARG_INT, &c->zero_stage, 0, 1, "0: replicated optimizer state; 1: sharded across processes (ZeRO-1)"},
         {NULL, "--timeout", ARG_FLOAT, &c->timeout, 0, 1e7, "seconds without progress before giving up on dead or hung peers (0: never)"},

@@ -168,6 +168,29 @@ static void logger_log_eval(Logger* lg, int step, const char* kind, float value,
     logger_check(lg->json, lg->jpath);
 }
 
+// A multiple-choice task's scores (llmc/train_mc.h), main.jsonl only: {"step", "task", "examples",
+// "shots", its metrics (mc2, or acc, acc_norm, acc_bytes, acc_token), "headline" (the metric
+// lm-evaluation-harness reports first for it), "chance", "tokens", "flops"}
+// (names[m], value[m]) for the metrics with has[m], m < count.
+static void logger_log_task(Logger* lg, int step, const char* task, int examples, int shots, const char* const* names,
+                            const double* value, const int* has, int count, const char* headline, double chance,
+                            double tokens, double flops) {
+    if (lg->f == NULL) { return; }
+    fprintf(lg->json, "{\"step\":%d,\"task\":", step);
+    json_string(lg->json, task);
+    fprintf(lg->json, ",\"examples\":%d,\"shots\":%d", examples, shots);
+    for (int m = 0; m < count; m++) {
+        if (has[m]) { json_number(lg->json, names[m], value[m]); }
+    }
+    fprintf(lg->json, ",\"headline\":");
+    json_string(lg->json, headline);
+    json_number(lg->json, "chance", chance);
+    json_number(lg->json, "tokens", tokens);
+    json_number(lg->json, "flops", flops);
+    fprintf(lg->json, "}\n");
+    logger_check(lg->json, lg->jpath);
+}
+
 // The val loss with its bits per byte (main.log keeps llm.c's "tel" line; bpb < 0: unknown,
 // i.e. no tokenizer to count the bytes with, and left out)
 static void logger_log_val(Logger* lg, int step, float loss, double bpb, double bytes_per_token, double tokens,

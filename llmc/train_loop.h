@@ -20,7 +20,6 @@
 #include "logger.h"
 #include "guard.h"
 #include "train_state.h"
-#include "hellaswag.h"
 #include "signals.h"
 #include "comm.h"
 #include "adamw.h"  // grad_clip_scale
@@ -312,45 +311,6 @@ static float train_evaluate(ModelOps* ops, DataLoader* val, int num_batches, Com
     return weight_sum > 0 ? (float)(loss_sum / weight_sum) : NAN;
 }
 
-// HellaSwag accuracy over the first n examples (llmc/hellaswag.h): each ending is scored by
-// its mean loss given the context, at B = 1 over that sequence's own length. Process r takes
-// examples r, r + world, ...
-static float train_evaluate_hellaswag(ModelOps* ops, const HellaSwag* hs, int n, int* seq, Comm* comm) {
-    int correct = 0, seen = 0;
-    double t0 = now_seconds(), last_print = t0;
-    int interrupted = 0;
-    for (int i = comm->rank; i < n; i += comm->world) {
-        if (stop_signal != 0) { interrupted = 1; break; }  // honour a signal within a long evaluation
-        // progress from rank 0 every 30 s: a full HellaSwag pass takes long on a CPU
-        if (comm->rank == 0 && now_seconds() - last_print > 30.0) {
-            last_print = now_seconds();
-            double rate = (i + 1) / (last_print - t0);
-            printf("hellaswag: %d/%d examples (accuracy so far %.4f), about %.0f s left\n", i, n,
-                   seen > 0 ? (double)correct / seen : 0.0, (n - i) / rate);
-            fflush(stdout);
-        }
-        const HellaSwagExample* ex = &hs->examples[i];
-        int best = 0;
-        double best_loss = INFINITY;
-        for (int j = 0; j < 4; j++) {
-            int first;
-            int len = hellaswag_sequence(ex, j, seq, ops->T + 1, &first);
-            ops->forward(ops->self, seq, seq + 1, NULL, 1, len - 1);
-            const float* losses = ops->losses(ops->self);
-            double sum = 0.0;
-            for (int p = first; p < len - 1; p++) { sum += losses[p]; }
-            double mean = sum / (len - 1 - first);
-            if (mean < best_loss) { best_loss = mean; best = j; }
-        }
-        correct += best == ex->label;
-        seen++;
-        comm_heartbeat(comm, "evaluating HellaSwag");
-    }
-    interrupted = comm_allreduce_max_int(comm, interrupted);
-    double total = comm_allreduce_sum_double(comm, correct);
-    return interrupted ? NAN : (float)(total / n);
-}
-
 // Generates gen_tokens tokens after an end-of-text token and prints them. Runs the model at
 // B = 1 over the growing context (the last T tokens once it is longer than T).
 static void train_sample(ModelOps* ops, const Tokenizer* tok, int have_tokenizer, int gen_tokens,
@@ -375,29 +335,29 @@ static void train_sample(ModelOps* ops, const Tokenizer* tok, int have_tokenizer
     printf("\n---\n");
 }
 
-// What a run evaluates between steps (val loss, HellaSwag, samples), and the time each took
-// last, for the ETA.
-typedef struct {
-    DataLoader* val;          // NULL: no val loss
-    int val_batches;          // batch steps per evaluation, per process
-    const HellaSwag* hellaswag;
-    int hellaswag_n;          // examples per evaluation, 0: none
-    int* eval_buf;            // T + 1 tokens
-    const Tokenizer* tokenizer;
-    int have_tokenizer;
-    Rng* sample_rng;
-    int* gen_buf;             // gen_tokens + 1 tokens
-    PairLoader* dpo_val;      // NULL: no held-out preference pairs
-    const DpoConfig* dpo_cfg;
-    double val_seconds, hellaswag_seconds, sample_seconds;  // the last of each, for the ETA
-} Evaluators;
-
 // how many of the steps (step, max_steps] are multiples of every, or the last one
 static long evals_due_after(int step, int max_steps, int every) {
     if (every <= 0 || step >= max_steps) { return 0; }
     long n = max_steps / every - step / every;
     return n + (max_steps % every != 0);
 }
+
+#include "train_mc.h"  // multiple-choice tasks through ModelOps (uses evals_due_after)
+
+// What a run evaluates between steps (val loss, multiple-choice tasks, samples), and the time each took
+// last, for the ETA.
+typedef struct {
+    DataLoader* val;          // NULL: no val loss
+    int val_batches;          // batch steps per evaluation, per process
+    McSuite* tasks;           // the multiple-choice tasks (-h's HellaSwag, --tasks)
+    const Tokenizer* tokenizer;
+    int have_tokenizer;
+    Rng* sample_rng;
+    int* gen_buf;             // gen_tokens + 1 tokens
+    PairLoader* dpo_val;      // NULL: no held-out preference pairs
+    const DpoConfig* dpo_cfg;
+    double val_seconds, sample_seconds;  // the last of each, for the ETA
+} Evaluators;
 
 // The evaluations due at step (label: how the lines name it, "step N" or the --eval model).
 static void train_evaluations_at(ModelOps* ops, const TrainConfig* cfg, Comm* comm, Logger* logger, Evaluators* ev,
@@ -434,17 +394,7 @@ static void train_evaluations_at(ModelOps* ops, const TrainConfig* cfg, Comm* co
         }
         dpo_log_stats(logger, step, "dpo_val_", &st);
     }
-    if (ev->hellaswag_n > 0 && (cfg->eval_only || step % cfg->hellaswag_every == 0 || last)) {
-        double t0 = now_seconds();
-        float acc = train_evaluate_hellaswag(ops, ev->hellaswag, ev->hellaswag_n, ev->eval_buf, comm);
-        ev->hellaswag_seconds = now_seconds() - t0;
-        if (isnan(acc)) {
-            if (master) { printf("%s: HellaSwag evaluation interrupted by a signal\n", label); }
-        } else {
-            if (master) { printf("%s: HellaSwag accuracy %.4f (%d examples)\n", label, acc, ev->hellaswag_n); }
-            logger_log_eval(logger, step, "hellaswag", acc, tokens, flops);
-        }
-    }
+    mc_suite_evaluate(ev->tasks, ops, comm, logger, step, last, cfg->eval_only, label, tokens, flops);
     if (cfg->sample_every > 0 && !cfg->eval_only && step > 0 && (step % cfg->sample_every == 0 || last) && stop_signal == 0) {
         double t0 = now_seconds();
         train_sample(ops, ev->tokenizer, ev->have_tokenizer, cfg->gen_tokens, cfg->temperature, ev->sample_rng, ev->gen_buf);
@@ -457,7 +407,7 @@ static void train_evaluations_at(ModelOps* ops, const TrainConfig* cfg, Comm* co
 static double evals_eta_seconds(const Evaluators* ev, const TrainConfig* cfg, int step, int max_steps) {
     double t = 0.0;
     if (ev->val != NULL) { t += ev->val_seconds * evals_due_after(step, max_steps, cfg->val_every); }
-    if (ev->hellaswag_n > 0) { t += ev->hellaswag_seconds * evals_due_after(step, max_steps, cfg->hellaswag_every); }
+    t += mc_suite_eta_seconds(ev->tasks, step, max_steps);
     if (cfg->sample_every > 0) { t += ev->sample_seconds * evals_due_after(step, max_steps, cfg->sample_every); }
     return t;
 }
@@ -557,13 +507,11 @@ typedef struct {
     double flops_per_token, flops_per_step, peak_tflops;
     DataLoader train_loader, val_loader;
     int have_train, have_val, val_batches;
-    HellaSwag hellaswag;
-    int hellaswag_n;
+    McSuite tasks;
     Tokenizer tokenizer;
     int have_tokenizer;
     LRSchedule schedule;
     int* gen_buf;
-    int* eval_buf;
     Rng sample_rng;
     SpikeGuard guard;
     long long skipped_total;
@@ -637,12 +585,8 @@ static void train_run_open_data(TrainRun* r, const ModelOps* ops, const TrainCon
                    want > available ? "all the val data holds" : "a multiple of the process count");
         }
     }
-    r->hellaswag_n = 0;
-    if (cfg->hellaswag_every > 0) {
-        if (hellaswag_load(&r->hellaswag, cfg->hellaswag, mc->vocab_size, err) != 0) { die("--hellaswag: %s", err); }
-        r->hellaswag_n = cfg->hellaswag_examples < 0 || cfg->hellaswag_examples > r->hellaswag.num_examples
-                         ? r->hellaswag.num_examples : cfg->hellaswag_examples;
-    }
+    mc_suite_open(&r->tasks, cfg->hellaswag_every, cfg->hellaswag, cfg->hellaswag_examples, cfg->tasks, cfg->tasks_every,
+                  cfg->tasks_examples, mc->vocab_size, B, T);
     r->steps_per_epoch = 1;
     if (r->dpo) {
         long long pairs_per_step = (long long)pairloader_pairs(&r->dpo_train) * comm->world * r->grad_accum_steps;
@@ -740,7 +684,6 @@ static void train_run_allocate(TrainRun* r, ModelOps* ops, const TrainConfig* cf
     ops->T = r->T;
     if (comm->rank == 0 && ops->report != NULL && !cfg->dry_run) { ops->report(ops->self); }
     r->gen_buf = (int*)calloc_check(cfg->gen_tokens + 1, sizeof(int), "sample buffer");
-    r->eval_buf = (int*)calloc_check(r->T + 1, sizeof(int), "eval buffer");
     if (r->dpo) {
         r->dpo_losses = float_alloc_check((size_t)r->B * r->T, "DPO losses");
         r->dpo_w = float_alloc_check((size_t)r->B * r->T, "DPO loss weights");
@@ -857,7 +800,11 @@ static void train_run_describe(TrainRun* r, const ModelOps* ops, const TrainConf
     }
     if (r->have_dpo_val) { printf("dpo held-out: %s, %d pairs, every -v %d steps\n", cfg->dpo_val, r->dpo_val.pf.npairs, cfg->val_every); }
     if (r->have_val) { printf("val: %s, %d batches per evaluation\n", cfg->val_data, r->val_batches); }
-    if (r->hellaswag_n > 0) { printf("hellaswag: %s, %d examples every %d steps\n", cfg->hellaswag, r->hellaswag_n, cfg->hellaswag_every); }
+    for (int k = 0; k < r->tasks.count; k++) {
+        const McTaskRun* tr = &r->tasks.runs[k];
+        printf("task: %s (%s), %d of %d examples, %d-shot, ", tr->task.name, tr->path, tr->n, tr->task.num_examples, tr->task.shots);
+        if (tr->every > 0) { printf("every %d steps\n", tr->every); } else { printf("at the end\n"); }
+    }
     if (r->have_train || r->dpo) {
         printf("batch: B=%d T=%d x %d processes, %d tokens per step (%d accumulation step%s), %d steps (%.2f epochs)\n",
                r->B, r->T, comm->world, r->total_batch, r->grad_accum_steps, r->grad_accum_steps == 1 ? "" : "s",
@@ -995,8 +942,7 @@ static void train_print_step(const TrainRun* r, const StepMetrics* sm, const cha
 static void train_run_close(TrainRun* r) {
     logger_free(&r->logger);
     free(r->gen_buf);
-    free(r->eval_buf);
-    if (r->hellaswag_n > 0) { hellaswag_free(&r->hellaswag); }
+    mc_suite_free(&r->tasks);
     if (r->have_tokenizer) { tokenizer_free(&r->tokenizer); }
     if (r->have_val) { dataloader_free(&r->val_loader); }
     if (r->have_train) { dataloader_free(&r->train_loader); }
@@ -1039,8 +985,8 @@ static int train_loop_run(ModelOps* ops, TrainConfig* cfg, Comm* comm, int start
         dpo_reference_pass(ops, &r->dpo_val, cfg->dpo_val, comm, cfg->eval_only ? 1 : start_step);
     }
     Evaluators ev = {
-        .val = r->have_val ? &r->val_loader : NULL, .val_batches = r->val_batches, .hellaswag = &r->hellaswag,
-        .hellaswag_n = r->hellaswag_n, .eval_buf = r->eval_buf, .tokenizer = &r->tokenizer,
+        .val = r->have_val ? &r->val_loader : NULL, .val_batches = r->val_batches, .tasks = &r->tasks,
+        .tokenizer = &r->tokenizer,
         .have_tokenizer = r->have_tokenizer, .sample_rng = &r->sample_rng, .gen_buf = r->gen_buf,
         .dpo_val = r->have_dpo_val ? &r->dpo_val : NULL, .dpo_cfg = &r->dpo_cfg,
     };

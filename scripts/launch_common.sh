@@ -16,7 +16,7 @@ fi
 # last one wins as in train_gpt), the file it reads (--hellaswag PATH, else train_gpt's default)
 # must exist, or the run would stop at its first evaluation
 launch_check_hellaswag() {
-    local every=0 file=dev/data/hellaswag/hellaswag_val.bin prev=""
+    local every=0 file=dev/data/eval/hellaswag.bin prev=""
     for a in "$@"; do
         case "$prev" in
             -h|--hellaswag-every) every=$a ;;

@@ -8,7 +8,7 @@
 # Environment: BIN (default ./train_gpt_cu), TRAIN_DATA, VAL_DATA (glob patterns of token shards; default FineWeb 10B shards
 # as llm.c names them), TOKENS (training tokens, default 10e9), OUT_DIR, NPROC (default 8),
 # DRY_RUN=1 to print the command and check the inputs without starting. HellaSwag runs every
-# 2000 steps: it needs dev/data/hellaswag/hellaswag_val.bin (make eval-data), or pass -h 0.
+# 2000 steps: it needs dev/data/eval/hellaswag.bin (make eval-data), or pass -h 0.
 # As root, mpirun is allowed to run (scripts/launch_common.sh).
 set -eu
 cd "$(dirname "$0")/.."

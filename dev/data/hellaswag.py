@@ -1,11 +1,11 @@
 """
-HellaSwag validation set -> dev/data/hellaswag/hellaswag_val.bin, GPT-2 tokens (llmc/hellaswag.h).
+HellaSwag validation set -> dev/data/eval/hellaswag.bin, GPT-2 tokens, a multiple-choice task
+file (llmc/mc_task.h) written by eval_tasks.py; this file finds the source text.
 
 Reads ../shared/data/hellaswag/hellaswag_val_full.txt: a PREPROCESSED copy of the validation
 set (llama.cpp's 6-line text format: "activity_label: ctx", the gold label, 4 endings; WikiHow
 [header]/[step]/[title] tags already stripped), not the original jsonl, so accuracies can
-differ slightly from evaluations on the original file. Each ending is tokenized with a
-leading space, as it continues the context.
+differ slightly from evaluations on the original file (dev/data/EVAL.md).
 
 When ../shared/data (or $LLMC_SHARED_DATA) lacks the file, it is downloaded from its public
 source, klosax/hellaswag_text_data at a fixed commit (a .bz2, the same file ../shared/data
@@ -15,14 +15,13 @@ usage: python dev/data/hellaswag.py [-o OUT.bin]
 import bz2
 import hashlib
 import os
-import struct
 import sys
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tinyshakespeare import CACHE, REPO, SHARED, atomic_write, find, gpt2_encoding, sha256  # noqa: E402
+from tinyshakespeare import CACHE, REPO, SHARED, sha256  # noqa: E402
 
-OUT = os.path.join(REPO, "dev", "data", "hellaswag", "hellaswag_val.bin")
+OUT = os.path.join(REPO, "dev", "data", "eval", "hellaswag.bin")
 REL = "hellaswag/hellaswag_val_full.txt"
 URL = ("https://raw.githubusercontent.com/klosax/hellaswag_text_data/"
        "1105d370f8340eac3c63a91fd1fa58e8999f9505/hellaswag_val_full.txt.bz2")
@@ -56,35 +55,15 @@ def find_hellaswag():
 
 
 def main():
+    # the file itself is written by eval_tasks.py, like every other multiple-choice task
     out = OUT
     if len(sys.argv) == 3 and sys.argv[1] == "-o":
         out = sys.argv[2]
     elif len(sys.argv) != 1:
         sys.exit("usage: python dev/data/hellaswag.py [-o OUT.bin]")
-    src = find_hellaswag()
-    enc = gpt2_encoding(find("gpt2/encoder.json"), find("gpt2/vocab.bpe"))
-    with open(src, encoding="utf-8") as f:
-        lines = f.read().split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if len(lines) % 6 != 0:
-        sys.exit(f"error: {src}: {len(lines)} lines, not a multiple of 6")
-    body, total, n = [], 0, len(lines) // 6
-    for i in range(n):
-        ctx, label, *endings = lines[6 * i: 6 * i + 6]
-        if label not in ("0", "1", "2", "3"):
-            sys.exit(f"error: {src}: line {6 * i + 2}: label '{label}' is not 0..3")
-        ctx_tokens = enc.encode_ordinary(ctx)
-        end_tokens = [enc.encode_ordinary(" " + e) for e in endings]
-        toks = ctx_tokens + [t for e in end_tokens for t in e]
-        body.append(struct.pack("<6i", int(label), len(ctx_tokens), *[len(e) for e in end_tokens]))
-        body.append(struct.pack(f"<{len(toks)}H", *toks))
-        total += len(toks)
-    header = [0] * 256
-    header[:4] = [20241127, 1, n, total]
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    atomic_write(out, [struct.pack("<256i", *header)] + body)
-    print(f"{src}: {n} examples, {total:,} tokens -> {out}")
+    import eval_tasks
+    sys.argv = [sys.argv[0], "--tasks", "hellaswag", "-o", out]
+    eval_tasks.main()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 # libFuzzer targets for the file readers (clang). `make fuzz` runs each for FUZZ_SECONDS
 # (default 60); `make test` runs each briefly over its seed corpus as a regression check.
-FUZZ_READERS = checkpoint shard tokenizer state hellaswag args docs gpt2bpe tiktoken done peft pairs
+FUZZ_READERS = checkpoint shard tokenizer state mc_task args docs gpt2bpe tiktoken done peft pairs
 FUZZ_BINS = $(addprefix build/fuzz_,$(FUZZ_READERS))
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang

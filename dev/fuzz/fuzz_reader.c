@@ -3,7 +3,7 @@ libFuzzer targets for the file readers: each input is written to an in-memory fi
 to one reader by path. A reader must return 0 or -1 with a message, never crash, hang, leak or
 read out of bounds (built with AddressSanitizer and UndefinedBehaviorSanitizer).
 Build one target per reader with -DFUZZ_CHECKPOINT, -DFUZZ_SHARD, -DFUZZ_TOKENIZER,
--DFUZZ_STATE, -DFUZZ_HELLASWAG, -DFUZZ_ARGS, -DFUZZ_DOCS, -DFUZZ_GPT2BPE, -DFUZZ_TIKTOKEN, -DFUZZ_DONE,
+-DFUZZ_STATE, -DFUZZ_MC_TASK, -DFUZZ_ARGS, -DFUZZ_DOCS, -DFUZZ_GPT2BPE, -DFUZZ_TIKTOKEN, -DFUZZ_DONE,
 -DFUZZ_PEFT or -DFUZZ_PAIRS (see dev/fuzz/fuzz.mk).
 
 - PAIRS: llmc/pairs.h's DPO pair-file reader; a file it accepts must have every token below its
@@ -46,7 +46,7 @@ static void fuzz_exit(int code) {
 #include "llmc/shard.h"
 #include "llmc/tokenizer.h"
 #include "llmc/train_state.h"
-#include "llmc/hellaswag.h"
+#include "llmc/mc_task.h"
 #if defined(FUZZ_PEFT)
 #include "llmc/peft.h"
 #endif
@@ -205,14 +205,22 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         train_state_read_overlap(f, path, &h, 0, 64, m, v, err);
         fclose(f);
     }
-#elif defined(FUZZ_HELLASWAG)
-    HellaSwag hs;
-    if (hellaswag_load(&hs, path, 50257, err) == 0) {
-        int seq[128], first;
-        for (int i = 0; i < hs.num_examples && i < 8; i++) {
-            for (int j = 0; j < 4; j++) { hellaswag_sequence(&hs.examples[i], j, seq, 128, &first); }
+#elif defined(FUZZ_MC_TASK)
+    McTask task;
+    if (mc_task_load(&task, path, 50257, err) == 0) {
+        int seq[128], first, ntok[MC_MAX_CHOICES];
+        double ll[MC_MAX_CHOICES], value[MC_NUM_METRICS];
+        for (int i = 0; i < task.num_examples && i < 8; i++) {
+            const McExample* ex = &task.examples[i];
+            for (int c = 0; c < ex->num_choices; c++) {
+                int len = mc_sequence(&task, ex, c, seq, 128, &first);
+                ll[c] = -len;
+                ntok[c] = len - 1 - first;
+            }
+            mc_score_example(&task, ex, ll, ntok, value);
+            mc_chance(&task, ex);
         }
-        hellaswag_free(&hs);
+        mc_task_free(&task);
     }
 #elif defined(FUZZ_ARGS)
     // handled above, before the memfd
@@ -308,7 +316,7 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         abort();
     }
 #else
-#error "define one of FUZZ_CHECKPOINT, FUZZ_SHARD, FUZZ_TOKENIZER, FUZZ_STATE, FUZZ_HELLASWAG, FUZZ_ARGS, FUZZ_DOCS, FUZZ_GPT2BPE, FUZZ_TIKTOKEN, FUZZ_DONE, FUZZ_PEFT, FUZZ_PAIRS"
+#error "define one of FUZZ_CHECKPOINT, FUZZ_SHARD, FUZZ_TOKENIZER, FUZZ_STATE, FUZZ_MC_TASK, FUZZ_ARGS, FUZZ_DOCS, FUZZ_GPT2BPE, FUZZ_TIKTOKEN, FUZZ_DONE, FUZZ_PEFT, FUZZ_PAIRS"
 #endif
     close(fd);
     return 0;

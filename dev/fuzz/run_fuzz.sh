@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs each reader's fuzzer for FUZZ_SECONDS, seeded with real files (a checkpoint and state
 # made by a short train_gpt run, a tiny shakespeare shard, GPT-2's tokenizer file, the head of
-# the HellaSwag file; for the text readers: a few trainer command lines, three JSONL records
+# three small multiple-choice task files; for the text readers: a few trainer command lines, three JSONL records
 # and a two-element JSON array from /work/shared/data, a 317-token excerpt of GPT-2's
 # encoder.json + vocab.bpe and the same as a tiktoken rank file; a small DPO pair file written
 # by dev/data/test_dpo_prepare.sh). FUZZ_ONLY="args docs" runs
@@ -23,26 +23,18 @@ if [ ! -f "$corpus/.seeded" ]; then
     head -c 3024 dev/data/tinyshakespeare/tiny_shakespeare_val.bin > "$corpus/shard_seed.bin"
     seed_dir shard "$corpus/shard_seed.bin"
     seed_dir tokenizer dev/data/gpt2_tokenizer.bin
-    python3 - "$corpus" <<'PY'
-import struct, sys
-# the first 3 HellaSwag examples as a small, valid file
-src = open("dev/data/hellaswag/hellaswag_val.bin", "rb").read()
-pos, body, total = 1024, b"", 0
-for _ in range(3):
-    meta = struct.unpack_from("<6i", src, pos)
-    n = meta[1] + sum(meta[2:])
-    body += src[pos:pos + 24 + 2 * n]
-    pos += 24 + 2 * n
-    total += n
-header = [0] * 256
-header[:4] = [20241127, 1, 3, total]
-import os
-os.makedirs(sys.argv[1] + "/hellaswag", exist_ok=True)
-open(sys.argv[1] + "/hellaswag/seed.bin", "wb").write(struct.pack("<256i", *header) + body)
-PY
     rm -f "$corpus/shard_seed.bin"
     rm -rf "$tmp"
     touch "$corpus/.seeded"
+fi
+mkdir -p "$corpus/mc_task"
+if [ ! -f "$corpus/.seeded_mc_task" ]; then
+    # small task files of each shape: one context and 4 choices (HellaSwag), two contexts
+    # (Winogrande), several true choices (TruthfulQA MC2)
+    for t in hellaswag winogrande truthfulqa_mc2; do
+        ${PYTHON:-.venv/bin/python} dev/data/eval_tasks.py --tasks $t --limit 3 -o "$corpus/mc_task/$t.bin" > /dev/null
+    done
+    touch "$corpus/.seeded_mc_task"
 fi
 mkdir -p "$corpus/peft"  # libFuzzer starts from nothing when the seed is missing
 if [ ! -f "$corpus/.seeded_peft" ] && [ -f build/ref_lora_peft_init.peft ]; then
@@ -116,7 +108,7 @@ PY
     touch "$corpus/.seeded_text"
 fi
 fails=0
-for r in ${FUZZ_ONLY:-checkpoint shard tokenizer state hellaswag args docs gpt2bpe tiktoken peft pairs}; do
+for r in ${FUZZ_ONLY:-checkpoint shard tokenizer state mc_task args docs gpt2bpe tiktoken peft pairs}; do
     # the option parser prints a note per repeated flag and the document reader one per
     extra=""
     # skipped line: their stderr is closed (libFuzzer still reports findings). The document

@@ -31,7 +31,7 @@ for f in dev/data/tinyshakespeare/tiny_shakespeare_train.bin dev/data/tinyshakes
          dev/data/gpt2_tokenizer.bin ../shared/data/gpt2/encoder.json ../shared/data/gpt2/vocab.bpe; do
     [ -f "$f" ] || { echo "FAIL: setup: $f is missing (make data)"; exit 1; }
 done
-HS=dev/data/hellaswag/hellaswag_val.bin
+HS=dev/data/eval/hellaswag.bin
 
 TG=$ROOT/train_gpt
 TOK=$ROOT/dev/data/tokenize
@@ -232,7 +232,7 @@ TINY=(-e d1 -b 2 -t 32 -x 2 -v 0 -s 0)
 # train_gpt: every numeric flag; values valid for a flag are skipped
 TG_NUMERIC="-b:. -t:. -d:-1 -l:. -u:. -q:. --wsd-decay-frac:. -c:. --grad-clip:. --beta1:. --beta2:. --eps:.
  -x:-1 -v:. -m:. -s:. -g:. --temperature:. -n:. -a:. --seed:. -y:. -nk:. -nm:. -sl:. -sg:. --guard-window:.
- --guard-max-bad:. -h:. --hellaswag-examples:-1 --peak-tflops:. -z:. --timeout:. -pn:-1 -pr:-1 -pg:. -r:. --gelu-fusion:."
+ --guard-max-bad:. -h:. --hellaswag-examples:-1 --tasks-every:. --tasks-examples:-1 --peak-tflops:. -z:. --timeout:. -pn:-1 -pr:-1 -pg:. -r:. --gelu-fusion:."
 for spec in $TG_NUMERIC; do
     numeric_flag train_gpt "${spec%%:*}" "${spec#*:}" "$TG" "${TINY[@]}"
 done
@@ -240,6 +240,7 @@ t "train_gpt --seed 1e6 (a whole number in e-notation)" ok - - "$TG" "${TINY[@]}
 t "train_gpt -k bogus" err "-k" - "$TG" "${TINY[@]}" -k bogus
 t "train_gpt -pm bogus" err "-pm" - "$TG" "${TINY[@]}" -pm bogus
 t "train_gpt --attention bogus" err "--attention" - "$TG" "${TINY[@]}" --attention bogus
+t "train_gpt --tasks with no task in it" err "--tasks" - "$TG" "${TINY[@]}" --tasks ,,
 t "train_gpt -d 48 (not a multiple of B*T)" err "-d" - "$TG" "${TINY[@]}" -d 48
 t "train_gpt -t 2048 (above the model's maxT)" err "-t" - "$TG" "${TINY[@]}" -t 2048
 t "train_gpt unknown flag --bogus" err "--bogus" - "$TG" "${TINY[@]}" --bogus 1
@@ -340,6 +341,9 @@ done < <(inputs_of "$W/trunc_tok.bin")
 while read -r kind path; do
     TO=$(to_for $kind) t "train_gpt --hellaswag $kind" err "$path" - "$TG" -e d1 -b 2 -t 32 -x 1 -v 0 -s 0 -h 1 --hellaswag-examples 2 --hellaswag "$path"
 done < <(inputs_of "$W/trunc_hs.bin")
+while read -r kind path; do
+    TO=$(to_for $kind) t "train_gpt --tasks $kind" err "$path" - "$TG" -e d1 -b 2 -t 32 -x 1 -v 0 -s 0 --tasks "$path" --tasks-examples 2
+done < <(inputs_of "$W/trunc_hs.bin")
 # glob patterns that match nothing, or a directory's contents
 t "train_gpt -i glob matching nothing" err "$W/nothing_*.bin" - "$TG" "${TINY[@]}" -i "$W/nothing_*.bin"
 
@@ -394,6 +398,7 @@ t "train_gpt -i is a model checkpoint" err "$CKPT" - "$TG" "${TINY[@]}" -i "$CKP
 t "train_gpt -e is a token shard" err "$VAL" - "$TG" -e "$VAL" -b 2 -t 32 -x 1 -v 0 -s 0
 t "train_gpt --tokenizer is a model checkpoint" warn "$CKPT" - "$TG" -e d1 -b 2 -t 32 -x 1 -v 0 -s 1 -g 4 --tokenizer "$CKPT"
 t "train_gpt --hellaswag is a token shard" err "$VAL" - "$TG" -e d1 -b 2 -t 32 -x 1 -v 0 -s 0 -h 1 --hellaswag "$VAL"
+t "train_gpt --tasks is a model checkpoint" err "$CKPT" - "$TG" -e d1 -b 2 -t 32 -x 1 -v 0 -s 0 --tasks "$CKPT"
 t "tokenize --decode a model checkpoint" err "$CKPT" - "$TOK" --decode "$CKPT"
 t "tokenize --tiktoken is GPT-2's encoder.json" err "$ENC" - "$TOK" --tiktoken "$ENC" -o "$W/out/tw" "$W/small.txt"
 t "train_gpt -i glob matching a directory and a FIFO" err "$W/fifo|$W/dir|-i" - "$TG" "${TINY[@]}" -i "$W/[df]i*"

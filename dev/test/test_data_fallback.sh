@@ -14,9 +14,9 @@ SHARED=${LLMC_SHARED_DATA:-../shared/data}
 
 # `make data` is the training data only (-B: as if nothing were built yet)
 out=$(make -n -B data 2>&1)
-if ! echo "$out" | grep -q "hellaswag.py" && echo "$out" | grep -q "tinyshakespeare.py" &&
-   make -n -B eval-data 2>&1 | grep -q "hellaswag.py"; then
-    pass "make data prepares the training data only; make eval-data prepares HellaSwag"
+if ! echo "$out" | grep -q "eval_tasks.py\|hellaswag.py" && echo "$out" | grep -q "tinyshakespeare.py" &&
+   make -n -B eval-data 2>&1 | grep -q "eval_tasks.py"; then
+    pass "make data prepares the training data only; make eval-data prepares the evaluation tasks"
 else
     fail "make data without HellaSwag" "$out"
 fi
@@ -31,9 +31,9 @@ bzip2 -c "$SHARED/hellaswag/hellaswag_val_full.txt" > "$work/hs.bz2"
 out=$(LLMC_SHARED_DATA="$work/shared" LLMC_DATA_CACHE="$work/cache" LLMC_HELLASWAG_URL="file://$work/hs.bz2" \
       $PYTHON dev/data/hellaswag.py -o "$work/hs.bin" 2>&1); rc=$?
 if [ $rc -eq 0 ] && echo "$out" | grep -q "not found, downloading file://" && [ -f "$work/cache/hellaswag/hellaswag_val_full.txt" ] &&
-   [ -f dev/data/hellaswag/hellaswag_val.bin ] && cmp -s "$work/hs.bin" dev/data/hellaswag/hellaswag_val.bin; then
+   [ -f dev/data/eval/hellaswag.bin ] && cmp -s "$work/hs.bin" dev/data/eval/hellaswag.bin; then
     pass "without ../shared/data/hellaswag, dev/data/hellaswag.py downloads, checks and writes the same file"
-elif [ $rc -eq 0 ] && [ ! -f dev/data/hellaswag/hellaswag_val.bin ]; then
+elif [ $rc -eq 0 ] && [ ! -f dev/data/eval/hellaswag.bin ]; then
     pass "without ../shared/data/hellaswag, dev/data/hellaswag.py downloads and writes $work/hs.bin (no make eval-data copy to compare)"
 else
     fail "dev/data/hellaswag.py download fallback" "rc=$rc: $out"

@@ -1,40 +1,84 @@
 #!/usr/bin/env bash
-# train_gpt's HellaSwag evaluation against the PyTorch scorer (dev/eval/hellaswag_reference.py)
-# on the same checkpoint (a fresh random reference model, GPT-2 vocabulary) and examples: the
-# accuracy, and each ending's score.
+# train_gpt's multiple-choice evaluation (llmc/train_mc.h) against the PyTorch scorer
+# (dev/eval/mc_reference.py) on a model trained here (d2, 30 steps on tiny shakespeare) and
+# the first examples of every task make eval-data writes: each choice's log-likelihood, each
+# example's metrics, batched against unbatched, choices permuted (dev/test/test_mc_eval.c);
+# then what --eval prints and logs (-h's HellaSwag line, --tasks lines and main.jsonl), and the
+# same under mpirun with 2 processes. T=47 cuts TruthfulQA's long primer from the left, as the
+# harness does when a prompt is longer than the model's window.
 set -u
 cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=2
 PYTHON=${PYTHON:-.venv/bin/python}
-HS=dev/data/hellaswag/hellaswag_val.bin
-N=${HELLASWAG_N:-40}
+N=${TASK_N:-8}
+T=47
+TASKS="hellaswag arc_easy arc_challenge piqa winogrande truthfulqa_mc1 truthfulqa_mc2 jcommonsenseqa jtruthfulqa_mc1 jtruthfulqa_mc2"
 work=$(mktemp -d /tmp/test_eval.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+fails=0
+pass() { echo "PASS: $1"; }
+fail() { echo "FAIL: $1: $2"; fails=$((fails + 1)); }
 seed=$(( ($(date +%s) ^ $$) % 100000 ))
-$PYTHON dev/reference/gpt2_reference.py --out "$work/m" --seed "$seed" --L 2 --C 64 --NH 4 --V 50257 \
-    --maxT 128 --B 1 --T 8 --steps 1 > /dev/null || { echo "FAIL: reference model"; exit 1; }
-out=$($PYTHON dev/eval/hellaswag_reference.py "$work/m_model.bin" "$HS" "$N" "$work/scores.bin")
-ref=$(echo "$out" | grep "HellaSwag accuracy")
-ties=$(echo "$out" | sed -n 's/^near ties: //p')
-ours=$(./train_gpt -e "$work/m_model.bin" -b 1 -t 127 --eval -h 1 --hellaswag-examples "$N" -m 1 | grep "HellaSwag accuracy")
-# equal, except that each near tie (float64 scores within 1e-4) may go either way in fp32
-acc() { echo "$1" | sed -E 's/.*accuracy ([0-9.]+).*/\1/'; }
-if [ -n "$ours" ] && [ -n "$ref" ] && awk -v a="$(acc "$ours")" -v b="$(acc "$ref")" -v n="$N" -v t="${ties:-0}" \
-        'BEGIN { d = (a - b) * n; if (d < 0) d = -d; exit !(d <= t + 1e-6) }'; then
-    echo "PASS: HellaSwag accuracy equals PyTorch's on $N examples, seed $seed ($ours; $ties near ties)"
+./train_gpt -e d2 -b 4 -t 64 -x 30 -v 0 -s 0 --seed "$seed" -o "$work/run" > "$work/train.out" 2>&1 ||
+    { echo "FAIL: training the model to evaluate: $(tail -2 "$work/train.out")"; exit 1; }
+MODEL=$work/run/model_00000030.bin
+for t in $TASKS; do
+    f=dev/data/eval/$t.bin
+    if ! $PYTHON dev/eval/mc_reference.py "$MODEL" "$f" "$N" $T "$work/ref_$t.bin" > "$work/ref_$t.out" 2>&1; then
+        fail "PyTorch scorer on $t" "$(tail -2 "$work/ref_$t.out")"; continue
+    fi
+    # B=5: rows of several lengths in one forward
+    ./dev/test/test_mc_eval "$MODEL" "$f" "$N" $T 5 "$work/ref_$t.bin" || fails=$((fails + 1))
+done
+
+# --eval: one line per task with the metrics PyTorch computed (equal unless the reference saw a near tie)
+out=$(./train_gpt -e "$MODEL" -b 3 -t $T --eval -m 1 -o "$work/ev" -h 1 --hellaswag-examples "$N" \
+      --tasks arc_easy,winogrande,truthfulqa_mc2,hellaswag --tasks-examples "$N" 2>&1)
+ok=1
+for t in arc_easy winogrande truthfulqa_mc2; do
+    line=$(echo "$out" | grep ": $t ($N examples, 0-shot):")
+    ref=$(head -1 "$work/ref_$t.out")
+    ties=$(echo "$ref" | sed -E 's/.*near ties ([0-9]+).*/\1/')
+    [ "$ties" = 0 ] || continue  # a near tie may go either way in fp32: the per-example test covered it
+    for m in acc acc_norm mc2; do
+        a=$(echo "$line" | grep -oE "(^|[ |]) ?$m [0-9.]+" | grep -oE "[0-9.]+$")
+        b=$(echo "$ref" | grep -oE "(^|[ |]) ?$m [0-9.]+" | grep -oE "[0-9.]+$")
+        if [ -n "$b" ] && [ "$a" != "$b" ]; then ok=0; echo "  $t $m: --eval '$a', PyTorch '$b'"; fi
+    done
+done
+hs=$(echo "$out" | grep -c "HellaSwag accuracy")
+hsref=$(head -1 "$work/ref_hellaswag.out" | grep -oE "acc_token [0-9.]+")
+hsours=$(echo "$out" | grep -oE "hellaswag \($N examples.*acc_token [0-9.]+" | grep -oE "acc_token [0-9.]+")
+jl=$(grep -c '"task":' "$work/ev/eval.jsonl" 2>/dev/null)
+if [ $ok = 1 ] && [ "$hs" = 1 ] && [ "$jl" = 4 ] && { [ "$hsours" = "$hsref" ] || ! grep -q "near ties 0" "$work/ref_hellaswag.out"; } &&
+   grep -q '"task":"truthfulqa_mc2","examples":'"$N"',"shots":0,"mc2":' "$work/ev/eval.jsonl"; then
+    pass "--eval --tasks: a line per task with PyTorch's metrics, -h's HellaSwag once (its llm.c line too), 4 task records in eval.jsonl"
 else
-    echo "FAIL: HellaSwag accuracy: ours '$ours', PyTorch '$ref' ($ties near ties, seed $seed)"
-    exit 1
+    fail "--eval --tasks" "HellaSwag lines $hs ($hsours vs PyTorch $hsref), jsonl task records ${jl:-0}: $(echo "$out" | grep -E "examples, [0-9]+-shot" | head -5 | tr '\n' ' ')"
 fi
-# and every ending's score, the quantity the accuracy is decided on
-./dev/test/test_hellaswag "$work/m_model.bin" "$HS" "$N" "$work/scores.bin"
-rc_hs=$?
+# the same under mpirun: the examples split over 2 processes, the same sums
+if command -v mpirun > /dev/null; then
+    out2=$(mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 ./train_gpt -e "$MODEL" -b 3 -t $T --eval -m 2 \
+           --tasks arc_easy,winogrande,truthfulqa_mc2 --tasks-examples 7 2>&1)
+    out1=$(./train_gpt -e "$MODEL" -b 3 -t $T --eval -m 2 --tasks arc_easy,winogrande,truthfulqa_mc2 --tasks-examples 7 2>&1)
+    l1=$(echo "$out1" | grep -E "^eval .*examples, 0-shot\):" | sed -E 's/ \([0-9]+ s\)$//')
+    l2=$(echo "$out2" | grep -E "^eval .*examples, 0-shot\):" | sed -E 's/ \([0-9]+ s\)$//')
+    if [ -n "$l1" ] && [ "$(echo "$l1" | wc -l)" = 3 ] && [ "$l1" = "$l2" ]; then
+        pass "--tasks under mpirun -np 2 (7 examples each, split 4 + 3) prints what 1 process prints"
+    else
+        fail "--tasks under mpirun" "1 process: $(echo "$l1" | tr '\n' ' ') | 2: $(echo "$l2" | tr '\n' ' ') $(echo "$out2" | tail -2)"
+    fi
+fi
+# a task file for another vocabulary, and an unknown task, are refused naming the flag
+out=$(./train_gpt -e "$MODEL" -b 3 -t $T --eval --tasks nosuchtask 2>&1); rc=$?
+[ $rc -ne 0 ] && echo "$out" | grep -q "^error: --tasks: dev/data/eval/nosuchtask.bin" &&
+    pass "--tasks nosuchtask is refused naming the flag and the file" || fail "--tasks nosuchtask" "rc $rc: $out"
 
 # Bits per byte of the val loss, recomputed here from the printed loss and the val shard: the
 # first -m batches' B*T targets (tokens 1..m*B*T of the shard), each decoded with GPT-2's own
 # encoder.json (not our tokenizer file) to count its bytes, end-of-text counting none.
 B=3; T=50; M=2
-line=$(./train_gpt -e "$work/m_model.bin" -b $B -t $T --eval -m $M | grep "bits per byte")
+line=$(./train_gpt -e "$MODEL" -b $B -t $T --eval -m $M | grep "bits per byte")
 if $PYTHON - "$line" $B $T $M dev/data/tinyshakespeare/tiny_shakespeare_val.bin <<'PY'
 import json, math, re, sys
 import numpy as np
@@ -63,5 +107,5 @@ print(("PASS" if ok else "FAIL") + f": bits per byte: --eval says {bpb} ({bpt} b
       f"GPT-2's encoder.json {want_bpb:.6f} ({want_bpt:.4f}) over {len(targets)} tokens, {nbytes} bytes")
 sys.exit(0 if ok else 1)
 PY
-then rc_bpb=0; else rc_bpb=1; fi
-[ $rc_hs -eq 0 ] && [ $rc_bpb -eq 0 ]
+then :; else fails=$((fails + 1)); fi
+[ $fails -eq 0 ]

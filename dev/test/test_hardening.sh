@@ -220,12 +220,12 @@ else
 fi
 out=$(train $ARGS -x 1 2>&1)
 echo "$out" | grep -q "(1 accumulation step)" && pass "'1 accumulation step', singular" || fail "singular accumulation step" "$(echo "$out" | grep batch:)"
-if [ -f dev/data/hellaswag/hellaswag_val.bin ]; then
+if [ -f dev/data/eval/hellaswag.bin ]; then
     $TRAIN_BIN $ARGS --eval -h 1 -e d2 > "$work/hs.out" 2>&1 &
     hs=$!
     sleep 3; kill -TERM $hs
     t0=$(date +%s); wait $hs; rc=$?; t1=$(date +%s)
-    if [ $((t1 - t0)) -le 10 ] && grep -q "HellaSwag evaluation interrupted" "$work/hs.out"; then
+    if [ $((t1 - t0)) -le 10 ] && grep -q "hellaswag evaluation interrupted" "$work/hs.out"; then
         pass "a signal stops a HellaSwag evaluation of 10,042 examples within seconds ($((t1 - t0)) s, rc $rc)"
     else
         fail "a signal within a HellaSwag evaluation" "$((t1 - t0)) s: $(tail -2 "$work/hs.out" | tr '\n' ' ')"

@@ -19,7 +19,7 @@ Prints PASS:/FAIL: lines; exits 1 if anything failed.
 #include "llmc/guard.h"
 #include "llmc/train_state.h"
 #include "llmc/run_dir.h"
-#include "llmc/hellaswag.h"
+#include "llmc/mc_task.h"
 #include "llmc/comm.h"
 #include "llmc/encoder.h"
 #include "dev/test/testing.h"
@@ -545,43 +545,97 @@ static void test_train_state(void) {
     free(bytes); free(m); free(v); free(m2); free(v2);
 }
 
-static void test_hellaswag(const char* path) {
-    HellaSwag hs;
+// The multiple-choice task file (llmc/mc_task.h) on make eval-data's HellaSwag, the sequences
+// lm-evaluation-harness's truncation gives, and the metrics on scores whose answers are known.
+static void test_mc_task(const char* path) {
+    McTask t;
     char err[LLMC_ERRLEN], bad[512];
-    if (access(path, F_OK) != 0) { check(0, "hellaswag file", "%s missing: run make data", path); return; }
-    int rc = hellaswag_load(&hs, path, 50257, err);
-    int labels[4] = {0};
-    if (rc == 0) { for (int i = 0; i < hs.num_examples; i++) { labels[hs.examples[i].label]++; } }
+    if (access(path, F_OK) != 0) { check(0, "task file", "%s missing: run make eval-data", path); return; }
+    int rc = mc_task_load(&t, path, 50257, err);
+    int labels[4] = {0}, shape_ok = rc == 0;
+    if (rc == 0) {
+        for (int i = 0; i < t.num_examples; i++) {
+            const McExample* ex = &t.examples[i];
+            shape_ok &= ex->num_contexts == 1 && ex->num_choices == 4;
+            for (int c = 0; c < ex->num_choices && shape_ok; c++) {
+                if (t.choices[ex->first_choice + c].is_true) { labels[c]++; }
+            }
+        }
+    }
     // the counts in ../shared/data/README.md
-    check(rc == 0 && hs.num_examples == 10042 && labels[0] == 2515 && labels[1] == 2485 && labels[2] == 2584 && labels[3] == 2458,
-          "hellaswag: 10042 examples with the documented label counts", "rc=%d %s", rc, rc ? err : "");
+    check(shape_ok && t.num_examples == 10042 && labels[0] == 2515 && labels[1] == 2485 && labels[2] == 2584 &&
+          labels[3] == 2458 && strcmp(t.name, "hellaswag") == 0 && t.kind == MC_KIND_ONE_TRUE && t.headline == MC_ACC_NORM,
+          "task file: HellaSwag's 10042 examples of 4 endings with the documented label counts", "rc=%d %s", rc, rc ? err : "");
     if (rc == 0) {
         int seq[64], first;
-        const HellaSwagExample* ex = &hs.examples[0];
-        int len = hellaswag_sequence(ex, 1, seq, 64, &first);
-        int ok = len == ex->ctx_len + ex->end_len[1] && first == ex->ctx_len - 1 && seq[0] == ex->ctx[0] &&
-                 seq[first + 1] == ex->ending[1][0] && seq[len - 1] == ex->ending[1][ex->end_len[1] - 1];
-        // too long for the model: the context is cut from the left, the ending kept whole
-        int short_max = ex->end_len[1] + 3;
-        int len2, first2;
-        len2 = hellaswag_sequence(ex, 1, seq, short_max, &first2);
-        ok = ok && len2 == short_max && first2 == 2 && seq[0] == ex->ctx[ex->ctx_len - 3] &&
-             seq[len2 - 1] == ex->ending[1][ex->end_len[1] - 1];
-        check(ok, "hellaswag: sequences keep the whole ending, targets aligned", "len %d first %d; cut: len %d first %d",
-              len, first, len2, first2);
-        hellaswag_free(&hs);
+        const McExample* ex = &t.examples[0];
+        const McChoice* ch = &t.choices[ex->first_choice + 1];
+        int clen = t.context_len[ex->first_context];
+        const int* ctx = t.context_tokens[ex->first_context];
+        int len = mc_sequence(&t, ex, 1, seq, 64, &first);
+        int ok = len == clen + ch->len && first == clen - 1 && seq[0] == ctx[0] && seq[first + 1] == ch->tokens[0] &&
+                 seq[len - 1] == ch->tokens[ch->len - 1];
+        // longer than the window: the last max_len tokens, the whole continuation still scored
+        int max_len = ch->len + 3, first2;
+        int len2 = mc_sequence(&t, ex, 1, seq, max_len, &first2);
+        ok = ok && len2 == max_len && first2 == 2 && seq[0] == ctx[clen - 3] && seq[len2 - 1] == ch->tokens[ch->len - 1];
+        // a continuation longer than the window: its last max_len - 1 tokens are the targets
+        int len3 = mc_sequence(&t, ex, 1, seq, 2, &first2);
+        ok = ok && len3 == 2 && first2 == 0 && seq[0] == ch->tokens[ch->len - 2] && seq[1] == ch->tokens[ch->len - 1];
+        check(ok, "task file: sequences cut from the left, the continuation's tokens are the targets",
+              "len %d first %d; cut: len %d first %d", len, first, len2, first2);
     }
+    // metrics on known scores (the first choice true): ll -5 over 10 characters against -3 over
+    // 2: acc picks the second, acc_norm (-0.5 > -1.5) the first; over 10 and 6 bytes both are
+    // -0.5 and the first wins the tie, as numpy's argmax; over 1 and 3 tokens (-5 < -1) the second
+    {
+        McTask k;
+        memset(&k, 0, sizeof(k));
+        McChoice chs[3] = {{0, 1, 10, 10, 1, NULL}, {0, 3, 2, 6, 0, NULL}, {0, 1, 1, 1, 1, NULL}};
+        McExample ex = {1, 2, 0, 0};
+        k.choices = chs;
+        k.kind = MC_KIND_ONE_TRUE;
+        double ll[3] = {-5.0, -3.0, 0.0}, v[MC_NUM_METRICS];
+        int ntok[3] = {1, 3, 1};
+        mc_score_example(&k, &ex, ll, ntok, v);
+        int ok = v[MC_ACC] == 0 && v[MC_ACC_NORM] == 1 && v[MC_ACC_BYTES] == 1 && v[MC_ACC_TOKEN] == 0 && fabs(mc_chance(&k, &ex) - 0.5) < 1e-15;
+        // MC2: probabilities 0.2, 0.3, 0.5 with the first and the last true: 0.7; the same
+        // shifted by -900 (exp underflows without the shift)
+        k.kind = MC_KIND_MC2;
+        ex.num_choices = 3;
+        chs[1].is_true = 0;
+        double l2[3] = {log(0.2), log(0.3), log(0.5)}, l3[3];
+        for (int i = 0; i < 3; i++) { l3[i] = l2[i] - 900.0; }
+        mc_score_example(&k, &ex, l2, ntok, v);
+        double a = v[MC_MC2];
+        mc_score_example(&k, &ex, l3, ntok, v);
+        ok = ok && fabs(a - 0.7) < 1e-12 && fabs(v[MC_MC2] - 0.7) < 1e-9 && fabs(mc_chance(&k, &ex) - 2.0 / 3) < 1e-15;
+        check(ok, "task metrics: acc, acc_norm, acc_bytes, acc_token, MC2 on known scores", "mc2 %.6f, shifted %.6f", a, v[MC_MC2]);
+    }
+    mc_task_free(&t);
     size_t n;
     unsigned char* bytes = read_all(path, &n);
-    tmp_path(bad, sizeof(bad), "hs_truncated.bin");
+    tmp_path(bad, sizeof(bad), "task_truncated.bin");
     write_bytes(bad, bytes, n - 2);
-    rc = hellaswag_load(&hs, bad, 50257, err);
-    check_rejects(rc, err, bad, "truncated", "hellaswag: truncated file rejected");
-    tmp_path(bad, sizeof(bad), "hs_badlabel.bin");
-    ((int32_t*)(bytes + 1024))[0] = 7;
+    rc = mc_task_load(&t, bad, 50257, err);
+    check_rejects(rc, err, bad, "truncated", "task file: truncated file rejected");
+    rc = mc_task_load(&t, path, 58257, err);
+    check_rejects(rc, err, path, "vocabulary of 50257", "task file: another vocabulary's model rejected");
+    // the first example's second choice made true as well: two true choices
+    int32_t* ex0 = (int32_t*)(bytes + 1024);
+    int32_t* choice1 = ex0 + 2 + ex0[0] + 5;
+    tmp_path(bad, sizeof(bad), "task_two_true.bin");
+    int saved = choice1[4];
+    choice1[4] = 1 - saved;
     write_bytes(bad, bytes, n);
-    rc = hellaswag_load(&hs, bad, 50257, err);
-    check_rejects(rc, err, bad, "bad label", "hellaswag: bad label rejected");
+    rc = mc_task_load(&t, bad, 50257, err);
+    check_rejects(rc, err, bad, "true choices", "task file: an example with two true choices rejected");
+    choice1[4] = saved;
+    ((int32_t*)bytes)[0] = 20241127;
+    tmp_path(bad, sizeof(bad), "task_old.bin");
+    write_bytes(bad, bytes, n);
+    rc = mc_task_load(&t, bad, 50257, err);
+    check_rejects(rc, err, bad, "make eval-data", "task file: the old HellaSwag format rejected, naming the fix");
     free(bytes);
 }
 
@@ -756,7 +810,7 @@ int main(int argc, char** argv) {
     test_atomic_file();
     test_guard();
     test_train_state();
-    test_hellaswag(argv[3]);
+    test_mc_task(argv[3]);
     test_encoder_buckets(tokens, ntok);
     test_strict_numbers();
     test_utf8_printer();

@@ -20,7 +20,7 @@ run() {  # name, command...
         fails=$((fails + 1))
     fi
 }
-run "test_llmc" build/asan/test_llmc dev/data/tinyshakespeare/tiny_shakespeare_val.bin dev/data/gpt2_tokenizer.bin dev/data/hellaswag/hellaswag_val.bin
+run "test_llmc" build/asan/test_llmc dev/data/tinyshakespeare/tiny_shakespeare_val.bin dev/data/gpt2_tokenizer.bin dev/data/eval/hellaswag.bin
 $PYTHON dev/reference/gpt2_reference.py --out "$work/ref" --seed $(( $(date +%s) % 100000 )) \
     --L 2 --C 72 --NH 3 --V 997 --maxT 16 --B 4 --T 13 --steps 3 > /dev/null
 run "test_gpt" build/asan/test_gpt "$work/ref"
