@@ -2,7 +2,9 @@
 Plots one or several training runs into one PNG: train and val loss against tokens, the same
 against training FLOPs, HellaSwag accuracy against tokens when the runs have it, and for DPO
 runs (--dpo: dpo_* and dpo_val_* records of main.jsonl) the reward accuracy and the reward
-margin against steps, on the training batches (faint) and on the held-out pairs (markers).
+margin against steps, on the training batches (faint) and on the held-out pairs (markers),
+val bits per byte against FLOPs, and the multiple-choice tasks (--tasks: "task" records) each
+by its headline metric against tokens, with its chance level.
 
 usage: .venv/bin/python dev/plot_log.py RUN [RUN ...] -o runs.png [--logx] [--smooth N] [--title T]
 RUN is an output directory (its main.jsonl, else its main.log), a main.jsonl file, or an llm.c
@@ -84,7 +86,7 @@ def read_run(path, tokens_per_step=None):
     label = os.path.basename(os.path.dirname(os.path.abspath(path)))
     if not path.endswith(".jsonl"):
         train, val, hs = read_main_log(path, tokens_per_step)
-        return label, [train[k] for k in sorted(train)], [val[k] for k in sorted(val)], [hs[k] for k in sorted(hs)], [], []
+        return label, [train[k] for k in sorted(train)], [val[k] for k in sorted(val)], [hs[k] for k in sorted(hs)], [], [], {}
     rows = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -98,8 +100,10 @@ def read_run(path, tokens_per_step=None):
     if not rows:
         sys.exit(f"error: {path}: no records")
     # a resumed run may repeat steps: the last record of each (step, kind) wins
-    train, val, hs, dpo, dpo_val = {}, {}, {}, {}, {}
+    train, val, hs, dpo, dpo_val, tasks = {}, {}, {}, {}, {}, {}
     for r in rows:
+        if r.get("task") is not None and r.get(r.get("headline", "")) is not None:
+            tasks.setdefault(r["task"], {})[r["step"]] = r
         if r.get("dpo_loss") is not None:
             dpo[r["step"]] = r
         if r.get("dpo_val_loss") is not None:
@@ -111,7 +115,8 @@ def read_run(path, tokens_per_step=None):
         if r.get("hellaswag") is not None:
             hs[r["step"]] = r
     return (label, [train[k] for k in sorted(train)], [val[k] for k in sorted(val)], [hs[k] for k in sorted(hs)],
-            [dpo[k] for k in sorted(dpo)], [dpo_val[k] for k in sorted(dpo_val)])
+            [dpo[k] for k in sorted(dpo)], [dpo_val[k] for k in sorted(dpo_val)],
+            {t: [v[k] for k in sorted(v)] for t, v in tasks.items()})
 
 
 def series(records, x, y):
@@ -146,21 +151,25 @@ def main():
         ap.error("--smooth must be >= 0")
     runs = [read_run(p, args.tokens_per_step) for p in args.runs]
     # x axis: tokens when every run has them, else steps
-    has_tokens = all(r.get("tokens") is not None for _, tr, va, _, _, _ in runs for r in tr + va)
+    has_tokens = all(r.get("tokens") is not None for _, tr, va, _, _, _, _ in runs for r in tr + va)
     xkey = "tokens" if has_tokens else "step"
-    have_flops = any(r.get("flops") is not None for _, tr, _, _, _, _ in runs for r in tr)
-    have_hs = any(hs for _, _, _, hs, _, _ in runs)
-    have_dpo = any(d or dv for _, _, _, _, d, dv in runs)
-    have_bpb = any(r.get("val_bpb") is not None for _, _, va, _, _, _ in runs for r in va)
+    have_flops = any(r.get("flops") is not None for _, tr, _, _, _, _, _ in runs for r in tr)
+    have_hs = any(hs for _, _, _, hs, _, _, _ in runs)
+    have_tasks = any(tk for *_, tk in runs)
+    have_dpo = any(d or dv for _, _, _, _, d, dv, _ in runs)
+    have_bpb = any(r.get("val_bpb") is not None for _, _, va, _, _, _, _ in runs for r in va)
     panels = [xkey] + (["flops"] if have_flops else [])
     bpb_x = "flops" if have_flops else xkey  # bits per byte compares vocabularies: against compute
-    ncols = len(panels) + (1 if have_hs else 0) + (2 if have_dpo else 0) + (1 if have_bpb else 0)
+    ncols = len(panels) + (1 if have_hs else 0) + (2 if have_dpo else 0) + (1 if have_bpb else 0) + (1 if have_tasks else 0)
     fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4.5), squeeze=False)
     axes = axes[0]
     hs_ax = len(panels) if have_hs else None
     dpo_ax = len(panels) + (1 if have_hs else 0)
     bpb_ax = dpo_ax + (2 if have_dpo else 0)
-    for i, (label, train, val, hs, dpo, dpo_val) in enumerate(runs):
+    tasks_ax = bpb_ax + (1 if have_bpb else 0)
+    styles = ["-", "--", ":", "-."]
+    task_color = {}
+    for i, (label, train, val, hs, dpo, dpo_val, tasks) in enumerate(runs):
         color = f"C{i}"
         for ax, x in zip(axes, panels):
             tx, ty = series(train, x, "loss")
@@ -181,6 +190,17 @@ def main():
             hx, hy = series(hs, xkey, "hellaswag")
             if hx:
                 axes[hs_ax].plot(hx, hy, color=color, marker="o", ms=3, label=label)
+        # each task's headline metric (the one lm-evaluation-harness reports first): a colour per
+        # task, a line style per run, the task's chance level dotted in its colour
+        for task, recs in sorted(tasks.items()):
+            c = task_color.setdefault(task, f"C{len(task_color) % 10}")
+            head = recs[-1]["headline"]
+            tx, ty = series(recs, xkey, head)
+            if tx:
+                axes[tasks_ax].plot(tx, ty, color=c, ls=styles[i % len(styles)], marker="o", ms=3,
+                                    label=f"{task} {head}" + (f" ({label})" if len(runs) > 1 else ""))
+                if i == 0 and recs[-1].get("chance") is not None:
+                    axes[tasks_ax].axhline(recs[-1]["chance"], color=c, ls=":", lw=0.8)
         if have_dpo:
             for k, key in enumerate(("reward_accuracy", "reward_margin")):
                 ax = axes[dpo_ax + k]
@@ -216,6 +236,12 @@ def main():
         ax.set_ylabel("val bits per byte")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    if have_tasks:
+        ax = axes[tasks_ax]
+        ax.set_xlabel(names[xkey])
+        ax.set_ylabel("task score (dotted: chance)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     if args.logx:
         for ax in axes:
             ax.set_xscale("log", nonpositive="mask")  # step 0 / 0 tokens: left out
@@ -224,7 +250,7 @@ def main():
     fig.tight_layout()
     fig.savefig(args.output, dpi=110)
     drawn = [f"loss vs {names[x]}" for x in panels] + (["HellaSwag"] if have_hs else []) + \
-        (["DPO reward accuracy", "DPO reward margin"] if have_dpo else []) + (["val bits per byte"] if have_bpb else [])
+        (["DPO reward accuracy", "DPO reward margin"] if have_dpo else []) + (["val bits per byte"] if have_bpb else []) + (["tasks"] if have_tasks else [])
     print(f"wrote {args.output} (panels: {', '.join(drawn)})")
 
 

@@ -69,7 +69,17 @@ if command -v mpirun > /dev/null; then
         fail "--tasks under mpirun" "1 process: $(echo "$l1" | tr '\n' ' ') | 2: $(echo "$l2" | tr '\n' ' ') $(echo "$out2" | tail -2)"
     fi
 fi
-# a task file for another vocabulary, and an unknown task, are refused naming the flag
+# during training: every --tasks-every steps and after the last, each in main.jsonl, and plotted
+out=$(./train_gpt -e d1 -b 4 -t $T -x 4 -v 2 -s 0 --tasks piqa,jtruthfulqa_mc2 --tasks-every 2 --tasks-examples 6 -o "$work/tr" 2>&1)
+n=$(grep -c '"task":"piqa","examples":6' "$work/tr/main.jsonl" 2>/dev/null)
+panels=$($PYTHON dev/plot_log.py "$work/tr" -o "$work/tr.png" 2>&1)
+if [ "$n" = 3 ] && [ "$(grep -c '"task":"jtruthfulqa_mc2"' "$work/tr/main.jsonl")" = 3 ] && echo "$panels" | grep -q "tasks)" &&
+   [ -s "$work/tr.png" ]; then
+    pass "--tasks-every 2 over 4 steps: each task at steps 0, 2, 4 in main.jsonl; plot_log.py draws the tasks panel"
+else
+    fail "--tasks during training" "piqa records ${n:-0}; $panels; $(echo "$out" | tail -2)"
+fi
+# an unknown task is refused naming the flag and the file it looked for
 out=$(./train_gpt -e "$MODEL" -b 3 -t $T --eval --tasks nosuchtask 2>&1); rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "^error: --tasks: dev/data/eval/nosuchtask.bin" &&
     pass "--tasks nosuchtask is refused naming the flag and the file" || fail "--tasks nosuchtask" "rc $rc: $out"
