@@ -18,6 +18,8 @@ trap 'rm -rf "$work"' EXIT
 fails=0
 pass() { echo "PASS: $1"; }
 fail() { echo "FAIL: $1: $2"; fails=$((fails + 1)); }
+# the task files decode back to the sources under the harness's templates, k-shot, refusals
+$PYTHON dev/data/test_eval_tasks.py || fails=$((fails + 1))
 seed=$(( ($(date +%s) ^ $$) % 100000 ))
 ./train_gpt -e d2 -b 4 -t 64 -x 30 -v 0 -s 0 --seed "$seed" -o "$work/run" > "$work/train.out" 2>&1 ||
     { echo "FAIL: training the model to evaluate: $(tail -2 "$work/train.out")"; exit 1; }
