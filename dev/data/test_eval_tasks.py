@@ -11,7 +11,6 @@ Prints PASS:/FAIL: lines. usage: test_eval_tasks.py (from the repository root)
 import json
 import os
 import random
-import struct
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from eval_tasks import encode_pair  # noqa: E402
 from tinyshakespeare import EOT, SHARED, gpt2_encoding  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "eval"))
+from mc_reference import read_task  # noqa: E402  (the oracle's own reader of the file)
 
 EVAL = "dev/data/eval"
 PY = sys.executable
@@ -32,32 +33,10 @@ def report(ok, name, detail=""):
 
 
 def read(path):
-    """(name, header, [(contexts, [(ctx, tokens, chars, bytes, true)])])"""
-    data = open(path, "rb").read()
-    h = struct.unpack_from("<256i", data, 0)
-    name = data[64:128].split(b"\0")[0].decode()
-    pos, out = 1024, []
-    for _ in range(h[2]):
-        nc, nch = struct.unpack_from("<2i", data, pos)
-        pos += 8
-        lens = struct.unpack_from(f"<{nc}i", data, pos)
-        pos += 4 * nc
-        meta = [struct.unpack_from("<5i", data, pos + 20 * j) for j in range(nch)]
-        pos += 20 * nch
-        n = sum(lens) + sum(m[1] for m in meta)
-        toks = list(struct.unpack_from(f"<{n}H", data, pos))
-        pos += 2 * n
-        ctxs, k = [], 0
-        for L in lens:
-            ctxs.append(toks[k:k + L])
-            k += L
-        chs = []
-        for ci, L, chars, nbytes, true in meta:
-            chs.append((ci, toks[k:k + L], chars, nbytes, true))
-            k += L
-        out.append((ctxs, chs))
-    assert pos == len(data), f"{path}: {len(data) - pos} bytes left over"
-    return name, h, out
+    """(name, header, [(contexts, [(ctx, tokens, chars, bytes, true)])]), tokens as lists"""
+    name, h, exs = read_task(path, 1 << 30)
+    return name, h, [([c.tolist() for c in ctxs], [(ci, t.tolist(), ch, nb, tr) for ci, t, ch, nb, tr in chs])
+                     for ctxs, chs in exs]
 
 
 def jsonl(rel):

@@ -27,11 +27,11 @@ METRICS = ["acc", "acc_norm", "acc_bytes", "acc_token", "mc2"]
 
 
 def read_task(path, n):
-    """[(contexts, choices)] of the first n examples; a choice is (context, tokens, chars, bytes, true)."""
+    """(name, header, [(contexts, choices)]) of the first n examples; a choice is (context, tokens,
+    chars, bytes, true); tokens as int64 arrays."""
     data = open(path, "rb").read()
     h = struct.unpack_from("<256i", data, 0)
     assert h[0] == 20261203 and h[1] == 1, f"{path}: not a version-1 task file"
-    kind = h[6]
     name = data[64:128].split(b"\0")[0].decode()
     pos, out = 1024, []
     for _ in range(min(n, h[2])):
@@ -53,7 +53,9 @@ def read_task(path, n):
             choices.append((ci, toks[k:k + L], chars, nbytes, true))
             k += L
         out.append((contexts, choices))
-    return name, kind, out
+    if n >= h[2]:
+        assert pos == len(data), f"{path}: {len(data) - pos} bytes after the last example"
+    return name, h, out
 
 
 def loglikelihood(model, context, cont, T):
@@ -79,7 +81,8 @@ def pick(scores):
 def main():
     ckpt, path, n, T = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     model = load_llmc_checkpoint(ckpt)
-    name, kind, examples = read_task(path, n)
+    name, header, examples = read_task(path, n)
+    kind = header[6]
     values, ties, lls = [], [], []
     with torch.no_grad():
         for contexts, choices in examples:

@@ -10,7 +10,10 @@ import argparse
 import datetime
 import json
 import os
-import platform
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data"))
+from bench_tokenizer import cpu_name  # noqa: E402
 
 # Published lm-evaluation-harness figures for GPT-2 small (124M), with where each comes from.
 # Every one is on the task's full set; ours may be a prefix of it (the examples column).
@@ -42,17 +45,6 @@ def load(out, name):
             if "task" in r:
                 tasks[r["task"]] = r
     return tasks
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main():
