@@ -12,3 +12,6 @@ QUICK_BINS += dev/eval/sft_eval
 # LoRA adapter and a soft prompt), greedy generation, and the errors (about 20 s)
 TESTS += dev/eval/test_sft_eval.sh
 QUICK_TESTS += dev/eval/test_sft_eval.sh
+
+# the multiple-choice scoring at B=1 against batched (make bench)
+BENCH_SCRIPTS += dev/eval/bench_tasks.sh
