@@ -27,7 +27,7 @@ for r in $(seq 1 "$ROUNDS"); do
         t2=$(date +%s.%N)
         s=$(awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { printf "%.2f", (b - a) - (c - b) }')
         if [ -z "${best[$b]:-}" ] || awk -v x="$s" -v y="${best[$b]}" 'BEGIN { exit !(x < y) }'; then best[$b]=$s; fi
-        line=$(echo "$out" | grep -E ": $TASK \(" | sed -E 's/^[^:]*: //; s/ \([0-9]+ s\)$//')
+        line=$(echo "$out" | grep -E "^eval .*: $TASK \(" | sed -E 's/^[^:]*: //; s/ \([0-9]+ s\)$//')
     done
 done
 date=$(date -u +%Y-%m-%d)
