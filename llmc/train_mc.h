@@ -194,6 +194,7 @@ static void mc_suite_add(McSuite* su, const char* path, int examples, int every,
         }
     }
     if (su->count == MC_MAX_TASKS) { die("%s: more than %d tasks", flag, MC_MAX_TASKS); }
+    if (examples == 0) { die("%s-examples 0: no example to score (-1: all)", flag); }
     McTaskRun* tr = &su->runs[su->count];
     memset(tr, 0, sizeof(*tr));
     if (strlen(path) >= sizeof(tr->path)) { die("%s: path too long: %s", flag, path); }
