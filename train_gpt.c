@@ -723,12 +723,6 @@ static double cpu_take_loss_sum(void* self, double* weight_sum) {
     return s;
 }
 
-// row 0's losses at the given positions (after the soft prompt's, if any)
-static const float* cpu_losses(void* self) {
-    GPT2* model = (GPT2*)self;
-    return model->acts.losses + model->prompt_len;
-}
-
 // every row's losses at the given positions (B, T), into out
 static void cpu_losses_all(void* self, float* out) {
     GPT2* model = (GPT2*)self;
@@ -844,7 +838,6 @@ int main(int argc, char** argv) {
     ops.allocate = cpu_allocate;
     ops.forward = cpu_forward;
     ops.take_loss_sum = cpu_take_loss_sum;
-    ops.losses = cpu_losses;
     ops.losses_all = cpu_losses_all;
     ops.set_distill = cpu_set_distill;
     ops.set_weights = cpu_set_weights;

@@ -213,7 +213,7 @@ typedef struct {
     int batch_B, batch_T;
     int has_targets;
     size_t device_bytes;  // what gpt2cu_allocate took
-    float* h_losses;      // host copies for the training loop (gpu_losses, gpu_logits_at)
+    float* h_losses;      // host copies for the training loop (gpu_losses_all, gpu_logits_at)
     float* h_logits;
     floatX* h_logits_x;
     NcclComm nccl;        // several GPUs: the gradient all-reduce
@@ -1109,14 +1109,6 @@ static double gpu_take_loss_sum(void* self, double* weight_sum) {
     return s;
 }
 
-static const float* gpu_losses(void* self) {
-    GPT2CU* model = (GPT2CU*)self;
-    size_t n = (size_t)model->batch_B * model->batch_T;
-    cudaCheck(cudaMemcpyAsync(model->h_losses, model->acts.losses, n * sizeof(float), cudaMemcpyDeviceToHost, model->stream));
-    cudaCheck(cudaStreamSynchronize(model->stream));
-    return model->h_losses + model->prompt_len;  // row 0's, after the soft prompt's positions
-}
-
 static void gpu_set_distill(void* self, int on) { ((GPT2CU*)self)->distill_on = on; }
 
 // every row's losses at the given positions (B, T), into out
@@ -1282,7 +1274,6 @@ int main(int argc, char** argv) {
     ops.allocate = gpu_allocate;
     ops.forward = gpu_forward;
     ops.take_loss_sum = gpu_take_loss_sum;
-    ops.losses = gpu_losses;
     ops.losses_all = gpu_losses_all;
     ops.set_distill = gpu_set_distill;
     ops.set_weights = gpu_set_weights;

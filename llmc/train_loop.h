@@ -48,8 +48,6 @@ typedef struct {
     // Since the last call (which it resets): the weighted sum of the per-position losses of
     // the forwards with targets, and in *weight_sum the sum of their weights.
     double (*take_loss_sum)(void* self, double* weight_sum);
-    // The per-position losses of the last forward with targets, on the host.
-    const float* (*losses)(void* self);
     // The logits (V floats) of batch row 0 at position t of the last forward, on the host.
     const float* (*logits_at)(void* self, int t);
     void (*zero_grad)(void* self);
