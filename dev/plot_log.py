@@ -211,37 +211,23 @@ def main():
                 if vx:
                     ax.plot(vx, vy, color=color, marker="o", ms=3, lw=2, label=f"{label} held-out")
     names = {"tokens": "tokens", "step": "step", "flops": "training FLOPs"}
-    for ax, x in zip(axes, panels):
-        ax.set_xlabel(names[x])
-        ax.set_ylabel("loss")
+    def finish(ax, xlabel, ylabel, fontsize=8):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=fontsize)
+    for ax, x in zip(axes, panels):
+        finish(ax, names[x], "loss")
     if have_dpo:
         for k, name in enumerate(("DPO reward accuracy", "DPO reward margin")):
-            ax = axes[dpo_ax + k]
-            ax.set_xlabel("step")
-            ax.set_ylabel(name)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+            finish(axes[dpo_ax + k], "step", name, 7)
     if have_hs:
-        ax = axes[hs_ax]
-        ax.axhline(0.25, color="gray", ls="--", lw=1, label="chance")
-        ax.set_xlabel(names[xkey])
-        ax.set_ylabel("HellaSwag accuracy")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        axes[hs_ax].axhline(0.25, color="gray", ls="--", lw=1, label="chance")
+        finish(axes[hs_ax], names[xkey], "HellaSwag accuracy")
     if have_bpb:
-        ax = axes[bpb_ax]
-        ax.set_xlabel(names[bpb_x])
-        ax.set_ylabel("val bits per byte")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        finish(axes[bpb_ax], names[bpb_x], "val bits per byte")
     if have_tasks:
-        ax = axes[tasks_ax]
-        ax.set_xlabel(names[xkey])
-        ax.set_ylabel("task score (dotted: chance)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        finish(axes[tasks_ax], names[xkey], "task score (dotted: chance)", 7)
     if args.logx:
         for ax in axes:
             ax.set_xscale("log", nonpositive="mask")  # step 0 / 0 tokens: left out
