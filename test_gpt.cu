@@ -522,7 +522,8 @@ int main(int argc, char** argv) {
               "frozen base", "%s: the base weights are bitwise unchanged after %d steps", method, nsteps);
         // the adapter file of the GPU's tensors: written, read back bitwise
         char tmp[1100], err[LLMC_ERRLEN];
-        snprintf(tmp, sizeof(tmp), "%s_cu_trained.peft", argv[1]);
+        // the pid in the name: the emulation runs one reference under several kernels at once
+        snprintf(tmp, sizeof(tmp), "%s_cu_trained.%d.peft", argv[1], (int)getpid());
         peft_file_write(tmp, &gpu.peft, c, base_hash, trained);
         PeftLayout lay2;
         float* back = NULL;
@@ -534,8 +535,8 @@ int main(int argc, char** argv) {
     } else {
         // checkpoint round trip: version 3 and version 5 files load back
         char p3[1100], p5[1100];
-        snprintf(p3, sizeof(p3), "%s_cu_v3.bin", argv[1]);
-        snprintf(p5, sizeof(p5), "%s_cu_v5.bin", argv[1]);
+        snprintf(p3, sizeof(p3), "%s_cu_v3.%d.bin", argv[1], (int)getpid());
+        snprintf(p5, sizeof(p5), "%s_cu_v5.%d.bin", argv[1], (int)getpid());
         checkpoint_write(p3, &gpu.config, gpu.h_params, 3);
         checkpoint_write(p5, &gpu.config, gpu.h_params, 5);
         GPT2Config c3, c5;
