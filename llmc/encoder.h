@@ -1,6 +1,8 @@
 // Token + position embedding.
 //   forward:  out[b,t,:] = wte[inp[b,t],:] + wpe[t,:]
 //   backward: dwte[inp[b,t],:] += dout[b,t,:];  dwpe[t,:] += dout[b,t,:]
+//   at given positions (generation with a KV cache, forward only):
+//             out[i,:] = wte[inp[i],:] + wpe[pos[i],:]
 #ifndef LLMC_ENCODER_H
 #define LLMC_ENCODER_H
 
@@ -17,6 +19,15 @@ static void encoder_forward(float* out, const int* inp, const float* wte, const 
             const float* wpe_t = wpe + (size_t)t * C;
             for (int i = 0; i < C; i++) { out_bt[i] = wte_ix[i] + wpe_t[i]; }
         }
+    }
+}
+
+static void encoder_forward_at(float* out, const int* inp, const int* pos, const float* wte, const float* wpe, int N, int C) {
+    for (int i = 0; i < N; i++) {
+        float* o = out + (size_t)i * C;
+        const float* te = wte + (size_t)inp[i] * C;
+        const float* pe = wpe + (size_t)pos[i] * C;
+        for (int c = 0; c < C; c++) { o[c] = te[c] + pe[c]; }
     }
 }
 
@@ -88,6 +99,22 @@ static void encoder_forward_cuda(floatX* out, const int* inp, const floatX* wte,
                                  int B, int T, int C, cudaStream_t stream) {
     size_t n = (size_t)B * T * C;
     encoder_forward_kernel<<<(unsigned)CEIL_DIV(n, 256), 256, 0, stream>>>(out, inp, wte, wpe, B * T, T, C);
+    cudaCheckLaunch();
+}
+
+__global__ static void encoder_forward_at_kernel(floatX* out, const int* inp, const int* pos, const floatX* wte,
+                                                 const floatX* wpe, int N, int C) {
+    size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (size_t)N * C) { return; }
+    int i = (int)(idx / C), c = (int)(idx % C);
+    out[idx] = f2fx(fx2f(wte[(size_t)inp[i] * C + c]) + fx2f(wpe[(size_t)pos[i] * C + c]));
+}
+
+// inp, pos: device arrays of N
+static void encoder_forward_at_cuda(floatX* out, const int* inp, const int* pos, const floatX* wte, const floatX* wpe,
+                                    int N, int C, cudaStream_t stream) {
+    size_t n = (size_t)N * C;
+    encoder_forward_at_kernel<<<(unsigned)CEIL_DIV(n, 256), 256, 0, stream>>>(out, inp, pos, wte, wpe, N, C);
     cudaCheckLaunch();
 }
 

@@ -4,8 +4,9 @@
 #   Debian packages: a C compiler with OpenMP, clang with libFuzzer (fuzz targets), OpenBLAS
 #                    (the benchmark's baseline), PyTorch and NumPy (the reference model),
 #                    matplotlib (plots), SciPy (scaling-law fits), python3-venv, OpenMPI (data-parallel runs)
-#   .venv:           a virtual environment that sees Debian's torch, plus tiktoken and pyarrow
-#                    (FineWeb's parquet files) from PyPI
+#   .venv:           a virtual environment that sees Debian's torch, plus tiktoken, pyarrow
+#                    (FineWeb's parquet files) and transformers 4.36.2 (the Hugging Face export's
+#                    check) from PyPI
 #   dev/data:        tiny shakespeare as GPT-2 token shards, and GPT-2's tokenizer file
 set -eu
 cd "$(dirname "$0")/.."
@@ -31,5 +32,10 @@ fi
 if ! .venv/bin/python -c "import pyarrow.parquet" 2>/dev/null; then
     .venv/bin/python -m pip install -q "pyarrow<26"
 fi
-.venv/bin/python -c "import torch, numpy, tiktoken, pyarrow.parquet" || { echo "error: the python environment is incomplete"; exit 1; }
+# transformers 4.36.2 works with Debian's torch 1.13: the Hugging Face export is checked with it
+# (dev/infer/test_hf.sh, test_generate.sh); it brings tokenizers, safetensors and huggingface-hub
+if ! .venv/bin/python -c "import transformers" 2>/dev/null; then
+    .venv/bin/python -m pip install -q "transformers==4.36.2"
+fi
+.venv/bin/python -c "import torch, numpy, tiktoken, pyarrow.parquet, transformers" || { echo "error: the python environment is incomplete"; exit 1; }
 make -s data

@@ -14,5 +14,11 @@ build/fuzz_%: dev/fuzz/fuzz_reader.c $(LLMC_HEADERS) dev/data/doc_reader.h
 fuzz: $(FUZZ_BINS) data
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash dev/fuzz/run_fuzz.sh
 
+# the quantized-checkpoint reader (llmc/quant.h) has a target of its own
+build/fuzz_quant: dev/fuzz/fuzz_quant.c $(LLMC_HEADERS)
+	@mkdir -p build
+	$(FUZZ_CC) $(FUZZ_FLAGS) -march=native -o $@ $< -lm
+FUZZ_BINS += build/fuzz_quant
+
 TEST_BINS += $(FUZZ_BINS)
 TESTS += "FUZZ_SECONDS=5 bash dev/fuzz/run_fuzz.sh"

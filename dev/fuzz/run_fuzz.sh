@@ -107,8 +107,15 @@ with open(os.path.join(corpus, "tiktoken/seed"), "wb") as f:
 PY
     touch "$corpus/.seeded_text"
 fi
+# quantized checkpoints (dev/infer/quantize) of the reference model
+mkdir -p "$corpus/quant"
+if [ ! -f "$corpus/.seeded_quant" ] && [ -x dev/infer/quantize ] && [ -f build/ref_awkward_model.bin ]; then
+    dev/infer/quantize -i build/ref_awkward_model.bin -o "$corpus/quant/int4.q" --kind int4 --head quant > /dev/null
+    dev/infer/quantize -i build/ref_awkward_model.bin -o "$corpus/quant/int8.q" --kind int8 > /dev/null
+    touch "$corpus/.seeded_quant"
+fi
 fails=0
-for r in ${FUZZ_ONLY:-checkpoint shard tokenizer state mc_task args docs gpt2bpe tiktoken peft pairs}; do
+for r in ${FUZZ_ONLY:-checkpoint shard tokenizer state mc_task args docs gpt2bpe tiktoken peft pairs quant}; do
     # the option parser prints a note per repeated flag and the document reader one per
     extra=""
     # skipped line: their stderr is closed (libFuzzer still reports findings). The document
