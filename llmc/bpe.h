@@ -766,7 +766,7 @@ static int bpe_load_tiktoken(BPE* bpe, const char* path, char* err) {
     int* ids = (int*)malloc_check(cap * sizeof(int), path);
     unsigned char** byid = NULL;
     int* lenbyid = NULL;
-    int rc = -1, maxid = -1, line = 0;
+    int rc = -1, maxid = -1, line = 0, V = 0, eot = -1;  // declared before the first goto (C++ builds)
     size_t p = 0;
     while (p < n) {
         line++;
@@ -805,7 +805,7 @@ static int bpe_load_tiktoken(BPE* bpe, const char* path, char* err) {
     if (count == 0) { set_err(err, "%s: no tokens", path); goto done; }
     // ids must be 0..V-1 with at most one hole, which becomes <|endoftext|>; without a hole,
     // <|endoftext|> is appended
-    int V = maxid + 1;
+    V = maxid + 1;
     if ((size_t)V == count) { V++; }
     if ((size_t)V != count + 1) {
         set_err(err, "%s: %zu tokens with ids up to %d: ids must be 0..n-1 with at most one gap (for <|endoftext|>)", path, count, maxid);
@@ -818,7 +818,6 @@ static int bpe_load_tiktoken(BPE* bpe, const char* path, char* err) {
         byid[ids[i]] = toks[i];
         lenbyid[ids[i]] = lens[i];
     }
-    int eot = -1;
     for (int i = 0; i < V; i++) { if (byid[i] == NULL) { eot = i; break; } }
     byid[eot] = (unsigned char*)bpe_eot_text;
     lenbyid[eot] = (int)strlen(bpe_eot_text);

@@ -213,6 +213,26 @@ static int checkpoint_read(const char* path, GPT2Config* cfg, float** params, ch
     return 0;
 }
 
+// The shape at words 2..7 of a 256-int32 header, as llm.c's checkpoints (and our quantized
+// ones, llmc/quant.h) store it: maxT, V, L, NH, C, Vp.
+static void checkpoint_header_shape(int32_t* header, const GPT2Config* cfg) {
+    header[2] = cfg->max_seq_len;
+    header[3] = cfg->vocab_size;
+    header[4] = cfg->num_layers;
+    header[5] = cfg->num_heads;
+    header[6] = cfg->channels;
+    header[7] = cfg->padded_vocab_size;
+}
+
+// The version word of a file (0 when it cannot be read): tools that say whether an input was
+// fp32 (3) or bf16 (5) after checkpoint_read has checked it.
+static int checkpoint_file_version(const char* path) {
+    FILE* f = fopen(path, "rb");
+    int32_t h[2] = {0, 0};
+    if (f != NULL) { if (fread(h, sizeof(int32_t), 2, f) != 2) { h[1] = 0; } fclose(f); }
+    return h[1];
+}
+
 // Writes a checkpoint atomically: version 3 (fp32 parameters) or 5 (rounded to bf16).
 static void checkpoint_write(const char* path, const GPT2Config* cfg, const float* params, int version) {
     if (version != 3 && version != 5) { die("checkpoint_write %s: version %d (3 or 5 only)", path, version); }
@@ -220,12 +240,7 @@ static void checkpoint_write(const char* path, const GPT2Config* cfg, const floa
     memset(header, 0, sizeof(header));
     header[0] = CHECKPOINT_MAGIC;
     header[1] = version;
-    header[2] = cfg->max_seq_len;
-    header[3] = cfg->vocab_size;
-    header[4] = cfg->num_layers;
-    header[5] = cfg->num_heads;
-    header[6] = cfg->channels;
-    header[7] = cfg->padded_vocab_size;
+    checkpoint_header_shape(header, cfg);
     AtomicFile af;
     atomic_open(&af, path);
     atomic_write(&af, header, sizeof(int32_t), 256);

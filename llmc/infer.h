@@ -13,8 +13,7 @@
 // activations of `positions` positions at a time (a forward never takes more).
 //
 // The CUDA twin (InferCU, below under __CUDACC__) runs the same forward on floatX weights
-// with the kernels' CUDA twins and the same bookkeeping (KvBook); fp32 weights only (the
-// quantized kernels are CPU only). dev/cuda/infer_check.cu checks it against this file's
+// with the kernels' CUDA twins and the same bookkeeping (KvBook), int8/int4 weights included. dev/cuda/infer_check.cu checks it against this file's
 // forward, in the CUDA emulation in `make test`.
 #ifndef LLMC_INFER_H
 #define LLMC_INFER_H
@@ -244,8 +243,8 @@ static void infer_reorder(InferState* s, const int* src, int nb) {
 
 #ifdef __CUDACC__
 // ----------------------------------------------------------------------------
-// CUDA twin: the same forward on the GPU. Weights are one floatX copy of the fp32 parameters
-// (checkpoint order); activations and the KV cache are floatX; the logits of each row's last
+// CUDA twin: the same forward on the GPU. fp32 weights become one floatX copy (checkpoint
+// order), int8/int4 matrices stay quantized (llmc/quant.h's CUDA kernel reads them); activations and the KV cache are floatX; the logits of each row's last
 // position come back to the host as floats (s->logits), where decoding happens. The matmuls
 // are cuBLASLt (llmc/matmul.h) with the bias, and the GELU of the MLP, in the epilogue.
 #include "llmc/matmul.h"
@@ -254,8 +253,11 @@ typedef struct {
     GPT2Config config;
     int R, cap, positions;
     KvBook book;
-    floatX* params;                 // device, checkpoint order
+    floatX* params;                 // device, checkpoint order (quantized matrices left out)
     floatX* t[NUM_PARAMETER_TENSORS];
+    int kind, head_kind;            // the QuantModel's: QUANT_F32, or int8/int4 matrices (below)
+    QuantMatrixCU* qm;              // (4L) qkvw, attprojw, fcw, fcprojw of each layer, when quantized
+    QuantMatrixCU head;             // the LM head, when quantized (the embedding stays floatX)
     floatX *kcache, *vcache;        // (L, R slots, cap, C)
     floatX *x, *ln, *qkv, *atty, *proj, *fch, *fch_gelu, *last, *logits_dev;
     float *mean, *rstd;
@@ -267,7 +269,12 @@ typedef struct {
     cudaStream_t stream;
 } InferCU;
 
-static void infer_cu_init(InferCU* s, const GPT2Config* c, const float* params, int R, int cap, int positions) {
+// The weights come from a QuantModel (llmc/quant.h): fp32 tensors are uploaded as floatX; int8
+// and int4 matrices as their bytes and scales (quant_matrix_upload), read by
+// quant_matmul_forward_cuda. A quantized LM head keeps a floatX embedding table for the lookups.
+static void infer_cu_init(InferCU* s, const QuantModel* m, int R, int cap, int positions) {
+    const GPT2Config* c = &m->config;
+    cuda_device_count_or_die();
     if (R < 1 || cap < 1 || positions < 1) { die("infer_cu_init: rows %d, cap %d, positions %d", R, cap, positions); }
     if (cap > c->max_seq_len) { die("infer_cu_init: %d positions exceed the model's context of %d", cap, c->max_seq_len); }
     memset(s, 0, sizeof(*s));
@@ -275,17 +282,55 @@ static void infer_cu_init(InferCU* s, const GPT2Config* c, const float* params, 
     s->R = R;
     s->cap = cap;
     s->positions = positions < R ? R : positions;
+    s->kind = m->kind;
+    s->head_kind = m->head_kind;
     kv_book_init(&s->book, R, cap);
+    int Lm = c->num_layers;
+    // the fp32 parameter array in checkpoint order; quantized matrices take no room in it
     size_t sizes[NUM_PARAMETER_TENSORS];
     gpt2_parameter_sizes(sizes, c);
-    size_t P = gpt2_num_parameters(c);
+    static const int matrix_tensor[4] = { 4, 6, 10, 12 };
+    if (m->kind != QUANT_F32) { for (int k = 0; k < 4; k++) { sizes[matrix_tensor[k]] = 0; } }
+    size_t P = 0;
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) { P += sizes[k]; }
     floatX* host = (floatX*)malloc_check(P * sizeof(floatX), "weights upload");
-    for (size_t i = 0; i < P; i++) { host[i] = host_f2fx(params[i]); }
+    float* row = float_alloc_check((size_t)c->channels, "embedding row");
+    const float* small[NUM_PARAMETER_TENSORS] = { NULL, m->wpe, m->ln1w, m->ln1b, NULL, m->qkvb, NULL, m->attprojb,
+                                                  m->ln2w, m->ln2b, NULL, m->fcb, NULL, m->fcprojb, m->lnfw, m->lnfb };
+    const QuantMatrix* mats[4] = { m->qkvw, m->attprojw, m->fcw, m->fcprojw };
+    size_t off = 0;
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        floatX* dst = host + off;
+        if (k == 0) {  // wte: its rows, dequantized when stored quantized (the lookups read floatX)
+            for (int v = 0; v < c->padded_vocab_size; v++) {
+                quant_matrix_dequantize_row(&m->wte, v, row);
+                for (int j = 0; j < c->channels; j++) { dst[(size_t)v * c->channels + j] = host_f2fx(row[j]); }
+            }
+        } else if (small[k] != NULL) {
+            for (size_t i = 0; i < sizes[k]; i++) { dst[i] = host_f2fx(small[k][i]); }
+        } else if (sizes[k] > 0) {  // an fp32 matrix tensor: its L matrices one after the other
+            int which = k == 4 ? 0 : k == 6 ? 1 : k == 10 ? 2 : 3;
+            size_t per = sizes[k] / (size_t)Lm;
+            for (int l = 0; l < Lm; l++) {
+                const float* f = mats[which][l].f;
+                for (size_t i = 0; i < per; i++) { dst[(size_t)l * per + i] = host_f2fx(f[i]); }
+            }
+        }
+        off += sizes[k];
+    }
     s->params = (floatX*)cuda_malloc_check(P * sizeof(floatX), "weights");
     cudaCheck(cudaMemcpy(s->params, host, P * sizeof(floatX), cudaMemcpyHostToDevice));
     free(host);
-    size_t off = 0;
-    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) { s->t[k] = s->params + off; off += sizes[k]; }
+    free(row);
+    off = 0;
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) { s->t[k] = sizes[k] > 0 ? s->params + off : NULL; off += sizes[k]; }
+    if (m->kind != QUANT_F32) {
+        s->qm = (QuantMatrixCU*)calloc_check((size_t)4 * Lm, sizeof(QuantMatrixCU), "quantized matrices");
+        for (int l = 0; l < Lm; l++) {
+            for (int k = 0; k < 4; k++) { quant_matrix_upload(&s->qm[4 * l + k], &mats[k][l]); }
+        }
+    }
+    if (m->head_kind != QUANT_F32) { quant_matrix_upload(&s->head, &m->wte); }
     size_t C = (size_t)c->channels, L = (size_t)c->num_layers, Pn = (size_t)s->positions, Vp = (size_t)c->padded_vocab_size;
     size_t cache = L * (size_t)R * (size_t)cap * C;
     s->kcache = (floatX*)cuda_malloc_check(cache * sizeof(floatX), "KV cache (keys)");
@@ -318,6 +363,11 @@ static void infer_cu_free(InferCU* s) {
     for (size_t i = 0; i < sizeof(dev) / sizeof(dev[0]); i++) { cudaCheck(cudaFree(dev[i])); }
     cudaCheck(cudaFree(s->mean)); cudaCheck(cudaFree(s->rstd)); cudaCheck(cudaFree(s->tokens_dev)); cudaCheck(cudaFree(s->pos_dev));
     cudaCheck(cudaStreamDestroy(s->stream));
+    if (s->qm != NULL) {
+        for (int i = 0; i < 4 * s->config.num_layers; i++) { quant_matrix_cu_free(&s->qm[i]); }
+        free(s->qm);
+    }
+    if (s->head.q != NULL) { quant_matrix_cu_free(&s->head); }
     free(s->pos); free(s->copy); free(s->stage); free(s->logits); free(s->logits_saved);
     memset(s, 0, sizeof(*s));
 }
@@ -346,18 +396,26 @@ static void infer_cu_forward(InferCU* s, const int* rows, int nrows, const int* 
     size_t NC = (size_t)N * C;
     for (int l = 0; l < L; l++) {
         layernorm_forward_cuda(s->ln, s->mean, s->rstd, s->x, t[2] + (size_t)l * C, t[3] + (size_t)l * C, N, C, st);
-        matmul_forward_cuda(s->qkv, s->ln, t[4] + (size_t)l * 3 * C * C, t[5] + (size_t)l * 3 * C, N, C, 3 * C, NULL, st);
+        if (s->qm) { quant_matmul_forward_cuda(s->qkv, s->ln, &s->qm[4 * l], t[5] + (size_t)l * 3 * C, N, C, 3 * C, st); }
+        else { matmul_forward_cuda(s->qkv, s->ln, t[4] + (size_t)l * 3 * C * C, t[5] + (size_t)l * 3 * C, N, C, 3 * C, NULL, st); }
         for (int i = 0; i < nrows; i++) {
             int r = rows[i];
             attention_forward_cached_cuda(s->atty + (size_t)i * n * C, s->qkv + (size_t)i * n * 3 * C, infer_cu_cache_at(s, s->kcache, l, r),
                                           infer_cu_cache_at(s, s->vcache, l, r), s->book.len[r], n, C, NH, st);
         }
-        matmul_forward_cuda(s->proj, s->atty, t[6] + (size_t)l * C * C, t[7] + (size_t)l * C, N, C, C, NULL, st);
+        if (s->qm) { quant_matmul_forward_cuda(s->proj, s->atty, &s->qm[4 * l + 1], t[7] + (size_t)l * C, N, C, C, st); }
+        else { matmul_forward_cuda(s->proj, s->atty, t[6] + (size_t)l * C * C, t[7] + (size_t)l * C, N, C, C, NULL, st); }
         residual_forward_cuda(s->x, s->x, s->proj, NC, st);
         layernorm_forward_cuda(s->ln, s->mean, s->rstd, s->x, t[8] + (size_t)l * C, t[9] + (size_t)l * C, N, C, st);
         // the GELU in cuBLASLt's epilogue: fch_gelu = gelu(ln @ fcw^T + fcb), fch the values before it
-        matmul_forward_cuda(s->fch_gelu, s->ln, t[10] + (size_t)l * 4 * C * C, t[11] + (size_t)l * 4 * C, N, C, 4 * C, s->fch, st);
-        matmul_forward_cuda(s->proj, s->fch_gelu, t[12] + (size_t)l * 4 * C * C, t[13] + (size_t)l * C, N, 4 * C, C, NULL, st);
+        if (s->qm) {
+            quant_matmul_forward_cuda(s->fch, s->ln, &s->qm[4 * l + 2], t[11] + (size_t)l * 4 * C, N, C, 4 * C, st);
+            gelu_forward_cuda(s->fch_gelu, s->fch, (size_t)N * 4 * C, st);
+            quant_matmul_forward_cuda(s->proj, s->fch_gelu, &s->qm[4 * l + 3], t[13] + (size_t)l * C, N, 4 * C, C, st);
+        } else {
+            matmul_forward_cuda(s->fch_gelu, s->ln, t[10] + (size_t)l * 4 * C * C, t[11] + (size_t)l * 4 * C, N, C, 4 * C, s->fch, st);
+            matmul_forward_cuda(s->proj, s->fch_gelu, t[12] + (size_t)l * 4 * C * C, t[13] + (size_t)l * C, N, 4 * C, C, NULL, st);
+        }
         residual_forward_cuda(s->x, s->x, s->proj, NC, st);
     }
     for (int i = 0; i < nrows; i++) { s->book.len[rows[i]] += n; }
@@ -366,7 +424,8 @@ static void infer_cu_forward(InferCU* s, const int* rows, int nrows, const int* 
                                   cudaMemcpyDeviceToDevice, st));
     }
     layernorm_forward_cuda(s->last, s->mean, s->rstd, s->ln, t[14], t[15], nrows, C, st);
-    matmul_forward_cuda(s->logits_dev, s->last, t[0], NULL, nrows, C, Vp, NULL, st);
+    if (s->head.q != NULL) { quant_matmul_forward_cuda(s->logits_dev, s->last, &s->head, NULL, nrows, C, Vp, st); }
+    else { matmul_forward_cuda(s->logits_dev, s->last, t[0], NULL, nrows, C, Vp, NULL, st); }
     cudaCheck(cudaMemcpyAsync(s->stage, s->logits_dev, (size_t)nrows * Vp * sizeof(floatX), cudaMemcpyDeviceToHost, st));
     cudaCheck(cudaStreamSynchronize(st));
     for (int i = 0; i < nrows; i++) {

@@ -845,12 +845,7 @@ static int quant_model_write(const char* path, const QuantModel* m, char* err) {
     memset(header, 0, sizeof(header));
     header[0] = QUANT_MAGIC;
     header[1] = QUANT_VERSION;
-    header[2] = cfg->max_seq_len;
-    header[3] = cfg->vocab_size;
-    header[4] = cfg->num_layers;
-    header[5] = cfg->num_heads;
-    header[6] = cfg->channels;
-    header[7] = cfg->padded_vocab_size;
+    checkpoint_header_shape(header, cfg);
     header[8] = m->kind;
     header[9] = m->kind == QUANT_INT4 ? m->group : 0;
     header[10] = m->head_kind;
@@ -1078,5 +1073,90 @@ static int quant_model_load(const char* path, QuantModel* m, char* err) {
     m->params = params;
     return 0;
 }
+
+#ifdef __CUDACC__
+// =============================================================================================
+// CUDA twin of quant_matmul_forward for int8 and int4 weights (the fp32 case is llmc/matmul.h's
+// cuBLASLt matmul). The matrix lives on the GPU in the same layout as on the host (the same
+// bytes and scales: quant_matrix_upload copies them), activations are floatX, sums in fp32.
+// One warp per output row: the warp reads the row's bytes once, coalesced, for up to 4 input
+// rows at a time (generation's decode step has BT = 1 or a few beams), dequantizes each value
+// in registers (int8: q, times the row's scale at the end; int4: scale * (nibble - 8), the
+// scale of the value's group) and reduces with shuffles. Bandwidth bound at small BT, like the
+// CPU kernel; checked against quant_matmul_forward_ref by dev/cuda/quant_check.cu.
+#include "cuda_common.h"
+
+typedef struct {
+    int kind, rows, cols, group;
+    uint8_t* q;      // device: the host layout's bytes
+    float* scales;   // device
+} QuantMatrixCU;
+
+static void quant_matrix_upload(QuantMatrixCU* d, const QuantMatrix* m) {
+    if (m->kind != QUANT_INT8 && m->kind != QUANT_INT4) { die("quant_matrix_upload: int8 or int4 only (fp32 goes through cuBLASLt)"); }
+    d->kind = m->kind; d->rows = m->rows; d->cols = m->cols; d->group = m->group;
+    size_t qb = quant_matrix_q_bytes(m), sb = quant_matrix_num_scales(m) * sizeof(float);
+    d->q = (uint8_t*)cuda_malloc_check(qb, "quantized weights");
+    d->scales = (float*)cuda_malloc_check(sb, "quantization scales");
+    cudaCheck(cudaMemcpy(d->q, m->q, qb, cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(d->scales, m->scales, sb, cudaMemcpyHostToDevice));
+}
+
+static void quant_matrix_cu_free(QuantMatrixCU* d) {
+    cudaCheck(cudaFree(d->q));
+    cudaCheck(cudaFree(d->scales));
+    memset(d, 0, sizeof(*d));
+}
+
+#define QUANT_CU_ROWS 4  // input rows per pass over the weights
+
+__global__ static void quant_matmul_kernel(floatX* out, const floatX* inp, const uint8_t* q, const float* scales,
+                                           const floatX* bias, int BT, int C, int OC, int kind, int group) {
+    int o = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (o >= OC) { return; }  // the whole warp: o is the warp's
+    int ng = kind == QUANT_INT4 ? (C + group - 1) / group : 1;
+    size_t row_bytes = kind == QUANT_INT8 ? (size_t)C : (size_t)((C + 31) / 32) * 16;
+    const uint8_t* row = q + (size_t)o * row_bytes;
+    for (int b0 = 0; b0 < BT; b0 += QUANT_CU_ROWS) {
+        int nb = BT - b0 < QUANT_CU_ROWS ? BT - b0 : QUANT_CU_ROWS;
+        float acc[QUANT_CU_ROWS] = { 0.0f, 0.0f, 0.0f, 0.0f };
+        if (kind == QUANT_INT8) {
+            for (int c = lane; c < C; c += 32) {
+                float w = (float)(int8_t)row[c];
+                for (int k = 0; k < nb; k++) { acc[k] += w * fx2f(inp[(size_t)(b0 + k) * C + c]); }
+            }
+        } else {
+            for (int i = lane; i < (int)row_bytes; i += 32) {
+                int blk = i / 16, j = i % 16;
+                int c_lo = blk * 32 + j, c_hi = c_lo + 16;
+                float s = scales[(size_t)o * ng + (blk * 32) / group];
+                uint8_t byte = row[i];
+                float w_lo = s * (float)((int)(byte & 0x0F) - 8), w_hi = s * (float)((int)(byte >> 4) - 8);
+                for (int k = 0; k < nb; k++) {
+                    const floatX* x = inp + (size_t)(b0 + k) * C;
+                    if (c_lo < C) { acc[k] += w_lo * fx2f(x[c_lo]); }
+                    if (c_hi < C) { acc[k] += w_hi * fx2f(x[c_hi]); }
+                }
+            }
+        }
+        for (int k = 0; k < nb; k++) {
+            float v = warp_reduce_sum(acc[k]);
+            if (kind == QUANT_INT8) { v *= scales[o]; }
+            if (lane == 0) { out[(size_t)(b0 + k) * OC + o] = f2fx(v + (bias != NULL ? fx2f(bias[o]) : 0.0f)); }
+        }
+    }
+}
+
+// out (BT, OC) = inp (BT, C) @ W^T + bias, W an uploaded int8/int4 matrix; bias may be NULL.
+static void quant_matmul_forward_cuda(floatX* out, const floatX* inp, const QuantMatrixCU* w, const floatX* bias,
+                                      int BT, int C, int OC, cudaStream_t stream) {
+    if (w->rows != OC || w->cols != C) { die("quant_matmul_forward_cuda: a %dx%d matrix for C=%d OC=%d", w->rows, w->cols, C, OC); }
+    int threads = 128;
+    quant_matmul_kernel<<<CEIL_DIV(OC, threads / 32), threads, 0, stream>>>(out, inp, w->q, w->scales, bias, BT, C, OC, w->kind, w->group);
+    cudaCheckLaunch();
+}
+#endif // __CUDACC__
+
 
 #endif // LLMC_QUANT_H

@@ -104,6 +104,72 @@ static long find_stop(const BpeBytes* text, const char* stop) {
     return -1;
 }
 
+// ----------------------------------------------------------------------------
+// Where the forward runs: the CPU (llmc/infer.h's InferState, any weights), or, in the CUDA
+// build (dev/infer/generate.cu), the GPU (InferCU: fp32 weights held as floatX, int8/int4
+// matrices as they are). Decoding
+// stays on the host either way: it reads each row's logits from engine_logits.
+
+typedef struct {
+    InferState cpu;
+#ifdef __CUDACC__
+    InferCU gpu;
+#endif
+    int on_gpu;
+} Engine;
+
+static void engine_init(Engine* e, int on_gpu, const QuantModel* model, int rows, int cap) {
+    memset(e, 0, sizeof(*e));
+    e->on_gpu = on_gpu;
+#ifdef __CUDACC__
+    if (on_gpu) { infer_cu_init(&e->gpu, model, rows, cap, 512); return; }
+#endif
+    infer_init(&e->cpu, model, rows, cap, 512);
+}
+
+static float* engine_logits(Engine* e) {
+#ifdef __CUDACC__
+    if (e->on_gpu) { return e->gpu.logits; }
+#endif
+    return e->cpu.logits;
+}
+
+static void engine_reset(Engine* e, int row) {
+#ifdef __CUDACC__
+    if (e->on_gpu) { infer_cu_reset(&e->gpu, row); return; }
+#endif
+    infer_reset(&e->cpu, row);
+}
+
+static void engine_prefill(Engine* e, int row, const int* tokens, int n) {
+#ifdef __CUDACC__
+    if (e->on_gpu) { infer_cu_prefill(&e->gpu, row, tokens, n); return; }
+#endif
+    infer_prefill(&e->cpu, row, tokens, n);
+}
+
+// one new token for each of rows[0..nrows)
+static void engine_step(Engine* e, const int* rows, int nrows, const int* tokens) {
+#ifdef __CUDACC__
+    if (e->on_gpu) { infer_cu_forward(&e->gpu, rows, nrows, tokens, 1); return; }
+#endif
+    infer_forward(&e->cpu, rows, nrows, tokens, 1, NULL);
+}
+
+static void engine_reorder(Engine* e, const int* src, int nb) {
+#ifdef __CUDACC__
+    if (e->on_gpu) { infer_cu_reorder(&e->gpu, src, nb); return; }
+#endif
+    infer_reorder(&e->cpu, src, nb);
+}
+
+static void engine_free(Engine* e) {
+#ifdef __CUDACC__
+    if (e->on_gpu) { infer_cu_free(&e->gpu); return; }
+#endif
+    infer_free(&e->cpu);
+}
+
 int main(int argc, char** argv) {
     char vocab_dir[PATH_MAX], enc_default[PATH_MAX + 32], merges_default[PATH_MAX + 32], err[LLMC_ERRLEN];
     doc_default_vocab_dir(vocab_dir, sizeof(vocab_dir));
@@ -112,6 +178,11 @@ int main(int argc, char** argv) {
     const char *model_path = NULL, *peft_path = NULL, *prompt = NULL, *prompt_file = NULL, *stop = NULL;
     const char *encoder = NULL, *merges = NULL, *tiktoken = NULL, *quant = "none", *head = "fp32", *format = "text";
     const char* early = "false";
+#ifdef __CUDACC__
+    const char* device = "gpu";
+#else
+    const char* device = "cpu";
+#endif
     int max_new = 128, top_k = 0, beams = 0, batch = 1, greedy = 0, chat = 0, group = 32, quiet = 0, num_return = 1;
     int ignore_eot = 0, max_prompt = 0;
     float temperature = 1.0f, top_p = 1.0f, rep = 1.0f, length_penalty = 1.0f;
@@ -141,6 +212,7 @@ int main(int argc, char** argv) {
         {NULL, "--group", ARG_INT, &group, 1, 1 << 20, "int4 values per scale (default 32)"},
         {NULL, "--head", ARG_STRING, &head, 0, 0, "embedding / LM head when quantizing: fp32 (default) | quant"},
         {NULL, "--format", ARG_STRING, &format, 0, 0, "text (default; streamed) | jsonl (one line per prompt)"},
+        {NULL, "--device", ARG_STRING, &device, 0, 0, "cpu, or gpu (the CUDA build's default)"},
         {"-q", "--quiet", ARG_FLAG, &quiet, 0, 0, "no timing lines on stderr"},
         {NULL, "--encoder", ARG_STRING, &encoder, 0, 0, "GPT-2 encoder.json (default: ../shared/data/gpt2)"},
         {NULL, "--merges", ARG_STRING, &merges, 0, 0, "GPT-2 vocab.bpe"},
@@ -169,6 +241,11 @@ int main(int argc, char** argv) {
     if (num_return > 1 && (beams < num_return || !jsonl)) {
         die("--num-return-sequences %d: needs --beams >= %d and --format jsonl", num_return, num_return);
     }
+    int on_gpu = strcmp(device, "gpu") == 0;
+    if (!on_gpu && strcmp(device, "cpu") != 0) { die("--device %s: expected cpu or gpu", device); }
+#ifndef __CUDACC__
+    if (on_gpu) { die("--device gpu: this is the CPU build; the GPU one is dev/infer/generate_cu (make dev/infer/generate_cu)"); }
+#endif
     if (encoder == NULL) { encoder = enc_default; }
     if (merges == NULL) { merges = merges_default; }
 
@@ -231,8 +308,8 @@ int main(int argc, char** argv) {
     int cap = longest + max_new < cfg.max_seq_len ? longest + max_new : cfg.max_seq_len;
 
     int rows = beams > 0 ? beams : (batch < nprompts ? batch : nprompts);
-    InferState st;
-    infer_init(&st, &model, rows, cap, 512);
+    Engine st;
+    engine_init(&st, on_gpu, &model, rows, cap);
     SamplerConfig sc = { temperature, top_k, top_p, rep };
     Rng rng;
     rng_init(&rng, (uint64_t)seed);
@@ -270,21 +347,21 @@ int main(int argc, char** argv) {
         if (beams > 0) {
             // one prompt, `beams` rows: the prompt once, then its cache copied to every beam
             Job* j = &jobs[first];
-            for (int r = 0; r < rows; r++) { infer_reset(&st, r); }
-            infer_prefill(&st, 0, j->prompt.data, (int)j->prompt.len);
+            for (int r = 0; r < rows; r++) { engine_reset(&st, r); }
+            engine_prefill(&st, 0, j->prompt.data, (int)j->prompt.len);
             for (int r = 0; r < rows; r++) { src[r] = 0; }
-            infer_reorder(&st, src, rows);
+            engine_reorder(&st, src, rows);
             total_prompt += (long)j->prompt.len;
             BeamSearch bs;
             int budget = cap - (int)j->prompt.len < max_new ? cap - (int)j->prompt.len : max_new;
             beam_init(&bs, beams, V, budget, eot, length_penalty, early_stopping, rep, j->prompt.data, (int)j->prompt.len);
             for (int step = 0;; step++) {
-                int over = beam_step(&bs, st.logits, Vp, src, next);
+                int over = beam_step(&bs, engine_logits(&st), Vp, src, next);
                 if (step == 0) { j->t_first = t_first = now_seconds() - t0; }
                 if (over) { break; }
-                infer_reorder(&st, src, rows);
+                engine_reorder(&st, src, rows);
                 for (int r = 0; r < rows; r++) { live[r] = r; }
-                infer_forward(&st, live, rows, next, 1, NULL);
+                engine_step(&st, live, rows, next);
             }
             const BeamHyp* best = beam_best(&bs);
             if (num_return > 1) {
@@ -310,9 +387,9 @@ int main(int argc, char** argv) {
             beam_free(&bs);
         } else {
             for (int r = 0; r < nr; r++) {
-                infer_reset(&st, r);
+                engine_reset(&st, r);
                 Job* j = &jobs[first + r];
-                infer_prefill(&st, r, j->prompt.data, (int)j->prompt.len);
+                engine_prefill(&st, r, j->prompt.data, (int)j->prompt.len);
                 total_prompt += (long)j->prompt.len;
             }
             int nlive = nr;
@@ -325,7 +402,7 @@ int main(int argc, char** argv) {
                     memcpy(history, j->prompt.data, j->prompt.len * sizeof(int));
                     memcpy(history + j->prompt.len, j->out.data, j->out.len * sizeof(int));
                     float coin = rng_f32(&rng);
-                    int tok = sampler_next(st.logits + (size_t)r * Vp, V, &sc, history, (int)(j->prompt.len + j->out.len), coin, probs, seen, items);
+                    int tok = sampler_next(engine_logits(&st) + (size_t)r * Vp, V, &sc, history, (int)(j->prompt.len + j->out.len), coin, probs, seen, items);
                     if (step == 0) { j->t_first = t_first = now_seconds() - t0; }
                     int done = 0;
                     if (tok == eot && !ignore_eot) { j->stop = STOP_EOT; done = 1; }
@@ -342,7 +419,7 @@ int main(int argc, char** argv) {
                     else { live[w] = r; next[w] = tok; w++; }
                 }
                 nlive = w;
-                if (nlive > 0) { infer_forward(&st, live, nlive, next, 1, NULL); }
+                if (nlive > 0) { engine_step(&st, live, nlive, next); }
             }
             for (int r = 0; r < nr; r++) {
                 Job* j = &jobs[first + r];
@@ -389,7 +466,7 @@ int main(int argc, char** argv) {
     free(texts); free(jobs); free(probs); free(seen); free(items); free(history); free(next); free(live); free(src);
     bpe_work_free(work);
     bpe_free(&bpe);
-    infer_free(&st);
+    engine_free(&st);
     quant_model_free(&model);
     free(params);
     return 0;

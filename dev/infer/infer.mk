@@ -17,3 +17,7 @@ TESTS += dev/infer/test_infer dev/infer/test_generate.sh
 QUICK_TESTS += dev/infer/test_infer
 # decode tokens/s at batch 1 against the STREAM bound, fp32 / int8 / int4 (make bench)
 BENCH_SCRIPTS += dev/infer/bench_generate.sh
+
+# the CUDA build (nvcc; compiled and linked by make test's compile checks, run on a GPU only)
+dev/infer/generate_cu: dev/infer/generate.cu dev/infer/generate.c $(INFER_DEPS) build/flags.train_gpt_cu
+	$(NVCC) $(NVCC_FLAGS) $(CUDA_ARCHS) -I. -o $@ $< $(NVCC_LDLIBS)

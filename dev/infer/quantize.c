@@ -32,13 +32,6 @@ static const char* usage_text =
 "error of each tensor type.\n"
 "Exit status: 0 ok; 1 on bad usage or input (nothing is written then).";
 
-static int file_version(const char* path) {
-    FILE* f = fopen(path, "rb");
-    int32_t h[2] = {0, 0};
-    if (f != NULL) { if (fread(h, sizeof(int32_t), 2, f) != 2) { h[1] = 0; } fclose(f); }
-    return h[1];
-}
-
 int main(int argc, char** argv) {
     const char* in_path = NULL;
     const char* out_path = NULL;
@@ -99,7 +92,7 @@ int main(int argc, char** argv) {
     size_t n = gpt2_num_parameters(&cfg);
     printf("quantize: %s: L=%d C=%d NH=%d V=%d Vp=%d maxT=%d, %zu parameters (%s checkpoint)\n", in_path, cfg.num_layers,
            cfg.channels, cfg.num_heads, cfg.vocab_size, cfg.padded_vocab_size, cfg.max_seq_len, n,
-           file_version(in_path) == 5 ? "bf16" : "fp32");
+           checkpoint_file_version(in_path) == 5 ? "bf16" : "fp32");
     QuantModel model;
     if (quant_model_from_params(&model, &cfg, params, kind, group, head_kind, err) != 0) { die("-i %s: %s", in_path, err); }
 

@@ -99,13 +99,6 @@ static int compare_configs(const char* a, const GPT2Config* ca, const char* b, c
                    a, b, diff);
 }
 
-static int file_version(const char* path) {
-    FILE* f = fopen(path, "rb");
-    int32_t h[2] = {0, 0};
-    if (f != NULL) { if (fread(h, sizeof(int32_t), 2, f) != 2) { h[1] = 0; } fclose(f); }
-    return h[1];
-}
-
 int main(int argc, char** argv) {
     const char* out_arg = NULL;
     const char* alphas_arg = NULL;
@@ -176,7 +169,7 @@ int main(int argc, char** argv) {
     if (check_finite(th0, &c0, p0, err) != 0) { die("THETA0: %s", err); }
     if (check_finite(th1, &c1, p1, err) != 0) { die("THETA1: %s", err); }
     size_t n = gpt2_num_parameters(&c0);
-    int v0 = file_version(th0), v1 = file_version(th1);
+    int v0 = checkpoint_file_version(th0), v1 = checkpoint_file_version(th1);
 
     // What theta_1 - theta_0 is, per tensor: which tensors a merged adapter touched, and how far
     // the fine-tuning moved each one (relative L2 norm of the change).
