@@ -348,8 +348,19 @@ attention_backward_dq_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv
 #ifndef ENABLE_FP32
 #include <mma.h>
 #define ATT_TC_TILE 64
+// Shared-memory row pitches, padded by 8 elements. Unpadded, the rows of a [64][HS] bf16 tile
+// (128 or 256 bytes) all start in bank 0, so the 8 row pieces of each phase of a WMMA tile load
+// (ldmatrix) fall in the same 4 banks: 4- to 8-way bank conflicts, and the fp32 [64][64] score
+// tiles (256-byte rows) conflict the same way on the accumulator stores. A row of HS + 8 bf16 or
+// 64 + 8 elements starts 4 (or 8) banks further than the one before: every phase conflict-free
+// (the emulated profile counts it, dev/cuda/PROFILE.md). Pitches stay multiples of 16 bytes and
+// 16-row blocks multiples of 32 bytes, as WMMA's loads and stores require.
+#define ATT_TC_PAD 8
+#define ATT_TC_HP(HS) ((HS) + ATT_TC_PAD)            // pitch of a [64][HS] tile (bf16 or fp32)
+#define ATT_TC_TP (ATT_TC_TILE + ATT_TC_PAD)          // pitch of a [64][64] tile (bf16 or fp32)
 
 // rows [r0, r0 + 64) of one of q/k/v (which) or of dout (which = -1, row stride C) into s [64][HS]
+// (row pitch ATT_TC_HP(HS))
 template <int HS>
 __device__ static inline void att_tc_load(__nv_bfloat16* s, const floatX* src, int which, int b, int h, int r0,
                                           int T, int C) {
@@ -363,7 +374,7 @@ __device__ static inline void att_tc_load(__nv_bfloat16* s, const floatX* src, i
                                       : ((size_t)b * T + t) * 3 * C + which * C + h * HS + d;
                 v = *(const uint4*)(src + at);
             }
-            *(uint4*)(s + r * HS + d) = v;
+            *(uint4*)(s + r * ATT_TC_HP(HS) + d) = v;
         }
         return;
     }
@@ -375,12 +386,12 @@ __device__ static inline void att_tc_load(__nv_bfloat16* s, const floatX* src, i
                                   : ((size_t)b * T + t) * 3 * C + which * C + h * HS + d;
             v = src[at];
         }
-        s[idx] = v;
+        s[r * ATT_TC_HP(HS) + d] = v;
     }
 }
 
-// out (16 x 64 fp32, row stride ATT_TC_TILE) = a (16 rows, row stride HS) times the transpose of b
-// (64 rows, row stride HS): one warp's 16 rows scored against a 64-row tile. b stored [j][d] is
+// out (16 x 64 fp32, row pitch ATT_TC_TP) = a (16 rows, pitch ATT_TC_HP(HS)) times the transpose of
+// b (64 rows, the same pitch): one warp's 16 rows scored against a 64-row tile. b stored [j][d] is
 // b^T in column-major, which is how matrix_b reads it.
 template <int HS>
 __device__ static inline void att_tc_rows_dot_tile(float* out, const __nv_bfloat16* a, const __nv_bfloat16* b) {
@@ -391,11 +402,11 @@ __device__ static inline void att_tc_rows_dot_tile(float* out, const __nv_bfloat
         for (int kt = 0; kt < HS / 16; kt++) {
             wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
             wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
-            wmma::load_matrix_sync(fa, a + kt * 16, HS);
-            wmma::load_matrix_sync(fb, b + (jt * 16) * HS + kt * 16, HS);
+            wmma::load_matrix_sync(fa, a + kt * 16, ATT_TC_HP(HS));
+            wmma::load_matrix_sync(fb, b + (jt * 16) * ATT_TC_HP(HS) + kt * 16, ATT_TC_HP(HS));
             wmma::mma_sync(s, fa, fb, s);
         }
-        wmma::store_matrix_sync(out + jt * 16, s, ATT_TC_TILE, wmma::mem_row_major);
+        wmma::store_matrix_sync(out + jt * 16, s, ATT_TC_TP, wmma::mem_row_major);
     }
 }
 
@@ -404,13 +415,14 @@ __global__ static void __launch_bounds__(128)
 attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH) {
     using namespace nvcuda;
     extern __shared__ __align__(128) unsigned char att_smem[];
-    __nv_bfloat16* Qs = (__nv_bfloat16*)att_smem;   // [64][HS]
-    __nv_bfloat16* Ks = Qs + ATT_TC_TILE * HS;       // [64][HS]
-    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HS;       // [64][HS]
-    __nv_bfloat16* Ps = Vs + ATT_TC_TILE * HS;       // [64][64] probabilities, bf16
-    float* Ss = (float*)(Ps + ATT_TC_TILE * ATT_TC_TILE);  // [64][64] scores
-    float* Os = Ss + ATT_TC_TILE * ATT_TC_TILE;      // [64][HS] output accumulator
-    float* row_m = Os + ATT_TC_TILE * HS;            // [64] running max
+    const int HP = ATT_TC_HP(HS), TP = ATT_TC_TP;
+    __nv_bfloat16* Qs = (__nv_bfloat16*)att_smem;   // [64][HP]
+    __nv_bfloat16* Ks = Qs + ATT_TC_TILE * HP;       // [64][HP]
+    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HP;       // [64][HP]
+    __nv_bfloat16* Ps = Vs + ATT_TC_TILE * HP;       // [64][TP] probabilities, bf16
+    float* Ss = (float*)(Ps + ATT_TC_TILE * TP);     // [64][TP] scores
+    float* Os = Ss + ATT_TC_TILE * TP;               // [64][HP] output accumulator
+    float* row_m = Os + ATT_TC_TILE * HP;            // [64] running max
     float* row_l = row_m + ATT_TC_TILE;              // [64] running sum
     float* row_c = row_l + ATT_TC_TILE;              // [64] this tile's correction factor
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -419,7 +431,7 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
     float scale = rsqrtf((float)HS);
     int w0 = 16 * warp;  // this warp's first row in the tile
     att_tc_load<HS>(Qs, qkv, 0, b, h, q0, T, C);
-    for (int idx = threadIdx.x; idx < ATT_TC_TILE * HS; idx += blockDim.x) { Os[idx] = 0.0f; }
+    for (int idx = threadIdx.x; idx < ATT_TC_TILE * HP; idx += blockDim.x) { Os[idx] = 0.0f; }
     if (threadIdx.x < ATT_TC_TILE) { row_m[threadIdx.x] = -INFINITY; row_l[threadIdx.x] = 0.0f; }
     int q_last = min(q0 + ATT_TC_TILE - 1, T - 1);
     // j0 <= q0 for every tile (both multiples of 64), so key j0 < T is visible to every row
@@ -430,20 +442,20 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
         att_tc_load<HS>(Vs, qkv, 2, b, h, j0, T, C);
         __syncthreads();
         // S (this warp's 16 rows x 64 keys) = Q K^T: K stored [j][d] is K^T in column-major
-        att_tc_rows_dot_tile<HS>(Ss + w0 * ATT_TC_TILE, Qs + w0 * HS, Ks);
+        att_tc_rows_dot_tile<HS>(Ss + w0 * TP, Qs + w0 * HP, Ks);
         __syncwarp();
         // online softmax, one row at a time; lanes take columns lane and lane + 32
         for (int rr = 0; rr < 16; rr++) {
             int r = w0 + rr, i = q0 + r;
             int ja = j0 + lane, jb = j0 + lane + 32;
-            float sa = (ja <= i && ja < T) ? Ss[r * ATT_TC_TILE + lane] * scale : -INFINITY;
-            float sb = (jb <= i && jb < T) ? Ss[r * ATT_TC_TILE + lane + 32] * scale : -INFINITY;
+            float sa = (ja <= i && ja < T) ? Ss[r * TP + lane] * scale : -INFINITY;
+            float sb = (jb <= i && jb < T) ? Ss[r * TP + lane + 32] * scale : -INFINITY;
             float m_old = row_m[r];
             float m_new = fmaxf(m_old, warp_reduce_max(fmaxf(sa, sb)));
             float pa = expf(sa - m_new), pb = expf(sb - m_new);
             float sum = warp_reduce_sum(pa + pb);
-            Ps[r * ATT_TC_TILE + lane] = __float2bfloat16(pa);
-            Ps[r * ATT_TC_TILE + lane + 32] = __float2bfloat16(pb);
+            Ps[r * TP + lane] = __float2bfloat16(pa);
+            Ps[r * TP + lane + 32] = __float2bfloat16(pb);
             __syncwarp();  // every lane has read row_m[r] before lane 0 updates it
             if (lane == 0) {
                 float corr = expf(m_old - m_new);  // 0 on the first tile (m_old = -inf)
@@ -453,26 +465,26 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
             }
         }
         __syncwarp();
-        for (int idx = lane; idx < 16 * HS; idx += 32) { Os[(w0 + idx / HS) * HS + idx % HS] *= row_c[w0 + idx / HS]; }
+        for (int idx = lane; idx < 16 * HS; idx += 32) { Os[(w0 + idx / HS) * HP + idx % HS] *= row_c[w0 + idx / HS]; }
         __syncwarp();
         // O (16 rows x HS) += P V
         for (int dt = 0; dt < HS / 16; dt++) {
             wmma::fragment<wmma::accumulator, 16, 16, 16, float> o;
-            wmma::load_matrix_sync(o, Os + w0 * HS + dt * 16, HS, wmma::mem_row_major);
+            wmma::load_matrix_sync(o, Os + w0 * HP + dt * 16, HP, wmma::mem_row_major);
             for (int kt = 0; kt < ATT_TC_TILE / 16; kt++) {
                 wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> pa;
                 wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> vb;
-                wmma::load_matrix_sync(pa, Ps + w0 * ATT_TC_TILE + kt * 16, ATT_TC_TILE);
-                wmma::load_matrix_sync(vb, Vs + (kt * 16) * HS + dt * 16, HS);
+                wmma::load_matrix_sync(pa, Ps + w0 * TP + kt * 16, TP);
+                wmma::load_matrix_sync(vb, Vs + (kt * 16) * HP + dt * 16, HP);
                 wmma::mma_sync(o, pa, vb, o);
             }
-            wmma::store_matrix_sync(Os + w0 * HS + dt * 16, o, HS, wmma::mem_row_major);
+            wmma::store_matrix_sync(Os + w0 * HP + dt * 16, o, HP, wmma::mem_row_major);
         }
         __syncwarp();
     }
     for (int idx = lane; idx < 16 * HS; idx += 32) {
         int r = w0 + idx / HS, d = idx % HS, i = q0 + r;
-        if (i < T) { out[((size_t)b * T + i) * C + h * HS + d] = __float2bfloat16(Os[r * HS + d] / row_l[r]); }
+        if (i < T) { out[((size_t)b * T + i) * C + h * HS + d] = __float2bfloat16(Os[r * HP + d] / row_l[r]); }
     }
     if (lane < 16) {
         int r = w0 + lane, i = q0 + r;
@@ -488,14 +500,15 @@ attention_backward_dkdv_tc_kernel(floatX* dqkv, const floatX* dout, const floatX
                                   const float* Dsum, int B, int T, int C, int NH) {
     using namespace nvcuda;
     extern __shared__ __align__(128) unsigned char att_smem[];
-    __nv_bfloat16* Ks = (__nv_bfloat16*)att_smem;    // [64][HS]
-    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HS;        // [64][HS]
-    __nv_bfloat16* Qs = Vs + ATT_TC_TILE * HS;        // [64][HS]
-    __nv_bfloat16* dOs = Qs + ATT_TC_TILE * HS;       // [64][HS]
-    __nv_bfloat16* Pt = dOs + ATT_TC_TILE * HS;       // [64 keys][64 queries]
-    __nv_bfloat16* dSt = Pt + ATT_TC_TILE * ATT_TC_TILE;
-    float* St = (float*)(dSt + ATT_TC_TILE * ATT_TC_TILE);  // [64][64] scores, then dP^T
-    float* lse_s = St + ATT_TC_TILE * ATT_TC_TILE;    // [64]
+    const int HP = ATT_TC_HP(HS), TP = ATT_TC_TP;
+    __nv_bfloat16* Ks = (__nv_bfloat16*)att_smem;    // [64][HP]
+    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HP;        // [64][HP]
+    __nv_bfloat16* Qs = Vs + ATT_TC_TILE * HP;        // [64][HP]
+    __nv_bfloat16* dOs = Qs + ATT_TC_TILE * HP;       // [64][HP]
+    __nv_bfloat16* Pt = dOs + ATT_TC_TILE * HP;       // [64 keys][TP: 64 queries]
+    __nv_bfloat16* dSt = Pt + ATT_TC_TILE * TP;
+    float* St = (float*)(dSt + ATT_TC_TILE * TP);     // [64][TP] scores, then dP^T
+    float* lse_s = St + ATT_TC_TILE * TP;             // [64]
     float* D_s = lse_s + ATT_TC_TILE;                 // [64]
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     int k0 = (gridDim.x - 1 - blockIdx.x) * ATT_TC_TILE;  // the key tile with the most work first
@@ -519,53 +532,53 @@ attention_backward_dkdv_tc_kernel(floatX* dqkv, const floatX* dout, const floatX
         }
         __syncthreads();
         // St = K Q^T, then P^T = exp(St * scale - lse[query]) where query >= key, query < T
-        att_tc_rows_dot_tile<HS>(St + w0 * ATT_TC_TILE, Ks + w0 * HS, Qs);
+        att_tc_rows_dot_tile<HS>(St + w0 * TP, Ks + w0 * HP, Qs);
         __syncwarp();
         for (int idx = lane; idx < 16 * ATT_TC_TILE; idx += 32) {
             int r = w0 + idx / ATT_TC_TILE, c = idx % ATT_TC_TILE;
             int j = k0 + r, i = i0 + c;
-            float p = (i >= j && i < T) ? expf(St[r * ATT_TC_TILE + c] * scale - lse_s[c]) : 0.0f;
-            Pt[r * ATT_TC_TILE + c] = __float2bfloat16(p);
+            float p = (i >= j && i < T) ? expf(St[r * TP + c] * scale - lse_s[c]) : 0.0f;
+            Pt[r * TP + c] = __float2bfloat16(p);
         }
         __syncwarp();
         // dP^T = V dO^T into St (this warp's rows only, which it alone reads and writes)
-        att_tc_rows_dot_tile<HS>(St + w0 * ATT_TC_TILE, Vs + w0 * HS, dOs);
+        att_tc_rows_dot_tile<HS>(St + w0 * TP, Vs + w0 * HP, dOs);
         __syncwarp();
         for (int idx = lane; idx < 16 * ATT_TC_TILE; idx += 32) {
             int r = w0 + idx / ATT_TC_TILE, c = idx % ATT_TC_TILE;
-            float p = __bfloat162float(Pt[r * ATT_TC_TILE + c]);
-            dSt[r * ATT_TC_TILE + c] = __float2bfloat16(p * (St[r * ATT_TC_TILE + c] - D_s[c]));
+            float p = __bfloat162float(Pt[r * TP + c]);
+            dSt[r * TP + c] = __float2bfloat16(p * (St[r * TP + c] - D_s[c]));
         }
         __syncwarp();
         // dv += P^T dO, dk += dS^T Q (this warp's 16 keys x HS)
         for (int kt = 0; kt < ATT_TC_TILE / 16; kt++) {
             wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> pa, dsa;
-            wmma::load_matrix_sync(pa, Pt + w0 * ATT_TC_TILE + kt * 16, ATT_TC_TILE);
-            wmma::load_matrix_sync(dsa, dSt + w0 * ATT_TC_TILE + kt * 16, ATT_TC_TILE);
+            wmma::load_matrix_sync(pa, Pt + w0 * TP + kt * 16, TP);
+            wmma::load_matrix_sync(dsa, dSt + w0 * TP + kt * 16, TP);
             #pragma unroll
             for (int dt = 0; dt < HS / 16; dt++) {
                 wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> ob, qb;
-                wmma::load_matrix_sync(ob, dOs + (kt * 16) * HS + dt * 16, HS);
-                wmma::load_matrix_sync(qb, Qs + (kt * 16) * HS + dt * 16, HS);
+                wmma::load_matrix_sync(ob, dOs + (kt * 16) * HP + dt * 16, HP);
+                wmma::load_matrix_sync(qb, Qs + (kt * 16) * HP + dt * 16, HP);
                 wmma::mma_sync(dv[dt], pa, ob, dv[dt]);
                 wmma::mma_sync(dk[dt], dsa, qb, dk[dt]);
             }
         }
     }
-    // out through a staging area: the Q and dO tiles, free now (fp32 [64][HS] fits in them)
+    // out through a staging area: the Q and dO tiles, free now (fp32 [64][HP] fits in them exactly)
     __syncthreads();
     float* stage = (float*)Qs;
     for (int pass = 0; pass < 2; pass++) {  // 0: dk, 1: dv
         #pragma unroll
         for (int dt = 0; dt < HS / 16; dt++) {
-            if (pass == 0) { wmma::store_matrix_sync(stage + w0 * HS + dt * 16, dk[dt], HS, wmma::mem_row_major); }
-            else { wmma::store_matrix_sync(stage + w0 * HS + dt * 16, dv[dt], HS, wmma::mem_row_major); }
+            if (pass == 0) { wmma::store_matrix_sync(stage + w0 * HP + dt * 16, dk[dt], HP, wmma::mem_row_major); }
+            else { wmma::store_matrix_sync(stage + w0 * HP + dt * 16, dv[dt], HP, wmma::mem_row_major); }
         }
         __syncwarp();
         for (int idx = lane; idx < 16 * HS; idx += 32) {
             int r = w0 + idx / HS, d = idx % HS, j = k0 + r;
             if (j < T) {
-                float g = stage[r * HS + d];
+                float g = stage[r * HP + d];
                 dqkv[((size_t)b * T + j) * 3 * C + (1 + pass) * C + h * HS + d] = __float2bfloat16(pass == 0 ? g * scale : g);
             }
         }
@@ -580,14 +593,17 @@ attention_backward_dq_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* 
                                 const float* Dsum, int B, int T, int C, int NH) {
     using namespace nvcuda;
     extern __shared__ __align__(128) unsigned char att_smem[];
-    __nv_bfloat16* Qs = (__nv_bfloat16*)att_smem;    // [64][HS]
-    __nv_bfloat16* dOs = Qs + ATT_TC_TILE * HS;       // [64][HS]
-    __nv_bfloat16* Ks = dOs + ATT_TC_TILE * HS;       // [64][HS]
-    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HS;        // [64][HS]
-    __nv_bfloat16* dSs = Vs + ATT_TC_TILE * HS;       // [64][64]
-    float* Ss = (float*)(dSs + ATT_TC_TILE * ATT_TC_TILE);  // [64][64] scores, then dP
-    float* Ps = Ss + ATT_TC_TILE * ATT_TC_TILE;       // [64][64] probabilities (fp32)
-    float* lse_s = Ps + ATT_TC_TILE * ATT_TC_TILE;
+    const int HP = ATT_TC_HP(HS), TP = ATT_TC_TP;
+    __nv_bfloat16* Qs = (__nv_bfloat16*)att_smem;    // [64][HP]
+    __nv_bfloat16* dOs = Qs + ATT_TC_TILE * HP;       // [64][HP]
+    __nv_bfloat16* Ks = dOs + ATT_TC_TILE * HP;       // [64][HP]
+    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HP;        // [64][HP]
+    __nv_bfloat16* dSs = Vs + ATT_TC_TILE * HP;       // [64][TP]
+    float* Ss = (float*)(dSs + ATT_TC_TILE * TP);     // [64][TP] scores, then dP
+    // probabilities in bf16, as the forward's and dkdv's: fp32 here would take the shared memory
+    // of the padding and leave room for 2 blocks an SM instead of 3
+    __nv_bfloat16* Ps = (__nv_bfloat16*)(Ss + ATT_TC_TILE * TP);  // [64][TP]
+    float* lse_s = (float*)(Ps + ATT_TC_TILE * TP);
     float* D_s = lse_s + ATT_TC_TILE;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     int q0 = (gridDim.x - 1 - blockIdx.x) * ATT_TC_TILE;
@@ -615,16 +631,16 @@ attention_backward_dq_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* 
         for (int pass = 0; pass < 2; pass++) {
             const __nv_bfloat16* A = pass == 0 ? Qs : dOs;
             const __nv_bfloat16* Bm = pass == 0 ? Ks : Vs;
-            att_tc_rows_dot_tile<HS>(Ss + w0 * ATT_TC_TILE, A + w0 * HS, Bm);
+            att_tc_rows_dot_tile<HS>(Ss + w0 * TP, A + w0 * HP, Bm);
             __syncwarp();
             for (int idx = lane; idx < 16 * ATT_TC_TILE; idx += 32) {
                 int r = w0 + idx / ATT_TC_TILE, c = idx % ATT_TC_TILE;
                 int i = q0 + r, j = j0 + c;
                 if (pass == 0) {
-                    Ps[r * ATT_TC_TILE + c] = (j <= i && j < T) ? expf(Ss[r * ATT_TC_TILE + c] * scale - lse_s[r]) : 0.0f;
+                    Ps[r * TP + c] = __float2bfloat16((j <= i && j < T) ? expf(Ss[r * TP + c] * scale - lse_s[r]) : 0.0f);
                 } else {
-                    float p = Ps[r * ATT_TC_TILE + c];
-                    dSs[r * ATT_TC_TILE + c] = __float2bfloat16(p * (Ss[r * ATT_TC_TILE + c] - D_s[r]));
+                    float p = __bfloat162float(Ps[r * TP + c]);
+                    dSs[r * TP + c] = __float2bfloat16(p * (Ss[r * TP + c] - D_s[r]));
                 }
             }
             __syncwarp();
@@ -632,27 +648,27 @@ attention_backward_dq_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* 
         // dq += dS K
         for (int kt = 0; kt < ATT_TC_TILE / 16; kt++) {
             wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> dsa;
-            wmma::load_matrix_sync(dsa, dSs + w0 * ATT_TC_TILE + kt * 16, ATT_TC_TILE);
+            wmma::load_matrix_sync(dsa, dSs + w0 * TP + kt * 16, TP);
             #pragma unroll
             for (int dt = 0; dt < HS / 16; dt++) {
                 wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> kb;
-                wmma::load_matrix_sync(kb, Ks + (kt * 16) * HS + dt * 16, HS);
+                wmma::load_matrix_sync(kb, Ks + (kt * 16) * HP + dt * 16, HP);
                 wmma::mma_sync(dq[dt], dsa, kb, dq[dt]);
             }
         }
     }
     __syncthreads();
-    float* stage = Ss;  // [64][64] fp32 per pass of 64 columns: HS = 128 takes two
+    float* stage = Ss;  // [64][TP] fp32 per pass of 64 columns: HS = 128 takes two
     for (int half = 0; half < HS / 64; half++) {
         #pragma unroll
         for (int dt = 0; dt < 4; dt++) {
-            wmma::store_matrix_sync(stage + w0 * ATT_TC_TILE + dt * 16, dq[half * 4 + dt], ATT_TC_TILE, wmma::mem_row_major);
+            wmma::store_matrix_sync(stage + w0 * TP + dt * 16, dq[half * 4 + dt], TP, wmma::mem_row_major);
         }
         __syncwarp();
         for (int idx = lane; idx < 16 * ATT_TC_TILE; idx += 32) {
             int r = w0 + idx / ATT_TC_TILE, d = idx % ATT_TC_TILE, i = q0 + r;
             if (i < T) {
-                dqkv[((size_t)b * T + i) * 3 * C + h * HS + half * 64 + d] = __float2bfloat16(stage[r * ATT_TC_TILE + d] * scale);
+                dqkv[((size_t)b * T + i) * 3 * C + h * HS + half * 64 + d] = __float2bfloat16(stage[r * TP + d] * scale);
             }
         }
         __syncwarp();
@@ -660,13 +676,14 @@ attention_backward_dq_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* 
 }
 
 template <int HS> static size_t att_tc_fwd_smem(void) {
-    return (size_t)3 * ATT_TC_TILE * HS * 2 + ATT_TC_TILE * ATT_TC_TILE * (2 + 4) + ATT_TC_TILE * HS * 4 + 3 * ATT_TC_TILE * 4;
+    return (size_t)3 * ATT_TC_TILE * ATT_TC_HP(HS) * 2 + ATT_TC_TILE * ATT_TC_TP * (2 + 4) + ATT_TC_TILE * ATT_TC_HP(HS) * 4 +
+           3 * ATT_TC_TILE * 4;
 }
 template <int HS> static size_t att_tc_dkdv_smem(void) {
-    return (size_t)4 * ATT_TC_TILE * HS * 2 + ATT_TC_TILE * ATT_TC_TILE * (2 + 2 + 4) + 2 * ATT_TC_TILE * 4;
+    return (size_t)4 * ATT_TC_TILE * ATT_TC_HP(HS) * 2 + ATT_TC_TILE * ATT_TC_TP * (2 + 2 + 4) + 2 * ATT_TC_TILE * 4;
 }
 template <int HS> static size_t att_tc_dq_smem(void) {
-    return (size_t)4 * ATT_TC_TILE * HS * 2 + ATT_TC_TILE * ATT_TC_TILE * (2 + 4 + 4) + 2 * ATT_TC_TILE * 4;
+    return (size_t)4 * ATT_TC_TILE * ATT_TC_HP(HS) * 2 + ATT_TC_TILE * ATT_TC_TP * (2 + 4 + 2) + 2 * ATT_TC_TILE * 4;
 }
 
 // the dynamic shared memory above 48 KiB needs an opt-in per kernel, once

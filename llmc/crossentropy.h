@@ -64,19 +64,34 @@ static void crossentropy_softmax_backward(float* dlogits, const float* probs, co
 
 #define CLASSIFIER_THREADS 1024
 
+// vec (Vp a multiple of X128 and logits 16-byte aligned): every row is read and written with
+// 128-bit accesses, X128 logits a thread per access; element by element otherwise
 __global__ static void __launch_bounds__(CLASSIFIER_THREADS)
-fused_classifier_kernel(floatX* logits, float* losses, const int* targets, const float* weights, float dloss, int V, int Vp) {
+fused_classifier_kernel(floatX* logits, float* losses, const int* targets, const float* weights, float dloss, int V, int Vp,
+                        int vec) {
     __shared__ float shared[32];
     int row = blockIdx.x;
     floatX* x = logits + (size_t)row * Vp;
     int target = targets[row];
+    int width = vec ? X128 : 1;
+    int step = blockDim.x * width;
     // read the target's logit before any thread can overwrite the row (after the barriers below)
     float x_target = fx2f(x[target]);
     float m = -FLT_MAX, s = 0.0f;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) {
-        float v = fx2f(x[i]);
-        if (v > m) { s = s * expf(m - v) + 1.0f; m = v; }
-        else { s += expf(v - m); }
+    for (int i = threadIdx.x * width; i < V; i += step) {
+        Packed128<floatX> xa;
+        int n = 1;
+        if (vec) {
+            xa = load128(x + i);
+            n = V - i < X128 ? V - i : X128;  // the last vector holds padding columns past V
+        } else {
+            xa.v[0] = x[i];
+        }
+        for (int k = 0; k < n; k++) {
+            float v = fx2f(xa.v[k]);
+            if (v > m) { s = s * expf(m - v) + 1.0f; m = v; }
+            else { s += expf(v - m); }
+        }
     }
     float M = block_reduce_max(m, shared);
     float S = block_reduce_sum(s * expf(m - M), shared);
@@ -84,19 +99,25 @@ fused_classifier_kernel(floatX* logits, float* losses, const int* targets, const
     if (threadIdx.x == 0) { losses[row] = lse - x_target; }
     if (dloss == 0.0f) { return; }
     if (weights != NULL) { dloss *= weights[row]; }
-    for (int i = threadIdx.x; i < Vp; i += blockDim.x) {
-        float d = 0.0f;
-        if (i < V) {
-            float p = expf(fx2f(x[i]) - lse);
-            d = (p - (i == target ? 1.0f : 0.0f)) * dloss;
+    for (int i = threadIdx.x * width; i < Vp; i += step) {
+        Packed128<floatX> xa;
+        if (vec) { xa = load128(x + i); } else { xa.v[0] = x[i]; }
+        for (int k = 0; k < width; k++) {
+            float d = 0.0f;
+            if (i + k < V) {
+                float p = expf(fx2f(xa.v[k]) - lse);
+                d = (p - (i + k == target ? 1.0f : 0.0f)) * dloss;
+            }
+            xa.v[k] = f2fx(d);
         }
-        x[i] = f2fx(d);
+        if (vec) { store128(x + i, xa); } else { x[i] = xa.v[0]; }
     }
 }
 
 static void fused_classifier_cuda(floatX* logits, float* losses, const int* targets, const float* weights, float dloss,
                                   int BT, int V, int Vp, cudaStream_t stream) {
-    fused_classifier_kernel<<<BT, CLASSIFIER_THREADS, 0, stream>>>(logits, losses, targets, weights, dloss, V, Vp);
+    int vec = Vp % X128 == 0 && aligned16(logits);
+    fused_classifier_kernel<<<BT, CLASSIFIER_THREADS, 0, stream>>>(logits, losses, targets, weights, dloss, V, Vp, vec);
     cudaCheckLaunch();
 }
 #endif // __CUDACC__

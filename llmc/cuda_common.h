@@ -117,6 +117,32 @@ static inline float host_fx2f(floatX x) {
 }
 
 // ----------------------------------------------------------------------------
+// 128-bit memory access: a thread moves 16 bytes per load or store instruction (8 bf16 or 4
+// floats), so a warp's request covers 512 contiguous bytes: a quarter of the instructions of
+// 4-byte accesses for the same sectors (dev/cuda/PROFILE.md). The address must be 16-byte
+// aligned: kernels take the vector path only where the host found every pointer aligned
+// (aligned16) and the whole vector in range, element by element otherwise.
+template <class T> struct alignas(16) Packed128 {
+    static constexpr int size = 16 / (int)sizeof(T);
+    T v[16 / sizeof(T)];
+};
+// through int4, the type nvcc is sure to move with one LDG.128/STG.128 (and g++ with one 16-byte
+// move in the emulation, which its profiler counts as one access)
+template <class T> __device__ static inline Packed128<T> load128(const T* p) {
+    int4 bits = *reinterpret_cast<const int4*>(p);
+    Packed128<T> out;
+    memcpy(&out, &bits, 16);
+    return out;
+}
+template <class T> __device__ static inline void store128(T* p, const Packed128<T>& x) {
+    int4 bits;
+    memcpy(&bits, &x, 16);
+    *reinterpret_cast<int4*>(p) = bits;
+}
+static inline int aligned16(const void* p) { return ((uintptr_t)p & 15) == 0; }
+#define X128 (16 / (int)sizeof(floatX))  // floatX elements in 128 bits: 8 (bf16) or 4 (fp32)
+
+// ----------------------------------------------------------------------------
 // Reductions (fixed order, see the top of the file)
 
 __device__ static inline float warp_reduce_sum(float v) {

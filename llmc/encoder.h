@@ -85,20 +85,34 @@ static int encoder_backward_buckets(const int* inp, int BT, int V, int* count, i
 // like the C version. inp is a device array for the forward.
 #include "cuda_common.h"
 
+// each thread X128 channels of one position; 128-bit accesses when vec (C a multiple of X128,
+// every pointer 16-byte aligned), element by element otherwise
 __global__ static void encoder_forward_kernel(floatX* out, const int* inp, const floatX* wte,
-                                              const floatX* wpe, int BT, int T, int C) {
-    size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+                                              const floatX* wpe, int BT, int T, int C, int vec) {
+    size_t idx = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * X128;
     if (idx >= (size_t)BT * C) { return; }
-    int bt = (int)(idx / C);
-    int c = (int)(idx % C);
-    int t = bt % T;
-    out[idx] = f2fx(fx2f(wte[(size_t)inp[bt] * C + c]) + fx2f(wpe[(size_t)t * C + c]));
+    if (vec) {
+        int bt = (int)(idx / C);
+        int c = (int)(idx % C);
+        int t = bt % T;
+        Packed128<floatX> e = load128(wte + (size_t)inp[bt] * C + c), p = load128(wpe + (size_t)t * C + c), o;
+        for (int k = 0; k < X128; k++) { o.v[k] = f2fx(fx2f(e.v[k]) + fx2f(p.v[k])); }
+        store128(out + idx, o);
+        return;
+    }
+    for (size_t j = idx; j < idx + X128 && j < (size_t)BT * C; j++) {
+        int bt = (int)(j / C);
+        int c = (int)(j % C);
+        int t = bt % T;
+        out[j] = f2fx(fx2f(wte[(size_t)inp[bt] * C + c]) + fx2f(wpe[(size_t)t * C + c]));
+    }
 }
 
 static void encoder_forward_cuda(floatX* out, const int* inp, const floatX* wte, const floatX* wpe,
                                  int B, int T, int C, cudaStream_t stream) {
     size_t n = (size_t)B * T * C;
-    encoder_forward_kernel<<<(unsigned)CEIL_DIV(n, 256), 256, 0, stream>>>(out, inp, wte, wpe, B * T, T, C);
+    int vec = C % X128 == 0 && aligned16(out) && aligned16(wte) && aligned16(wpe);
+    encoder_forward_kernel<<<(unsigned)CEIL_DIV(n, (size_t)256 * X128), 256, 0, stream>>>(out, inp, wte, wpe, B * T, T, C, vec);
     cudaCheckLaunch();
 }
 

@@ -100,31 +100,65 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
 
 #define LAYERNORM_ROWS_PER_BLOCK 8
 
-// a == residual input; if b != NULL, the row is a + b and is written to residual first
+// a == residual input; if b != NULL, the row is a + b and is written to residual first.
+// vec (the host found C a multiple of X128 and every pointer 16-byte aligned): each lane moves
+// X128 elements per access with 128-bit loads and stores; else element by element. The sums
+// then run over other per-lane subsets (a fixed order either way).
 __global__ static void layernorm_forward_kernel(floatX* residual, floatX* out, float* mean, float* rstd,
                                                 const floatX* a, const floatX* b, const floatX* weight,
-                                                const floatX* bias, int N, int C) {
+                                                const floatX* bias, int N, int C, int vec) {
     int lane = threadIdx.x % 32;
     int row = blockIdx.x * LAYERNORM_ROWS_PER_BLOCK + threadIdx.x / 32;
     if (row >= N) { return; }  // whole warps leave together: no block-level sync below
     const floatX* x = a + (size_t)row * C;
+    floatX* o = out + (size_t)row * C;
+    int step = vec ? 32 * X128 : 32;    // elements a warp covers per access
+    int width = vec ? X128 : 1;         // elements a lane covers per access
     if (b != NULL) {
         const floatX* y = b + (size_t)row * C;
         floatX* r = residual + (size_t)row * C;
-        for (int i = lane; i < C; i += 32) { r[i] = f2fx(fx2f(x[i]) + fx2f(y[i])); }
+        for (int i = lane * width; i < C; i += step) {
+            if (vec) {
+                Packed128<floatX> xa = load128(x + i), ya = load128(y + i), ra;
+                for (int k = 0; k < X128; k++) { ra.v[k] = f2fx(fx2f(xa.v[k]) + fx2f(ya.v[k])); }
+                store128(r + i, ra);
+            } else {
+                r[i] = f2fx(fx2f(x[i]) + fx2f(y[i]));
+            }
+        }
         x = r;  // statistics of the rounded residual, the value the backward pass will see
         __syncwarp();
     }
     float s = 0.0f;
-    for (int i = lane; i < C; i += 32) { s += fx2f(x[i]); }
+    for (int i = lane * width; i < C; i += step) {
+        if (vec) {
+            Packed128<floatX> xa = load128(x + i);
+            for (int k = 0; k < X128; k++) { s += fx2f(xa.v[k]); }
+        } else {
+            s += fx2f(x[i]);
+        }
+    }
     float m = warp_reduce_sum(s) / C;
     float v = 0.0f;
-    for (int i = lane; i < C; i += 32) { float d = fx2f(x[i]) - m; v += d * d; }
+    for (int i = lane * width; i < C; i += step) {
+        if (vec) {
+            Packed128<floatX> xa = load128(x + i);
+            for (int k = 0; k < X128; k++) { float d = fx2f(xa.v[k]) - m; v += d * d; }
+        } else {
+            float d = fx2f(x[i]) - m;
+            v += d * d;
+        }
+    }
     v = warp_reduce_sum(v) / C;
     float rs = 1.0f / sqrtf(v + 1e-5f);
-    floatX* o = out + (size_t)row * C;
-    for (int i = lane; i < C; i += 32) {
-        o[i] = f2fx((rs * (fx2f(x[i]) - m)) * fx2f(weight[i]) + fx2f(bias[i]));
+    for (int i = lane * width; i < C; i += step) {
+        if (vec) {
+            Packed128<floatX> xa = load128(x + i), wa = load128(weight + i), ba = load128(bias + i), oa;
+            for (int k = 0; k < X128; k++) { oa.v[k] = f2fx((rs * (fx2f(xa.v[k]) - m)) * fx2f(wa.v[k]) + fx2f(ba.v[k])); }
+            store128(o + i, oa);
+        } else {
+            o[i] = f2fx((rs * (fx2f(x[i]) - m)) * fx2f(weight[i]) + fx2f(bias[i]));
+        }
     }
     if (lane == 0) {
         if (mean != NULL) { mean[row] = m; }
@@ -132,10 +166,16 @@ __global__ static void layernorm_forward_kernel(floatX* residual, floatX* out, f
     }
 }
 
+// the 128-bit path needs whole vectors in every row and 16-byte aligned rows
+static int layernorm_vec_ok(int C, const void* p0, const void* p1, const void* p2, const void* p3, const void* p4) {
+    return C % X128 == 0 && aligned16(p0) && aligned16(p1) && aligned16(p2) && (p3 == NULL || aligned16(p3)) &&
+           (p4 == NULL || aligned16(p4));
+}
+
 static void layernorm_forward_cuda(floatX* out, float* mean, float* rstd, const floatX* inp,
                                    const floatX* weight, const floatX* bias, int N, int C, cudaStream_t stream) {
     layernorm_forward_kernel<<<CEIL_DIV(N, LAYERNORM_ROWS_PER_BLOCK), 32 * LAYERNORM_ROWS_PER_BLOCK, 0, stream>>>(
-        NULL, out, mean, rstd, inp, NULL, weight, bias, N, C);
+        NULL, out, mean, rstd, inp, NULL, weight, bias, N, C, layernorm_vec_ok(C, out, inp, weight, bias, NULL));
     cudaCheckLaunch();
 }
 
@@ -143,13 +183,14 @@ static void fused_residual_layernorm_forward_cuda(floatX* residual, floatX* out,
                                                   const floatX* a, const floatX* b, const floatX* weight,
                                                   const floatX* bias, int N, int C, cudaStream_t stream) {
     layernorm_forward_kernel<<<CEIL_DIV(N, LAYERNORM_ROWS_PER_BLOCK), 32 * LAYERNORM_ROWS_PER_BLOCK, 0, stream>>>(
-        residual, out, mean, rstd, a, b, weight, bias, N, C);
+        residual, out, mean, rstd, a, b, weight, bias, N, C, layernorm_vec_ok(C, out, a, weight, bias, b) && aligned16(residual));
     cudaCheckLaunch();
 }
 
+// vec: 128-bit accesses as in layernorm_forward_kernel
 __global__ static void layernorm_backward_dinp_kernel(floatX* dinp, const floatX* dout, const floatX* inp,
                                                       const floatX* weight, const float* mean,
-                                                      const float* rstd, int N, int C) {
+                                                      const float* rstd, int N, int C, int vec) {
     int lane = threadIdx.x % 32;
     int row = blockIdx.x * LAYERNORM_ROWS_PER_BLOCK + threadIdx.x / 32;
     if (row >= N) { return; }
@@ -158,20 +199,42 @@ __global__ static void layernorm_backward_dinp_kernel(floatX* dinp, const floatX
     floatX* dx = dinp + (size_t)row * C;
     float m = mean[row];
     float s = rstd[row];
+    int step = vec ? 32 * X128 : 32;
+    int width = vec ? X128 : 1;
     float dnorm_mean = 0.0f;
     float dnorm_norm_mean = 0.0f;
-    for (int i = lane; i < C; i += 32) {
-        float norm = (fx2f(x[i]) - m) * s;
-        float dnorm = fx2f(weight[i]) * fx2f(dy[i]);
-        dnorm_mean += dnorm;
-        dnorm_norm_mean += dnorm * norm;
+    for (int i = lane * width; i < C; i += step) {
+        if (vec) {
+            Packed128<floatX> xa = load128(x + i), wa = load128(weight + i), da = load128(dy + i);
+            for (int k = 0; k < X128; k++) {
+                float norm = (fx2f(xa.v[k]) - m) * s;
+                float dnorm = fx2f(wa.v[k]) * fx2f(da.v[k]);
+                dnorm_mean += dnorm;
+                dnorm_norm_mean += dnorm * norm;
+            }
+        } else {
+            float norm = (fx2f(x[i]) - m) * s;
+            float dnorm = fx2f(weight[i]) * fx2f(dy[i]);
+            dnorm_mean += dnorm;
+            dnorm_norm_mean += dnorm * norm;
+        }
     }
     dnorm_mean = warp_reduce_sum(dnorm_mean) / C;
     dnorm_norm_mean = warp_reduce_sum(dnorm_norm_mean) / C;
-    for (int i = lane; i < C; i += 32) {
-        float norm = (fx2f(x[i]) - m) * s;
-        float dnorm = fx2f(weight[i]) * fx2f(dy[i]);
-        dx[i] = f2fx(fx2f(dx[i]) + (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s);
+    for (int i = lane * width; i < C; i += step) {
+        if (vec) {
+            Packed128<floatX> xa = load128(x + i), wa = load128(weight + i), da = load128(dy + i), ga = load128(dx + i);
+            for (int k = 0; k < X128; k++) {
+                float norm = (fx2f(xa.v[k]) - m) * s;
+                float dnorm = fx2f(wa.v[k]) * fx2f(da.v[k]);
+                ga.v[k] = f2fx(fx2f(ga.v[k]) + (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s);
+            }
+            store128(dx + i, ga);
+        } else {
+            float norm = (fx2f(x[i]) - m) * s;
+            float dnorm = fx2f(weight[i]) * fx2f(dy[i]);
+            dx[i] = f2fx(fx2f(dx[i]) + (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s);
+        }
     }
 }
 
@@ -225,7 +288,7 @@ static void layernorm_backward_cuda(floatX* dinp, float* dweight, float* dbias, 
                                     const floatX* inp, const floatX* weight, const float* mean,
                                     const float* rstd, int N, int C, float* scratch, cudaStream_t stream) {
     layernorm_backward_dinp_kernel<<<CEIL_DIV(N, LAYERNORM_ROWS_PER_BLOCK), 32 * LAYERNORM_ROWS_PER_BLOCK, 0, stream>>>(
-        dinp, dout, inp, weight, mean, rstd, N, C);
+        dinp, dout, inp, weight, mean, rstd, N, C, layernorm_vec_ok(C, dinp, dout, inp, weight, NULL));
     cudaCheckLaunch();
     // a frozen LayerNorm (parameter-efficient fine-tuning) has no weight gradients: dinp only
     if (dweight == NULL && dbias == NULL) { return; }

@@ -560,6 +560,43 @@ static void matmul_backward(float* dinp, float* dweight, float* dbias,
 static cublasLtHandle_t cublaslt_handle = NULL;
 static void* cublaslt_workspace = NULL;
 
+// A matmul problem as cuBLASLt's heuristic sees it: the shapes, types, epilogue and the pointer
+// alignments it may assume (zero-initialized before filling: compared with memcmp)
+typedef struct {
+    int m, n, k, transA, transB, lda, ldb, ldd, ldaux;
+    int d_type, epilogue, has_bias, has_aux;
+    uint32_t al_a, al_b, al_d, al_bias, al_aux;
+} MatmulKey;
+
+// Its descriptors, layouts and chosen algorithm, made once and reused for every later call with
+// the same key: the heuristic query and the creation of the descriptors cost tens of
+// microseconds of host time per call, about as long as a small matmul itself. Per call only the
+// bias and aux pointers are set (host-side attribute writes). A step of GPT-2 has a few dozen
+// distinct keys; past MATMUL_PLANS the oldest plan is replaced.
+typedef struct {
+    int used;
+    MatmulKey key;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, ld;
+    cublasLtMatmulAlgo_t algo;
+} MatmulPlan;
+#define MATMUL_PLANS 128
+typedef struct {
+    MatmulPlan plans[MATMUL_PLANS];
+    int next;                      // the slot the next new plan takes (round robin)
+    unsigned long long made, reused;
+} MatmulPlanCache;
+static MatmulPlanCache matmul_plan_cache;
+
+static void matmul_plan_destroy(MatmulPlan* p) {
+    if (!p->used) { return; }
+    cublasCheck(cublasLtMatrixLayoutDestroy(p->la));
+    cublasCheck(cublasLtMatrixLayoutDestroy(p->lb));
+    cublasCheck(cublasLtMatrixLayoutDestroy(p->ld));
+    cublasCheck(cublasLtMatmulDescDestroy(p->desc));
+    p->used = 0;
+}
+
 static void matmul_cuda_init(void) {
     if (cublaslt_handle != NULL) { return; }
     cublasCheck(cublasLtCreate(&cublaslt_handle));
@@ -568,6 +605,8 @@ static void matmul_cuda_init(void) {
 
 static void matmul_cuda_free(void) {
     if (cublaslt_handle == NULL) { return; }
+    for (int i = 0; i < MATMUL_PLANS; i++) { matmul_plan_destroy(&matmul_plan_cache.plans[i]); }
+    matmul_plan_cache.next = 0;
     cublasCheck(cublasLtDestroy(cublaslt_handle));
     cudaCheck(cudaFree(cublaslt_workspace));
     cublaslt_handle = NULL;
@@ -582,45 +621,41 @@ static uint32_t matmul_alignment(const void* p) {
     return al;
 }
 
-// D (m x n, column-major, ldd) = alpha * op(A) @ op(B) (+ beta * D), with an epilogue.
-// A is m x k after op, B is k x n after op; a, b are floatX; d is floatX or fp32 (d_type).
-// (alpha != 1: LoRA's scale s, applied in the fp32 accumulator instead of by another kernel)
-static void matmul_cublaslt_scaled(void* d, cudaDataType_t d_type, const floatX* a, const floatX* b,
-                                   int m, int n, int k, int transA, int transB, int lda, int ldb, int ldd,
-                                   float alpha, float beta, cublasLtEpilogue_t epilogue, const floatX* bias,
-                                   void* aux, int ldaux, cudaStream_t stream) {
-    if (cublaslt_handle == NULL) { fprintf(stderr, "error: matmul_cuda_init() was not called\n"); exit(EXIT_FAILURE); }
-    cublasLtMatmulDesc_t desc;
-    cublasCheck(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
-    cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
-    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof(opA)));
-    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof(opB)));
-    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+// a new plan for key into p: descriptors, layouts, and the heuristic's first algorithm
+static void matmul_plan_make(MatmulPlan* p, const MatmulKey* key, const floatX* bias, void* aux, float beta) {
+    p->key = *key;
+    cublasCheck(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasOperation_t opA = key->transA ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t opB = key->transB ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasLtEpilogue_t epilogue = (cublasLtEpilogue_t)key->epilogue;
+    cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof(opA)));
+    cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof(opB)));
+    cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
     if (bias != NULL) {
-        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
         cudaDataType_t bias_type = CUBLAS_FLOATX;
-        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)));
     }
     if (aux != NULL) {
-        int64_t ld = ldaux;
+        int64_t ld = key->ldaux;
         int32_t aux_type = CUBLAS_FLOATX;
-        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
-        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld, sizeof(ld)));
-        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, &aux_type, sizeof(aux_type)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld, sizeof(ld)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, &aux_type, sizeof(aux_type)));
     }
     // layouts describe the matrices as stored (before op)
-    cublasLtMatrixLayout_t la, lb, ld_;
-    cublasCheck(cublasLtMatrixLayoutCreate(&la, CUBLAS_FLOATX, transA ? k : m, transA ? m : k, lda));
-    cublasCheck(cublasLtMatrixLayoutCreate(&lb, CUBLAS_FLOATX, transB ? n : k, transB ? k : n, ldb));
-    cublasCheck(cublasLtMatrixLayoutCreate(&ld_, d_type, m, n, ldd));
+    int m = key->m, n = key->n, k = key->k;
+    cudaDataType_t d_type = (cudaDataType_t)key->d_type;
+    cublasCheck(cublasLtMatrixLayoutCreate(&p->la, CUBLAS_FLOATX, key->transA ? k : m, key->transA ? m : k, key->lda));
+    cublasCheck(cublasLtMatrixLayoutCreate(&p->lb, CUBLAS_FLOATX, key->transB ? n : k, key->transB ? k : n, key->ldb));
+    cublasCheck(cublasLtMatrixLayoutCreate(&p->ld, d_type, m, n, key->ldd));
 
     cublasLtMatmulPreference_t pref;
     cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
     size_t ws = CUBLASLT_WORKSPACE_BYTES;
     cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
     // the default assumes 256-byte aligned pointers; ours point inside big buffers
-    uint32_t al_a = matmul_alignment(a), al_b = matmul_alignment(b), al_d = matmul_alignment(d);
+    uint32_t al_a = key->al_a, al_b = key->al_b, al_d = key->al_d;
     cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a)));
     cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b)));
     cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_d, sizeof(al_d)));
@@ -629,21 +664,59 @@ static void matmul_cublaslt_scaled(void* d, cudaDataType_t d_type, const floatX*
     cublasLtMatmulHeuristicResult_t heur;
     int found = 0;
     // no algorithm is reported as CUBLAS_STATUS_NOT_SUPPORTED (not only as found == 0): say which call
-    cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(cublaslt_handle, desc, la, lb, ld_, ld_, pref, 1, &heur, &found);
+    cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(cublaslt_handle, p->desc, p->la, p->lb, p->ld, p->ld, pref, 1, &heur, &found);
     if (hs != CUBLAS_STATUS_SUCCESS || found == 0) {
         fprintf(stderr, "error: cuBLASLt has no algorithm (%s) for m=%d n=%d k=%d transA=%d transB=%d lda=%d ldb=%d "
                 "ldd=%d d_type=%d beta=%g epilogue=%d bias=%p aux=%p ldaux=%d, alignments A=%u B=%u D=%u (%s)\n",
-                cublasLtGetStatusName(hs), m, n, k, transA, transB, lda, ldb, ldd, (int)d_type, beta, (int)epilogue,
-                (const void*)bias, aux, ldaux, al_a, al_b, al_d, PRECISION_NAME);
+                cublasLtGetStatusName(hs), m, n, k, key->transA, key->transB, key->lda, key->ldb, key->ldd, key->d_type,
+                beta, key->epilogue, (const void*)bias, aux, key->ldaux, al_a, al_b, al_d, PRECISION_NAME);
         exit(EXIT_FAILURE);
     }
-    cublasCheck(cublasLtMatmul(cublaslt_handle, desc, &alpha, a, la, b, lb, &beta, d, ld_, d, ld_,
-                               &heur.algo, cublaslt_workspace, CUBLASLT_WORKSPACE_BYTES, stream));
     cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
-    cublasCheck(cublasLtMatrixLayoutDestroy(la));
-    cublasCheck(cublasLtMatrixLayoutDestroy(lb));
-    cublasCheck(cublasLtMatrixLayoutDestroy(ld_));
-    cublasCheck(cublasLtMatmulDescDestroy(desc));
+    p->algo = heur.algo;
+    p->used = 1;
+}
+
+// D (m x n, column-major, ldd) = alpha * op(A) @ op(B) (+ beta * D), with an epilogue.
+// A is m x k after op, B is k x n after op; a, b are floatX; d is floatX or fp32 (d_type).
+// (alpha != 1: LoRA's scale s, applied in the fp32 accumulator instead of by another kernel)
+static void matmul_cublaslt_scaled(void* d, cudaDataType_t d_type, const floatX* a, const floatX* b,
+                                   int m, int n, int k, int transA, int transB, int lda, int ldb, int ldd,
+                                   float alpha, float beta, cublasLtEpilogue_t epilogue, const floatX* bias,
+                                   void* aux, int ldaux, cudaStream_t stream) {
+    if (cublaslt_handle == NULL) { fprintf(stderr, "error: matmul_cuda_init() was not called\n"); exit(EXIT_FAILURE); }
+    MatmulKey key;
+    memset(&key, 0, sizeof(key));
+    key.m = m; key.n = n; key.k = k; key.transA = transA; key.transB = transB;
+    key.lda = lda; key.ldb = ldb; key.ldd = ldd; key.ldaux = aux != NULL ? ldaux : 0;
+    key.d_type = (int)d_type; key.epilogue = (int)epilogue;
+    key.has_bias = bias != NULL; key.has_aux = aux != NULL;
+    key.al_a = matmul_alignment(a); key.al_b = matmul_alignment(b); key.al_d = matmul_alignment(d);
+    key.al_bias = bias != NULL ? matmul_alignment(bias) : 0;
+    key.al_aux = aux != NULL ? matmul_alignment(aux) : 0;
+    MatmulPlanCache* cache = &matmul_plan_cache;
+    MatmulPlan* p = NULL;
+    for (int i = 0; i < MATMUL_PLANS; i++) {
+        if (cache->plans[i].used && memcmp(&cache->plans[i].key, &key, sizeof(key)) == 0) { p = &cache->plans[i]; break; }
+    }
+    if (p == NULL) {
+        p = &cache->plans[cache->next];
+        cache->next = (cache->next + 1) % MATMUL_PLANS;
+        matmul_plan_destroy(p);
+        matmul_plan_make(p, &key, bias, aux, beta);
+        cache->made++;
+    } else {
+        // the same problem at other addresses: only the epilogue's pointers change
+        if (bias != NULL) {
+            cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+        }
+        if (aux != NULL) {
+            cublasCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
+        }
+        cache->reused++;
+    }
+    cublasCheck(cublasLtMatmul(cublaslt_handle, p->desc, &alpha, a, p->la, b, p->lb, &beta, d, p->ld, d, p->ld,
+                               &p->algo, cublaslt_workspace, CUBLASLT_WORKSPACE_BYTES, stream));
 }
 
 static void matmul_cublaslt(void* d, cudaDataType_t d_type, const floatX* a, const floatX* b,

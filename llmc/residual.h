@@ -23,13 +23,22 @@ static void residual_backward(float* da, float* db, const float* dout, size_t N)
 // (fused_residual_layernorm_forward_cuda in llmc/layernorm.h); this one is the plain version.
 #include "cuda_common.h"
 
-__global__ static void residual_forward_kernel(floatX* out, const floatX* a, const floatX* b, size_t N) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < N) { out[i] = f2fx(fx2f(a[i]) + fx2f(b[i])); }
+// X128 elements a thread, 128-bit accesses when vec (as gelu_forward_kernel)
+__global__ static void residual_forward_kernel(floatX* out, const floatX* a, const floatX* b, size_t N, int vec) {
+    size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * X128;
+    if (i >= N) { return; }
+    if (vec && i + X128 <= N) {
+        Packed128<floatX> x = load128(a + i), y = load128(b + i), o;
+        for (int k = 0; k < X128; k++) { o.v[k] = f2fx(fx2f(x.v[k]) + fx2f(y.v[k])); }
+        store128(out + i, o);
+    } else {
+        for (size_t j = i; j < N && j < i + X128; j++) { out[j] = f2fx(fx2f(a[j]) + fx2f(b[j])); }
+    }
 }
 
 static void residual_forward_cuda(floatX* out, const floatX* a, const floatX* b, size_t N, cudaStream_t stream) {
-    residual_forward_kernel<<<(unsigned)CEIL_DIV(N, 256), 256, 0, stream>>>(out, a, b, N);
+    int vec = aligned16(out) && aligned16(a) && aligned16(b);
+    residual_forward_kernel<<<(unsigned)CEIL_DIV(N, (size_t)256 * X128), 256, 0, stream>>>(out, a, b, N, vec);
     cudaCheckLaunch();
 }
 #endif // __CUDACC__

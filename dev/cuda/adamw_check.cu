@@ -9,17 +9,20 @@ static void run_adam(void* q) {
 }
 static void run_norm(void* q) { AdamCtx* c = (AdamCtx*)q; sum_of_squares_cuda(c->out, c->g, c->n, c->scratch, 0); }
 
-static void run_case(size_t n, int check, int time_it, const Ceilings* ceil) {
+// off: the device arrays start off elements into their allocations (1: not 16-byte aligned, the
+// kernel's element-by-element path; 0: 128-bit accesses, and a tail when n % 4 != 0)
+static void run_case(size_t n, int off, int check, int time_it, const Ceilings* ceil) {
     if (!check && !harness_timing()) { return; }
-    float* p = harness_random(n, 1.0f);
-    float* g = harness_random(n, 0.01f);
-    float* m = harness_random(n, 0.001f);
-    float* v = harness_random(n, 0.0001f);
+    float* p = harness_random(n + off, 1.0f) + off;
+    float* g = harness_random(n + off, 0.01f) + off;
+    float* m = harness_random(n + off, 0.001f) + off;
+    float* v = harness_random(n + off, 0.0001f) + off;
     for (size_t i = 0; i < n; i++) { v[i] = fabsf(v[i]); }
     AdamCtx c;
     c.n = n;
-    c.p = harness_upload_f32(p, n); c.g = harness_upload_f32(g, n); c.m = harness_upload_f32(m, n); c.v = harness_upload_f32(v, n);
-    c.px = (floatX*)cuda_malloc_check(n * sizeof(floatX), "params_x");
+    c.p = harness_upload_f32(p - off, n + off) + off; c.g = harness_upload_f32(g - off, n + off) + off;
+    c.m = harness_upload_f32(m - off, n + off) + off; c.v = harness_upload_f32(v - off, n + off) + off;
+    c.px = (floatX*)cuda_malloc_check((n + off) * sizeof(floatX), "params_x") + off;
     c.out = (double*)cuda_malloc_check(sizeof(double), "norm");
     c.scratch = (double*)cuda_malloc_check(SUMSQ_BLOCKS * sizeof(double), "norm scratch");
     if (check) {
@@ -31,23 +34,23 @@ static void run_case(size_t n, int check, int time_it, const Ceilings* ceil) {
         cudaCheck(cudaGetLastError());
         double gs;
         cudaCheck(cudaMemcpy(&gs, c.out, sizeof(double), cudaMemcpyDeviceToHost));
-        snprintf(name, sizeof(name), "sum_of_squares n=%zu", n);
+        snprintf(name, sizeof(name), "sum_of_squares n=%zu offset %d", n, off);
         harness_check(fabs(gs - ss) <= 1e-5 * ss, name, "gpu %.9g cpu %.9g", gs, ss);
         adamw_update(p, g, m, v, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, 7);
         harness_poison(c.px, n * sizeof(floatX));
         run_adam(&c);
         cudaCheck(cudaGetLastError());
         harness_download_f32(got, c.p, n);
-        snprintf(name, sizeof(name), "adamw params n=%zu", n);
+        snprintf(name, sizeof(name), "adamw params n=%zu offset %d", n, off);
         harness_compare(name, got, p, n, 1e-6);
         harness_download_f32(got, c.m, n);
-        snprintf(name, sizeof(name), "adamw m n=%zu", n);
+        snprintf(name, sizeof(name), "adamw m n=%zu offset %d", n, off);
         harness_compare(name, got, m, n, 1e-6);
         harness_download_f32(got, c.v, n);
-        snprintf(name, sizeof(name), "adamw v n=%zu", n);
+        snprintf(name, sizeof(name), "adamw v n=%zu offset %d", n, off);
         harness_compare(name, got, v, n, 1e-6);
         harness_download_fx(got, c.px, n);
-        snprintf(name, sizeof(name), "adamw floatX params copy n=%zu", n);
+        snprintf(name, sizeof(name), "adamw floatX params copy n=%zu offset %d", n, off);
         harness_compare(name, got, p, n, HARNESS_FP32 ? 1e-6 : 4e-3);
         free(got);
     }
@@ -59,16 +62,17 @@ static void run_case(size_t n, int check, int time_it, const Ceilings* ceil) {
         snprintf(what, sizeof(what), "sum_of_squares n=%zu", n);
         harness_report_bandwidth(what, harness_time_ms(run_norm, &c, 50), (double)n * 4, ceil);
     }
-    cudaCheck(cudaFree(c.p)); cudaCheck(cudaFree(c.g)); cudaCheck(cudaFree(c.m)); cudaCheck(cudaFree(c.v));
-    cudaCheck(cudaFree(c.px)); cudaCheck(cudaFree(c.out)); cudaCheck(cudaFree(c.scratch));
-    free(p); free(g); free(m); free(v);
+    cudaCheck(cudaFree(c.p - off)); cudaCheck(cudaFree(c.g - off)); cudaCheck(cudaFree(c.m - off)); cudaCheck(cudaFree(c.v - off));
+    cudaCheck(cudaFree(c.px - off)); cudaCheck(cudaFree(c.out)); cudaCheck(cudaFree(c.scratch));
+    free(p - off); free(g - off); free(m - off); free(v - off);
 }
 
 int main(void) {
     Ceilings ceil = harness_ceilings();
     printf("adamw_check (%s) on %s\n", PRECISION_NAME, ceil.name);
-    run_case(1, 1, 0, &ceil);
-    run_case(1000003, 1, 0, &ceil);
-    run_case(124475904, 0, 1, &ceil);  // GPT-2 124M (Vp = 50304)
+    run_case(1, 0, 1, 0, &ceil);
+    run_case(1000003, 0, 1, 0, &ceil);  // 128-bit path with a tail
+    run_case(100003, 1, 1, 0, &ceil);   // unaligned: element by element
+    run_case(124475904, 0, 0, 1, &ceil);  // GPT-2 124M (Vp = 50304)
     return harness_finish("adamw_check");
 }

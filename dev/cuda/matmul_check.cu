@@ -104,6 +104,60 @@ static void run_case(int BT, int C, int OC, int gelu, int check, int time_it, co
     free(inp); free(w); free(bias); free(dout); free(pre_in); free(dw0); free(db0);
 }
 
+// The plan cache of llmc/matmul.h: a repeated problem reuses its plan (no new descriptors, no
+// heuristic query) and gives bitwise the same result; the same shape at a less aligned address,
+// or without its bias, is another problem and makes a plan of its own.
+static void check_plan_cache(void) {
+    int BT = 37, C = 77, OC = 231;
+    size_t ni = (size_t)BT * C, nw = (size_t)OC * C, no = (size_t)BT * OC;
+    float* inp = harness_random(ni + 8, 1.0f);
+    float* w = harness_random(nw, 1.0f / sqrtf((float)C));
+    float* bias = harness_random(OC, 0.5f);
+    floatX* d_inp = harness_upload_fx(inp, ni + 8);
+    floatX* d_w = harness_upload_fx(w, nw);
+    floatX* d_bias = harness_upload_fx(bias, OC);
+    floatX* out = (floatX*)cuda_malloc_check(no * sizeof(floatX), "out");
+    float* first = (float*)malloc(no * sizeof(float));
+    float* again = (float*)malloc(no * sizeof(float));
+    MatmulPlanCache* cache = &matmul_plan_cache;
+
+    matmul_forward_cuda(out, d_inp, d_w, d_bias, BT, C, OC, NULL, 0);
+    harness_download_fx(first, out, no);
+    unsigned long long made = cache->made, reused = cache->reused;
+    harness_poison(out, no * sizeof(floatX));
+    matmul_forward_cuda(out, d_inp, d_w, d_bias, BT, C, OC, NULL, 0);
+    cudaCheck(cudaGetLastError());
+    harness_download_fx(again, out, no);
+    harness_check(cache->made == made && cache->reused == reused + 1, "matmul plan cache: a repeated problem reuses its plan",
+                  "plans made %llu -> %llu, reused %llu -> %llu", made, cache->made, reused, cache->reused);
+    harness_check(memcmp(first, again, no * sizeof(float)) == 0, "matmul plan cache: the reused plan gives bitwise the same output",
+                  "%zu values", no);
+    // 8 elements in: 16 bytes (bf16) or 32 (fp32) aligned instead of 256
+    matmul_forward_cuda(out, d_inp + 8, d_w, d_bias, BT, C, OC, NULL, 0);
+    cudaCheck(cudaGetLastError());
+    harness_check(cache->made == made + 1, "matmul plan cache: a less aligned input is a new problem",
+                  "plans made %llu -> %llu", made, cache->made);
+    matmul_forward_cuda(out, d_inp, d_w, NULL, BT, C, OC, NULL, 0);
+    cudaCheck(cudaGetLastError());
+    harness_check(cache->made == made + 2, "matmul plan cache: no bias is a new problem", "plans made %llu -> %llu", made, cache->made);
+    // and the bias pointer of a reused plan follows the call: a second bias vector on the same plan
+    float* bias2 = harness_random(OC, 0.5f);
+    floatX* d_bias2 = harness_upload_fx(bias2, OC);
+    harness_round_fx(inp, ni + 8); harness_round_fx(w, nw); harness_round_fx(bias2, OC);
+    float* ref = (float*)malloc(no * sizeof(float));
+    matmul_forward(ref, inp, w, bias2, 1, BT, C, OC);
+    harness_poison(out, no * sizeof(floatX));
+    made = cache->made;
+    matmul_forward_cuda(out, d_inp, d_w, d_bias2, BT, C, OC, NULL, 0);
+    cudaCheck(cudaGetLastError());
+    harness_download_fx(again, out, no);
+    harness_check(cache->made == made, "matmul plan cache: another bias vector reuses the plan", "plans made %llu -> %llu", made, cache->made);
+    harness_compare("matmul plan cache: the reused plan adds the new bias", again, ref, no, HARNESS_FP32 ? 1e-5 : 1.6e-2);
+    cudaCheck(cudaFree(d_inp)); cudaCheck(cudaFree(d_w)); cudaCheck(cudaFree(d_bias)); cudaCheck(cudaFree(d_bias2));
+    cudaCheck(cudaFree(out));
+    free(inp); free(w); free(bias); free(bias2); free(first); free(again); free(ref);
+}
+
 int main(void) {
     Ceilings ceil = harness_ceilings();
     printf("matmul_check (%s) on %s\n", PRECISION_NAME, ceil.name);
@@ -123,6 +177,7 @@ int main(void) {
 #endif
     run_case(8192, 3072, 768, 0, 0, 1, &ceil);
     run_case(8192, 768, 50304, 0, 0, 1, &ceil);
+    check_plan_cache();
     matmul_cuda_free();
     return harness_finish("matmul_check");
 }

@@ -2,7 +2,8 @@
 # Runs our CUDA code on the CPU, through the emulation in dev/cuda/emu (README.md there):
 #   1. the emulation's self-test: correct kernels give the right answer, and a race, a lane that
 #      returns before a shuffle and a half-warp at __syncthreads are each caught
-#   2. the stubs of cuBLASLt, WMMA and NCCL against naive loops
+#   2. the stubs of cuBLASLt, WMMA and NCCL against naive loops; the memory profiler
+#      (include/emu_profile.h) on small kernels whose counts are known
 #   3. every kernel harness of dev/cuda (checks only, bf16 and fp32) against the C reference
 #   4. test_gpt_cu (bf16 with our CUDA-core and tensor-core attention, and fp32) against the
 #      PyTorch references in build/cuda_refs and the CPU model, including masked fine-tuning and
@@ -31,15 +32,30 @@ jobs="$OUT/jobs"
 : > "$jobs"
 echo "test_emu|$OUT/src/dev/cuda/emu/test_emu.cpp|" >> "$jobs"
 echo "test_stubs|$OUT/src/dev/cuda/emu/test_stubs.cpp|" >> "$jobs"
+echo "test_profile|$OUT/src/dev/cuda/emu/test_profile.cpp|-DEMU_PROFILE" >> "$jobs"
 for h in $HARNESSES; do
     echo "${h}_check|$OUT/src/dev/cuda/${h}_check.cu|" >> "$jobs"
     echo "${h}_check_fp32|$OUT/src/dev/cuda/${h}_check.cu|-DENABLE_FP32" >> "$jobs"
 done
 echo "test_gpt_cu|$OUT/src/test_gpt.cu|" >> "$jobs"
 echo "test_gpt_cu_fp32|$OUT/src/test_gpt.cu|-DENABLE_FP32" >> "$jobs"
+# The profiler's builds (include/emu_profile.h): ThreadSanitizer's instrumentation without its
+# runtime (compiled with -fsanitize=thread, linked without it), no AddressSanitizer, no
+# vectorization (g++ would merge a thread's scalar loads into vector ones a GPU would not make)
+# and no scalar replacement of aggregates (g++ would split a 16-byte uint4 load into four 4-byte
+# ones, where the GPU makes one 128-bit access)
+PROFILE_FLAGS="-std=c++17 -O1 -fno-tree-vectorize -fno-tree-sra -g -fopenmp -Drestrict=__restrict__ -DLLMC_EMU_CUDACC -Idev/cuda/emu/include -I$OUT/src -w -fsanitize=thread"
 build_one() {
     IFS='|' read -r name src extra <<< "$1"
-    if $CXX $FLAGS $extra -x c++ "$src" -o "$OUT/bin/$name" -lm > "$OUT/bin/$name.log" 2>&1; then
+    local ok=0
+    case "$extra" in
+        *EMU_PROFILE*)
+            $CXX $PROFILE_FLAGS $extra -x c++ -c "$src" -o "$OUT/bin/$name.o" > "$OUT/bin/$name.log" 2>&1 &&
+                $CXX -fopenmp "$OUT/bin/$name.o" -o "$OUT/bin/$name" -lm >> "$OUT/bin/$name.log" 2>&1 && ok=1 ;;
+        *)
+            $CXX $FLAGS $extra -x c++ "$src" -o "$OUT/bin/$name" -lm > "$OUT/bin/$name.log" 2>&1 && ok=1 ;;
+    esac
+    if [ $ok = 1 ]; then
         echo "PASS: emulation build of $name"
     else
         echo "FAIL: emulation build of $name: $(grep -m1 error "$OUT/bin/$name.log" | head -c 300)"
@@ -48,7 +64,7 @@ build_one() {
     fi
 }
 export -f build_one
-export CXX FLAGS OUT
+export CXX FLAGS PROFILE_FLAGS OUT
 start=$(date +%s)
 tr '\n' '\0' < "$jobs" | xargs -0 -P "${JOBS:-2}" -I{} bash -c 'build_one "$@"' _ {} | tee "$OUT/build.out"
 fails=$((fails + $(grep -c '^FAIL' "$OUT/build.out")))
@@ -74,8 +90,9 @@ if [ -x "$OUT/bin/test_emu" ]; then
         else fail "emulation catches the '$bug' bug" "the buggy kernel ran to the right answer"; fi
     done
 fi
-# 2. the library stubs
+# 2. the library stubs, and the memory profiler on kernels whose counts are known
 run test_stubs "$OUT/bin/test_stubs"
+run test_profile "$OUT/bin/test_profile"
 # 3. the kernel harnesses: checks only (timings mean nothing here)
 for h in $HARNESSES; do
     run "${h}_check" env HARNESS_CHECK_ONLY=1 "$OUT/bin/${h}_check"

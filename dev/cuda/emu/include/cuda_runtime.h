@@ -31,8 +31,13 @@
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#ifdef EMU_PROFILE
+// the profiler tells shared from other memory by this section's bounds (emu_profile.h)
+#define __shared__ static __attribute__((section("emu_shared")))
+#else
 #define __shared__ static
-#define __align__(n) alignas(n)
+#endif
+#define __align__(n) __attribute__((aligned(n)))
 #define __restrict__ __restrict
 
 struct dim3 {
@@ -40,9 +45,13 @@ struct dim3 {
     dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
 typedef dim3 uint3;
-struct uint4 { unsigned x, y, z, w; };
+// the 16-byte vector types are 16-byte aligned as in CUDA: g++ then moves one with a single
+// 16-byte access, which is what the profiler must see of a 128-bit load or store
+struct alignas(16) uint4 { unsigned x, y, z, w; };
+struct alignas(16) int4 { int x, y, z, w; };
+struct alignas(8) uint2 { unsigned x, y; };
 static inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { uint4 v = {x, y, z, w}; return v; }
-struct float4 { float x, y, z, w; };
+struct alignas(16) float4 { float x, y, z, w; };
 static inline float4 make_float4(float x, float y, float z, float w) { float4 v = {x, y, z, w}; return v; }
 
 static dim3 threadIdx, blockIdx, blockDim, gridDim;
@@ -96,6 +105,11 @@ typedef struct {
 
 static cudaError_t emu_pending_error = cudaSuccess;
 
+#ifdef EMU_PROFILE
+static void emu_prof_register(void* p, size_t bytes);
+static void emu_prof_unregister(void* p);
+#endif
+
 static inline const char* cudaGetErrorString(cudaError_t e) {
     switch (e) {
         case cudaSuccess: return "no error (emulated)";
@@ -117,12 +131,21 @@ static inline cudaError_t cudaMalloc(void** p, size_t bytes) {
     *p = emu_aligned_alloc(bytes);
     if (*p == NULL) { return cudaErrorMemoryAllocation; }
     memset(*p, 0xff, bytes);
+#ifdef EMU_PROFILE
+    emu_prof_register(*p, bytes);
+#endif
     return cudaSuccess;
 }
 template <class T> static inline cudaError_t cudaMalloc(T** p, size_t bytes) { return cudaMalloc((void**)p, bytes); }
-static inline cudaError_t cudaFree(void* p) { free(p); return cudaSuccess; }
+static inline cudaError_t cudaFree(void* p) {
+#ifdef EMU_PROFILE
+    emu_prof_unregister(p);
+#endif
+    free(p);
+    return cudaSuccess;
+}
 static inline cudaError_t cudaMallocHost(void** p, size_t bytes) { return cudaMalloc(p, bytes); }
-static inline cudaError_t cudaFreeHost(void* p) { free(p); return cudaSuccess; }
+static inline cudaError_t cudaFreeHost(void* p) { return cudaFree(p); }
 static inline cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) { memmove(d, s, n); return cudaSuccess; }
 static inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t = 0) { memmove(d, s, n); return cudaSuccess; }
 static inline cudaError_t cudaMemset(void* d, int v, size_t n) { memset(d, v, n); return cudaSuccess; }
@@ -210,6 +233,10 @@ struct EmuEngine {
 };
 static EmuEngine emu;
 
+#ifdef EMU_PROFILE
+#include "emu_profile.h"
+#endif
+
 static inline void emu_fail(const char* what) {
     fprintf(stderr, "error: CUDA emulation: %s (kernel launch %llu, block (%u,%u,%u), thread (%u,%u,%u))\n", what,
             emu.launches, blockIdx.x, blockIdx.y, blockIdx.z, threadIdx.x, threadIdx.y, threadIdx.z);
@@ -275,7 +302,13 @@ static inline void emu_run_block(void) {
             int i = order[k];
             emu.current = i;
             threadIdx = emu.fibers[i].tid;
+#ifdef EMU_PROFILE
+            emu_prof.active = emu_prof.enabled;
             emu_switch(&emu.scheduler_sp, emu.fibers[i].sp);
+            emu_prof.active = 0;
+#else
+            emu_switch(&emu.scheduler_sp, emu.fibers[i].sp);
+#endif
         }
         // release whole warps waiting at a warp operation
         int released = 0, live = 0, at_block = 0;
@@ -300,7 +333,12 @@ static inline void emu_run_block(void) {
             if (emu.fibers[i].state != EMU_DONE) { live++; }
             if (emu.fibers[i].state == EMU_AT_BLOCK_BARRIER) { at_block++; }
         }
-        if (live == 0) { return; }
+        if (live == 0) {
+#ifdef EMU_PROFILE
+            if (emu_prof.enabled) { emu_prof_block_end(); }
+#endif
+            return;
+        }
         if (at_block == live) {
             for (int i = 0; i < n; i++) { if (emu.fibers[i].state == EMU_AT_BLOCK_BARRIER) { emu.fibers[i].state = EMU_READY; } }
             continue;
@@ -312,7 +350,9 @@ static inline void emu_run_block(void) {
     }
 }
 
-static inline void emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()>& body) {
+// name: the kernel as the launch spells it (emu_transform.py passes it), for the profiler
+static inline void emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()>& body,
+                              const char* name = "kernel") {
     emu.launches++;
     unsigned long long nt = (unsigned long long)block.x * block.y * block.z;
     if (nt == 0 || nt > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535 ||
@@ -341,6 +381,9 @@ static inline void emu_launch(dim3 grid, dim3 block, size_t smem, const std::fun
     for (unsigned z = 0; z < block.z; z++)
         for (unsigned y = 0; y < block.y; y++)
             for (unsigned x = 0; x < block.x; x++) { emu.fibers[i++].tid = dim3(x, y, z); }
+#ifdef EMU_PROFILE
+    if (emu_prof.enabled) { emu_prof_launch_begin(); }
+#endif
     for (unsigned bz = 0; bz < grid.z; bz++)
         for (unsigned by = 0; by < grid.y; by++)
             for (unsigned bx = 0; bx < grid.x; bx++) {
@@ -348,6 +391,11 @@ static inline void emu_launch(dim3 grid, dim3 block, size_t smem, const std::fun
                 if (smem > 0) { memset(emu.dyn_smem, 0xff, smem); }  // uninitialized shared memory: NaN
                 emu_run_block();
             }
+#ifdef EMU_PROFILE
+    if (emu_prof.enabled) { emu_prof_launch_end(name, grid, block, smem); }
+#else
+    (void)name;
+#endif
 }
 
 static inline void* emu_dynamic_smem(void) { return emu.dyn_smem; }

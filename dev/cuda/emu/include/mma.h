@@ -87,6 +87,48 @@ static inline void emu_wmma_check(const void* p, unsigned ldm, size_t elem_bytes
     }
 }
 
+// The profiler (emu_profile.h) must not count the loops above, where every lane reads the whole
+// tile: they run with counting suspended, and each lane reports instead the accesses of its own
+// share as the tensor-core instructions make them. A 16x16 bf16 tile (ldmatrix .x4, .trans for the
+// other layout): lane l gives the address of one 16-byte piece, line l % 16 of the tile in
+// memory, elements (l / 16) * 8 .. + 7 along it. The fp32
+// accumulator (the m16n8k16 C/D fragment, two n8 halves): lane l holds rows l / 4 and l / 4 + 8,
+// columns 2 (l % 4) and + 1 of each half: four 8-byte accesses. One request per piece: pc + j.
+#ifdef EMU_PROFILE
+#define EMU_WMMA_FN __attribute__((noinline))
+EMU_NO_TSAN static void emu_wmma_profile_tile(const void* p, unsigned ldm, int col_major, int write, void* pc) {
+    // in memory terms for either layout: 16 lines of ldm elements, 8 contiguous elements a piece
+    (void)col_major;
+    int lane = emu_lane() & 31;
+    size_t off = (size_t)(lane % 16) * ldm + (size_t)(lane / 16) * 8;
+    emu_prof.suspended--;
+    emu_prof_access((char*)p + off * 2, 16, write, pc);
+    emu_prof.suspended++;
+}
+EMU_NO_TSAN static void emu_wmma_profile_acc(const void* p, unsigned ldm, int col_major, int write, void* pc) {
+    int lane = emu_lane() & 31;
+    emu_prof.suspended--;
+    for (int j = 0; j < 4; j++) {
+        int r = lane / 4 + (j & 1) * 8, c = (lane % 4) * 2 + (j >> 1) * 8;
+        size_t off = col_major ? (size_t)r + (size_t)c * ldm : (size_t)r * ldm + c;
+        // a column-major accumulator's two values are not adjacent: two 4-byte accesses
+        if (col_major) {
+            emu_prof_access((char*)p + off * 4, 4, write, (char*)pc + 2 * j);
+            emu_prof_access((char*)p + (off + ldm) * 4, 4, write, (char*)pc + 2 * j + 1);
+        } else {
+            emu_prof_access((char*)p + off * 4, 8, write, (char*)pc + j);
+        }
+    }
+    emu_prof.suspended++;
+}
+#define EMU_WMMA_SUSPEND() (emu_prof.suspended++)
+#define EMU_WMMA_RESUME() (emu_prof.suspended--)
+#else
+#define EMU_WMMA_FN
+#define EMU_WMMA_SUSPEND() ((void)0)
+#define EMU_WMMA_RESUME() ((void)0)
+#endif
+
 // identity: keeps fill_fragment's value out of template argument deduction (0 for a float fragment)
 template <class T> struct emu_wmma_same { typedef T type; };
 
@@ -97,37 +139,52 @@ static inline void fill_fragment(fragment<Use, M, N, K, T, Layout>& f, const typ
 
 // matrix_a (16 x k) and matrix_b (k x 16): the layout is the fragment's
 template <class Use, class Layout>
-static inline void load_matrix_sync(fragment<Use, 16, 16, 16, __nv_bfloat16, Layout>& f, const __nv_bfloat16* p,
+EMU_WMMA_FN static inline void load_matrix_sync(fragment<Use, 16, 16, 16, __nv_bfloat16, Layout>& f, const __nv_bfloat16* p,
                                     unsigned ldm) {
     emu_wmma_lane();
     emu_wmma_check(p, ldm, sizeof(__nv_bfloat16), "wmma::load_matrix_sync");
     bool row = emu_layout_is_row<Layout>::value;
+    EMU_WMMA_SUSPEND();
     for (int r = 0; r < 16; r++) {
         for (int c = 0; c < 16; c++) { f.x[r * 16 + c] = row ? p[(size_t)r * ldm + c] : p[r + (size_t)c * ldm]; }
     }
+#ifdef EMU_PROFILE
+    emu_wmma_profile_tile(p, ldm, !row, 0, __builtin_return_address(0));
+#endif
+    EMU_WMMA_RESUME();
 }
 
 // the accumulator: the memory layout is an argument
-static inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float>& f, const float* p, unsigned ldm,
+EMU_WMMA_FN static inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float>& f, const float* p, unsigned ldm,
                                     layout_t layout) {
     emu_wmma_lane();
     emu_wmma_check(p, ldm, sizeof(float), "wmma::load_matrix_sync");
+    EMU_WMMA_SUSPEND();
     for (int r = 0; r < 16; r++) {
         for (int c = 0; c < 16; c++) {
             f.x[r * 16 + c] = layout == mem_row_major ? p[(size_t)r * ldm + c] : p[r + (size_t)c * ldm];
         }
     }
+#ifdef EMU_PROFILE
+    emu_wmma_profile_acc(p, ldm, layout != mem_row_major, 0, __builtin_return_address(0));
+#endif
+    EMU_WMMA_RESUME();
 }
 
 // this lane's share only (see the top comment)
-static inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& f, unsigned ldm,
+EMU_WMMA_FN static inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& f, unsigned ldm,
                                      layout_t layout) {
     int lane = emu_wmma_lane();
     emu_wmma_check(p, ldm, sizeof(float), "wmma::store_matrix_sync");
+    EMU_WMMA_SUSPEND();
     for (int e = lane; e < 256; e += 32) {
         int r = e / 16, c = e % 16;
         if (layout == mem_row_major) { p[(size_t)r * ldm + c] = f.x[e]; } else { p[r + (size_t)c * ldm] = f.x[e]; }
     }
+#ifdef EMU_PROFILE
+    emu_wmma_profile_acc(p, ldm, layout != mem_row_major, 1, __builtin_return_address(0));
+#endif
+    EMU_WMMA_RESUME();
 }
 
 // d = a b + c, fp32 (the bf16 products are exact in fp32); d may be c
