@@ -5,7 +5,7 @@
 #   each attention kernel at L and L + 1 layers, and writes
 #   build/profile/step_<precision>_<attention>_L<layers>.csv (a row per kernel launch, and .json
 #   with the shape). dev/cuda/predict_step.py reads them.
-# usage: bash dev/cuda/profile.sh [B T L Vp]   (default 1 256 1 2048: about 20 minutes in all on 2
+# usage: bash dev/cuda/profile.sh [B T L Vp]   (default 1 256 1 2048: about 40 minutes in all on 2
 #        cores; the report scales to GPT-2 124M by formulas)
 # This is not a GPU measurement: it counts what each thread asks of memory.
 set -eu
