@@ -336,17 +336,18 @@ attention_backward_dq_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv
 
 // ----------------------------------------------------------------------------
 // Tensor-core path (bf16 builds, head sizes 64 and 128): the same algorithm with the four
-// inner products on tensor cores through WMMA 16x16x16 bf16 fragments, fp32 accumulation.
-// A block of 4 warps takes a 64-row tile; each warp owns 16 of its rows, so everything but the
-// shared K/V (or Q/dO) tiles is private to one warp and needs only __syncwarp. Scores go from
-// the fragments to shared memory, where the lanes do the (online) softmax in fp32; the
-// probabilities go back as bf16 (as in FlashAttention). The forward keeps its output
-// accumulator in shared memory (it is rescaled per row as the max moves); the backward keeps
-// dk, dv (or dq) in registers. Two backward kernels again (dk/dv by key tile, dq by query tile):
-// no atomics. Selected with ATTENTION_TC (--attention tc, LLMC_ATTENTION=tc); the scalar kernels
-// above stay the default until the harness has checked this path on a GPU.
+// inner products on tensor cores, bf16 operands, fp32 accumulation. A block of 4 warps takes a
+// 64-row tile; each warp owns 16 of its rows, so everything but the shared K/V (or Q/dO) tiles
+// is private to one warp. The forward is FlashAttention-2's: mma.sync with the scores, the
+// softmax and the output in registers (below). The backward uses WMMA 16x16x16 fragments: scores
+// go from the fragments to shared memory, where the lanes do the softmax in fp32, and the
+// probabilities go back as bf16 (as in FlashAttention); it keeps dk, dv (or dq) in registers.
+// Two backward kernels again (dk/dv by key tile, dq by query tile): no atomics. Selected with
+// ATTENTION_TC (--attention tc, LLMC_ATTENTION=tc); the scalar kernels above stay the default
+// until the harness has checked this path on a GPU.
 #ifndef ENABLE_FP32
 #include <mma.h>
+#include "tensor_core.h"
 #define ATT_TC_TILE 64
 // Shared-memory row pitches, padded by 8 elements. Unpadded, the rows of a [64][HS] bf16 tile
 // (128 or 256 bytes) all start in bank 0, so the 8 row pieces of each phase of a WMMA tile load
@@ -410,29 +411,34 @@ __device__ static inline void att_tc_rows_dot_tile(float* out, const __nv_bfloat
     }
 }
 
+// The forward the FlashAttention-2 way, on mma.sync (llmc/tensor_core.h) instead of WMMA: each
+// warp owns 16 query rows, and what those rows accumulate stays in registers. The scores
+// S = Q K^T of a 64-key tile are 8 n8 accumulators. The online softmax
+// runs on them in place: a lane holds rows g and g + 8, and the 4 lanes of a quad (t) share a
+// row, so a row's max and sum take two shuffles. The accumulators then become P's bf16 A operand
+// (C's layout for two n8 tiles is A's for one k16 tile) and O += P V accumulates in registers.
+// Shared memory holds only the Q, K, V tiles (27 KiB at HS 64, against 73 KiB for the WMMA
+// version, which staged S, P and O there).
 template <int HS>
-__global__ static void __launch_bounds__(128)
+__global__ static void __launch_bounds__(128, HS == 64 ? 4 : 2)  // HS 64: 4 blocks an SM, <= 128 registers
 attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH) {
-    using namespace nvcuda;
     extern __shared__ __align__(128) unsigned char att_smem[];
-    const int HP = ATT_TC_HP(HS), TP = ATT_TC_TP;
-    __nv_bfloat16* Qs = (__nv_bfloat16*)att_smem;   // [64][HP]
-    __nv_bfloat16* Ks = Qs + ATT_TC_TILE * HP;       // [64][HP]
-    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HP;       // [64][HP]
-    __nv_bfloat16* Ps = Vs + ATT_TC_TILE * HP;       // [64][TP] probabilities, bf16
-    float* Ss = (float*)(Ps + ATT_TC_TILE * TP);     // [64][TP] scores
-    float* Os = Ss + ATT_TC_TILE * TP;               // [64][HP] output accumulator
-    float* row_m = Os + ATT_TC_TILE * HP;            // [64] running max
-    float* row_l = row_m + ATT_TC_TILE;              // [64] running sum
-    float* row_c = row_l + ATT_TC_TILE;              // [64] this tile's correction factor
+    const int HP = ATT_TC_HP(HS);
+    __nv_bfloat16* Qs = (__nv_bfloat16*)att_smem;  // [64][HP]
+    __nv_bfloat16* Ks = Qs + ATT_TC_TILE * HP;      // [64][HP]
+    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HP;      // [64][HP]
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    int g = lane / 4, t = lane % 4;  // the fragment layout's row group and place in it
     int q0 = (gridDim.x - 1 - blockIdx.x) * ATT_TC_TILE;  // longest rows first
     int h = blockIdx.y, b = blockIdx.z;
     float scale = rsqrtf((float)HS);
     int w0 = 16 * warp;  // this warp's first row in the tile
     att_tc_load<HS>(Qs, qkv, 0, b, h, q0, T, C);
-    for (int idx = threadIdx.x; idx < ATT_TC_TILE * HP; idx += blockDim.x) { Os[idx] = 0.0f; }
-    if (threadIdx.x < ATT_TC_TILE) { row_m[threadIdx.x] = -INFINITY; row_l[threadIdx.x] = 0.0f; }
+    __syncthreads();
+    float o[HS / 8][4];  // O: rows g (o[][0..1]) and g + 8 (o[][2..3]), dims 8 dn + 2t and + 1
+    for (int dn = 0; dn < HS / 8; dn++) { o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.0f; }
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows g, g + 8: running max, sum
+    int qi[2] = {q0 + w0 + g, q0 + w0 + g + 8};
     int q_last = min(q0 + ATT_TC_TILE - 1, T - 1);
     // j0 <= q0 for every tile (both multiples of 64), so key j0 < T is visible to every row
     // of the tile (rows past T included): each row's max is finite from the first tile on
@@ -441,54 +447,86 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
         att_tc_load<HS>(Ks, qkv, 1, b, h, j0, T, C);
         att_tc_load<HS>(Vs, qkv, 2, b, h, j0, T, C);
         __syncthreads();
-        // S (this warp's 16 rows x 64 keys) = Q K^T: K stored [j][d] is K^T in column-major
-        att_tc_rows_dot_tile<HS>(Ss + w0 * TP, Qs + w0 * HP, Ks);
-        __syncwarp();
-        // online softmax, one row at a time; lanes take columns lane and lane + 32
-        for (int rr = 0; rr < 16; rr++) {
-            int r = w0 + rr, i = q0 + r;
-            int ja = j0 + lane, jb = j0 + lane + 32;
-            float sa = (ja <= i && ja < T) ? Ss[r * TP + lane] * scale : -INFINITY;
-            float sb = (jb <= i && jb < T) ? Ss[r * TP + lane + 32] * scale : -INFINITY;
-            float m_old = row_m[r];
-            float m_new = fmaxf(m_old, warp_reduce_max(fmaxf(sa, sb)));
-            float pa = expf(sa - m_new), pb = expf(sb - m_new);
-            float sum = warp_reduce_sum(pa + pb);
-            Ps[r * TP + lane] = __float2bfloat16(pa);
-            Ps[r * TP + lane + 32] = __float2bfloat16(pb);
-            __syncwarp();  // every lane has read row_m[r] before lane 0 updates it
-            if (lane == 0) {
-                float corr = expf(m_old - m_new);  // 0 on the first tile (m_old = -inf)
-                row_m[r] = m_new;
-                row_l[r] = row_l[r] * corr + sum;
-                row_c[r] = corr;
+        // S = Q K^T, k over the head dimension 16 at a time. A: Q's rows w0 + g, w0 + g + 8, read
+        // from shared memory again each tile (holding all of Q's fragments cost 16 registers
+        // and a spill); B[k = dim][n = key] = K[key][dim], key 8 nt + g
+        float s[ATT_TC_TILE / 8][4];
+        for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) { s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f; }
+        for (int kt = 0; kt < HS / 16; kt++) {
+            const __nv_bfloat16* qrow = Qs + (w0 + g) * HP + kt * 16 + 2 * t;
+            uint32_t qf[4] = {bf16x2_load(qrow), bf16x2_load(qrow + 8 * HP), bf16x2_load(qrow + 8),
+                              bf16x2_load(qrow + 8 * HP + 8)};
+            for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
+                const __nv_bfloat16* krow = Ks + (nt * 8 + g) * HP + kt * 16 + 2 * t;
+                uint32_t kb[2] = {bf16x2_load(krow), bf16x2_load(krow + 8)};
+                mma_m16n8k16_bf16(s[nt], qf, kb);
             }
         }
-        __syncwarp();
-        for (int idx = lane; idx < 16 * HS; idx += 32) { Os[(w0 + idx / HS) * HP + idx % HS] *= row_c[w0 + idx / HS]; }
-        __syncwarp();
-        // O (16 rows x HS) += P V
-        for (int dt = 0; dt < HS / 16; dt++) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> o;
-            wmma::load_matrix_sync(o, Os + w0 * HP + dt * 16, HP, wmma::mem_row_major);
-            for (int kt = 0; kt < ATT_TC_TILE / 16; kt++) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> pa;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> vb;
-                wmma::load_matrix_sync(pa, Ps + w0 * TP + kt * 16, TP);
-                wmma::load_matrix_sync(vb, Vs + (kt * 16) * HP + dt * 16, HP);
-                wmma::mma_sync(o, pa, vb, o);
+        // online softmax on the accumulators: element i of s[nt] is row i / 2, key 8 nt + 2t + i % 2
+        float mx[2] = {-INFINITY, -INFINITY};
+        for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
+            for (int i = 0; i < 4; i++) {
+                int j = j0 + nt * 8 + 2 * t + (i & 1);
+                float v = (j <= qi[i / 2] && j < T) ? s[nt][i] * scale : -INFINITY;
+                s[nt][i] = v;
+                mx[i / 2] = fmaxf(mx[i / 2], v);
             }
-            wmma::store_matrix_sync(Os + w0 * HP + dt * 16, o, HP, wmma::mem_row_major);
         }
-        __syncwarp();
+        float corr[2], sum[2] = {0.0f, 0.0f};
+        for (int r = 0; r < 2; r++) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));  // the quad shares the row
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            float m_new = fmaxf(m[r], mx[r]);
+            corr[r] = expf(m[r] - m_new);  // 0 on the first tile (m = -inf)
+            m[r] = m_new;
+        }
+        for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
+            for (int i = 0; i < 4; i++) {
+                float p = expf(s[nt][i] - m[i / 2]);
+                s[nt][i] = p;
+                sum[i / 2] += p;
+            }
+        }
+        for (int r = 0; r < 2; r++) {
+            sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], 1);
+            sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], 2);
+            l[r] = l[r] * corr[r] + sum[r];
+        }
+        for (int dn = 0; dn < HS / 8; dn++) {
+            o[dn][0] *= corr[0]; o[dn][1] *= corr[0];
+            o[dn][2] *= corr[1]; o[dn][3] *= corr[1];
+        }
+        // O += P V over the tile's keys, 16 at a time: keys 16 kk .. + 15 are s[2kk] and s[2kk + 1]
+        for (int kk = 0; kk < ATT_TC_TILE / 16; kk++) {
+            uint32_t pa[4] = {bf16x2_from_floats(s[2 * kk][0], s[2 * kk][1]), bf16x2_from_floats(s[2 * kk][2], s[2 * kk][3]),
+                              bf16x2_from_floats(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                              bf16x2_from_floats(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+            // B[k = key][n = dim] = V[key][dim]: keys 16 kk + 2t, + 1 (and + 8, + 9), dim 8 dn + g
+            const __nv_bfloat16* v0 = Vs + (kk * 16 + 2 * t) * HP + g;
+            for (int dn = 0; dn < HS / 8; dn++) {
+                const __nv_bfloat16* vp = v0 + dn * 8;
+                uint32_t vb[2] = {bf16x2_pack(vp[0], vp[HP]), bf16x2_pack(vp[8 * HP], vp[9 * HP])};
+                mma_m16n8k16_bf16(o[dn], pa, vb);
+            }
+        }
     }
-    for (int idx = lane; idx < 16 * HS; idx += 32) {
-        int r = w0 + idx / HS, d = idx % HS, i = q0 + r;
-        if (i < T) { out[((size_t)b * T + i) * C + h * HS + d] = __float2bfloat16(Os[r * HP + d] / row_l[r]); }
-    }
-    if (lane < 16) {
-        int r = w0 + lane, i = q0 + r;
-        if (i < T) { lse[((size_t)b * NH + h) * T + i] = row_m[r] + logf(row_l[r]); }
+    // two adjacent bf16 a store when the rows allow 4-byte stores (C even, out 4-byte aligned)
+    int pairs = (C % 2 == 0) && ((uintptr_t)out % 4 == 0);
+    for (int r = 0; r < 2; r++) {
+        int i = qi[r];
+        if (i >= T) { continue; }
+        float inv = 1.0f / l[r];
+        floatX* orow = out + ((size_t)b * T + i) * C + h * HS + 2 * t;
+        for (int dn = 0; dn < HS / 8; dn++) {
+            float v0 = o[dn][2 * r] * inv, v1 = o[dn][2 * r + 1] * inv;
+            if (pairs) {
+                *(uint32_t*)(orow + dn * 8) = bf16x2_from_floats(v0, v1);
+            } else {
+                orow[dn * 8] = __float2bfloat16(v0);
+                orow[dn * 8 + 1] = __float2bfloat16(v1);
+            }
+        }
+        if (t == 0) { lse[((size_t)b * NH + h) * T + i] = m[r] + logf(l[r]); }
     }
 }
 
@@ -675,10 +713,7 @@ attention_backward_dq_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* 
     }
 }
 
-template <int HS> static size_t att_tc_fwd_smem(void) {
-    return (size_t)3 * ATT_TC_TILE * ATT_TC_HP(HS) * 2 + ATT_TC_TILE * ATT_TC_TP * (2 + 4) + ATT_TC_TILE * ATT_TC_HP(HS) * 4 +
-           3 * ATT_TC_TILE * 4;
-}
+template <int HS> static size_t att_tc_fwd_smem(void) { return (size_t)3 * ATT_TC_TILE * ATT_TC_HP(HS) * 2; }
 template <int HS> static size_t att_tc_dkdv_smem(void) {
     return (size_t)4 * ATT_TC_TILE * ATT_TC_HP(HS) * 2 + ATT_TC_TILE * ATT_TC_TP * (2 + 2 + 4) + 2 * ATT_TC_TILE * 4;
 }

@@ -27,7 +27,7 @@ python3 dev/cuda/emu/emu_transform.py "$OUT/src" llmc/*.h train_gpt.c train_gpt.
 
 FLAGS="-std=c++17 -O2 -g -fopenmp -Drestrict=__restrict__ -DLLMC_EMU_CUDACC -Idev/cuda/emu/include -I$OUT/src -w"
 if [ "${EMU_ASAN:-1}" = 1 ]; then FLAGS="$FLAGS -fsanitize=address -fno-omit-frame-pointer"; fi
-HARNESSES="adamw attention crossentropy distill encoder gelu infer kv_cache layernorm matmul quant"
+HARNESSES="adamw attention crossentropy distill encoder gelu infer kv_cache layernorm matmul mma quant"
 jobs="$OUT/jobs"
 : > "$jobs"
 echo "test_emu|$OUT/src/dev/cuda/emu/test_emu.cpp|" >> "$jobs"

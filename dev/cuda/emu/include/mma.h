@@ -209,4 +209,62 @@ static inline void mma_sync(fragment<accumulator, 16, 16, 16, float>& d,
 }  // namespace wmma
 }  // namespace nvcuda
 
+
+// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 (llmc/tensor_core.h): d = a b + d. Unlike
+// the WMMA fragments above, each lane holds only its share, in the PTX ISA's layout, so the warp
+// meets (as a real mma.sync does) and every lane reads all 32 lanes' registers: A (16 x 16) and B
+// (16 x 8) are assembled by the ISA's table, element i of a lane's operand being half i % 2 of
+// register i / 2 (the low half first):
+//   A: row g for i in {0, 1, 4, 5}, g + 8 for the others; column 2t + i % 2, + 8 for i >= 4
+//   B: row 2t + i % 2, + 8 for i >= 2; column g
+//   C, D: row g for i < 2, g + 8 for the others; column 2t + i % 2
+// with g = lane / 4, t = lane % 4. Products of bf16 are exact in fp32; the sum is in k order
+// (a GPU's order and rounding inside the instruction may differ in the last bits).
+static inline void emu_warp_allgather64(uint64_t mine, uint64_t all[32]) {
+    int lin = emu_lane();
+    int w0 = lin & ~31;
+    emu.slots[lin] = mine;
+    emu_yield(EMU_AT_WARP_BARRIER);
+    for (int l = 0; l < 32; l++) { all[l] = emu.slots[w0 + l]; }
+    emu_yield(EMU_AT_WARP_BARRIER);
+}
+
+static inline float emu_bf16_bits_to_float(uint32_t bits16) {
+    uint32_t u = bits16 << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline void emu_mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+    int lane = nvcuda::wmma::emu_wmma_lane();  // the whole warp, or emu_fail
+    uint64_t a01[32], a23[32], b01[32];
+    emu_warp_allgather64((uint64_t)a[0] | ((uint64_t)a[1] << 32), a01);
+    emu_warp_allgather64((uint64_t)a[2] | ((uint64_t)a[3] << 32), a23);
+    emu_warp_allgather64((uint64_t)b[0] | ((uint64_t)b[1] << 32), b01);
+    float A[16][16], B[16][8];
+    for (int l = 0; l < 32; l++) {
+        int g = l / 4, t = l % 4;
+        uint32_t ar[4] = {(uint32_t)a01[l], (uint32_t)(a01[l] >> 32), (uint32_t)a23[l], (uint32_t)(a23[l] >> 32)};
+        uint32_t br[2] = {(uint32_t)b01[l], (uint32_t)(b01[l] >> 32)};
+        for (int i = 0; i < 8; i++) {
+            uint32_t bits = (ar[i / 2] >> (16 * (i % 2))) & 0xffffu;
+            int row = (i < 2 || (i >= 4 && i < 6)) ? g : g + 8;
+            int col = 2 * t + i % 2 + (i >= 4 ? 8 : 0);
+            A[row][col] = emu_bf16_bits_to_float(bits);
+        }
+        for (int i = 0; i < 4; i++) {
+            uint32_t bits = (br[i / 2] >> (16 * (i % 2))) & 0xffffu;
+            B[2 * t + i % 2 + (i >= 2 ? 8 : 0)][g] = emu_bf16_bits_to_float(bits);
+        }
+    }
+    int g = lane / 4, t = lane % 4;
+    for (int i = 0; i < 4; i++) {
+        int row = i < 2 ? g : g + 8, col = 2 * t + i % 2;
+        float s = 0.0f;
+        for (int k = 0; k < 16; k++) { s += A[row][k] * B[k][col]; }
+        d[i] += s;
+    }
+}
+
 #endif // EMU_MMA_H

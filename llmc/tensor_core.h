@@ -1,0 +1,52 @@
+/*
+One tensor-core instruction, mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 (sm_80 and
+later): a warp computes D (16 x 8, fp32) = A (16 x 16, bf16) B (16 x 8, bf16) + C, each lane
+holding its share of A, B and C/D in registers, by the PTX ISA's layout ("Matrix Fragments for
+mma.m16n8k16 with floating point type"). With g = lane / 4 and t = lane % 4:
+
+  A: a[0] = (A[g][2t],     A[g][2t+1])       B: b[0] = (B[2t][g],   B[2t+1][g])
+     a[1] = (A[g+8][2t],   A[g+8][2t+1])        b[1] = (B[2t+8][g], B[2t+9][g])
+     a[2] = (A[g][2t+8],   A[g][2t+9])       C, D: c[0] = C[g][2t],   c[1] = C[g][2t+1]
+     a[3] = (A[g+8][2t+8], A[g+8][2t+9])           c[2] = C[g+8][2t], c[3] = C[g+8][2t+1]
+
+(two bf16 in a 32-bit register: the first in the low half). Unlike WMMA's opaque fragments, the
+layout is the contract, and code may depend on it: C's layout for two adjacent n8 tiles is A's
+layout for one k16 tile, so a product's fp32 accumulators become the next product's bf16 A
+operand in registers (FlashAttention-2's P = softmax(S) then O += P V).
+
+There is no C reference here: the instruction is a matrix product, and its users' C references
+(llmc/attention.h) are the oracle. The CUDA emulation computes it from every lane's registers by
+the same table (dev/cuda/emu/include/mma.h), and dev/cuda/mma_check.cu pins both the emulation
+and, on a GPU, the hardware to the table written out independently.
+*/
+#ifndef LLMC_TENSOR_CORE_H
+#define LLMC_TENSOR_CORE_H
+#ifdef __CUDACC__
+#include <stdint.h>
+#include <cuda_bf16.h>
+#include <mma.h>  // the emulation's mma_m16n8k16 lives beside its WMMA
+
+// d = a b + d
+__device__ static inline void mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+#ifdef LLMC_EMU_CUDACC
+    emu_mma_m16n8k16_bf16(d, a, b);
+#else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// two bf16 in one register, lo in the low half (the order of a[], b[] above)
+__device__ static inline uint32_t bf16x2_pack(__nv_bfloat16 lo, __nv_bfloat16 hi) {
+    return (uint32_t)__bfloat16_as_ushort(lo) | ((uint32_t)__bfloat16_as_ushort(hi) << 16);
+}
+__device__ static inline uint32_t bf16x2_from_floats(float lo, float hi) {
+    return bf16x2_pack(__float2bfloat16(lo), __float2bfloat16(hi));
+}
+// two adjacent bf16 at a 4-byte aligned address: one 32-bit load
+__device__ static inline uint32_t bf16x2_load(const __nv_bfloat16* p) { return *(const uint32_t*)p; }
+
+#endif // __CUDACC__
+#endif // LLMC_TENSOR_CORE_H
