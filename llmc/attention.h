@@ -335,30 +335,27 @@ attention_backward_dq_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv
 }
 
 // ----------------------------------------------------------------------------
-// Tensor-core path (bf16 builds, head sizes 64 and 128): the same algorithm with the four
-// inner products on tensor cores, bf16 operands, fp32 accumulation. A block of 4 warps takes a
-// 64-row tile; each warp owns 16 of its rows, so everything but the shared K/V (or Q/dO) tiles
-// is private to one warp. The forward is FlashAttention-2's: mma.sync with the scores, the
-// softmax and the output in registers (below). The backward uses WMMA 16x16x16 fragments: scores
-// go from the fragments to shared memory, where the lanes do the softmax in fp32, and the
-// probabilities go back as bf16 (as in FlashAttention); it keeps dk, dv (or dq) in registers.
-// Two backward kernels again (dk/dv by key tile, dq by query tile): no atomics. Selected with
-// ATTENTION_TC (--attention tc, LLMC_ATTENTION=tc); the scalar kernels above stay the default
-// until the harness has checked this path on a GPU.
+// Tensor-core path (bf16 builds, head sizes 64 and 128): the same algorithm, FlashAttention-2's,
+// with the inner products on tensor cores through mma.sync.m16n8k16 (llmc/tensor_core.h: bf16
+// operands, fp32 accumulation). A block of 4 warps takes a 64-row tile; each warp owns 16 of
+// its rows, and what those rows accumulate stays in registers: the scores of a 64-row tile of
+// the other side are 8 n8 accumulators, on which the softmax (or its gradient) runs in place. A
+// lane holds rows g and g + 8 of its warp's 16 (g = lane / 4); the 4 lanes of a quad share a row,
+// so a row's max and sum take two shuffles. The accumulators then become the next product's bf16
+// A operand directly (C's layout for two n8 tiles is A's for one k16 tile). Shared memory holds
+// only the tiles of Q, K, V (and dO) that the block's warps share. Two backward kernels, as the
+// scalar path has (dk/dv by key tile, dq by query tile): no atomics. Selected with ATTENTION_TC
+// (--attention tc, LLMC_ATTENTION=tc); the scalar kernels above stay the default until the
+// harness has checked this path on a GPU.
 #ifndef ENABLE_FP32
-#include <mma.h>
 #include "tensor_core.h"
 #define ATT_TC_TILE 64
-// Shared-memory row pitches, padded by 8 elements. Unpadded, the rows of a [64][HS] bf16 tile
-// (128 or 256 bytes) all start in bank 0, so the 8 row pieces of each phase of a WMMA tile load
-// (ldmatrix) fall in the same 4 banks: 4- to 8-way bank conflicts, and the fp32 [64][64] score
-// tiles (256-byte rows) conflict the same way on the accumulator stores. A row of HS + 8 bf16 or
-// 64 + 8 elements starts 4 (or 8) banks further than the one before: every phase conflict-free
-// (the emulated profile counts it, dev/cuda/PROFILE.md). Pitches stay multiples of 16 bytes and
-// 16-row blocks multiples of 32 bytes, as WMMA's loads and stores require.
+// Shared-memory row pitch, padded by 8 elements: the 8 rows g of a fragment load (lanes t of a
+// quad read 4 bytes each along the row) then start 4 banks apart, and a phase touches 32
+// distinct banks. Unpadded, rows of 128 or 256 bytes all start in bank 0: 8-way conflicts (the
+// emulated profile counts them, dev/cuda/PROFILE.md).
 #define ATT_TC_PAD 8
-#define ATT_TC_HP(HS) ((HS) + ATT_TC_PAD)            // pitch of a [64][HS] tile (bf16 or fp32)
-#define ATT_TC_TP (ATT_TC_TILE + ATT_TC_PAD)          // pitch of a [64][64] tile (bf16 or fp32)
+#define ATT_TC_HP(HS) ((HS) + ATT_TC_PAD)  // pitch of a [64][HS] bf16 tile
 
 // rows [r0, r0 + 64) of one of q/k/v (which) or of dout (which = -1, row stride C) into s [64][HS]
 // (row pitch ATT_TC_HP(HS))
@@ -391,34 +388,70 @@ __device__ static inline void att_tc_load(__nv_bfloat16* s, const floatX* src, i
     }
 }
 
-// out (16 x 64 fp32, row pitch ATT_TC_TP) = a (16 rows, pitch ATT_TC_HP(HS)) times the transpose of
-// b (64 rows, the same pitch): one warp's 16 rows scored against a 64-row tile. b stored [j][d] is
-// b^T in column-major, which is how matrix_b reads it.
+// s (16 x 64, fp32 accumulators) = A (this warp's 16 rows of a tile, pitch HP) times the transpose
+// of the [64][HS] tile Bt: one warp's rows scored against 64 rows of the other side. k runs over
+// the head dimension 16 at a time; B[k = dim][n = row of Bt] = Bt[row][dim], row 8 nt + g.
 template <int HS>
-__device__ static inline void att_tc_rows_dot_tile(float* out, const __nv_bfloat16* a, const __nv_bfloat16* b) {
-    using namespace nvcuda;
-    for (int jt = 0; jt < ATT_TC_TILE / 16; jt++) {
-        wmma::fragment<wmma::accumulator, 16, 16, 16, float> s;
-        wmma::fill_fragment(s, 0.0f);
-        for (int kt = 0; kt < HS / 16; kt++) {
-            wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
-            wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
-            wmma::load_matrix_sync(fa, a + kt * 16, ATT_TC_HP(HS));
-            wmma::load_matrix_sync(fb, b + (jt * 16) * ATT_TC_HP(HS) + kt * 16, ATT_TC_HP(HS));
-            wmma::mma_sync(s, fa, fb, s);
+__device__ static inline void att_mma_scores(float s[ATT_TC_TILE / 8][4], const __nv_bfloat16* A, const __nv_bfloat16* Bt) {
+    const int HP = ATT_TC_HP(HS);
+    int g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+    for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) { s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f; }
+    for (int kt = 0; kt < HS / 16; kt++) {
+        const __nv_bfloat16* arow = A + g * HP + kt * 16 + 2 * t;
+        uint32_t a[4] = {bf16x2_load(arow), bf16x2_load(arow + 8 * HP), bf16x2_load(arow + 8), bf16x2_load(arow + 8 * HP + 8)};
+        for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
+            const __nv_bfloat16* brow = Bt + (nt * 8 + g) * HP + kt * 16 + 2 * t;
+            uint32_t bb[2] = {bf16x2_load(brow), bf16x2_load(brow + 8)};
+            mma_m16n8k16_bf16(s[nt], a, bb);
         }
-        wmma::store_matrix_sync(out + jt * 16, s, ATT_TC_TP, wmma::mem_row_major);
     }
 }
 
-// The forward the FlashAttention-2 way, on mma.sync (llmc/tensor_core.h) instead of WMMA: each
-// warp owns 16 query rows, and what those rows accumulate stays in registers. The scores
-// S = Q K^T of a 64-key tile are 8 n8 accumulators. The online softmax
-// runs on them in place: a lane holds rows g and g + 8, and the 4 lanes of a quad (t) share a
-// row, so a row's max and sum take two shuffles. The accumulators then become P's bf16 A operand
-// (C's layout for two n8 tiles is A's for one k16 tile) and O += P V accumulates in registers.
-// Shared memory holds only the Q, K, V tiles (27 KiB at HS 64, against 73 KiB for the WMMA
-// version, which staged S, P and O there).
+// acc (16 x HS) += bf16(p) (16 x 64, the accumulators of att_mma_scores) times the [64][HS] tile
+// M. k runs over the tile's 64 rows 16 at a time: rows 16 kk .. + 15 of p are the n8 tiles 2 kk
+// and 2 kk + 1, which is A's layout; B[k = row][n = dim] = M[row][dim], rows 16 kk + 2t, + 1
+// (and + 8, + 9), dim 8 dn + g: two 2-byte loads a register.
+template <int HS>
+__device__ static inline void att_mma_accumulate(float acc[HS / 8][4], const float p[ATT_TC_TILE / 8][4], const __nv_bfloat16* M) {
+    const int HP = ATT_TC_HP(HS);
+    int g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+    for (int kk = 0; kk < ATT_TC_TILE / 16; kk++) {
+        uint32_t a[4] = {bf16x2_from_floats(p[2 * kk][0], p[2 * kk][1]), bf16x2_from_floats(p[2 * kk][2], p[2 * kk][3]),
+                         bf16x2_from_floats(p[2 * kk + 1][0], p[2 * kk + 1][1]),
+                         bf16x2_from_floats(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+        const __nv_bfloat16* m0 = M + (kk * 16 + 2 * t) * HP + g;
+        for (int dn = 0; dn < HS / 8; dn++) {
+            const __nv_bfloat16* mp = m0 + dn * 8;
+            uint32_t bb[2] = {bf16x2_pack(mp[0], mp[HP]), bf16x2_pack(mp[8 * HP], mp[9 * HP])};
+            mma_m16n8k16_bf16(acc[dn], a, bb);
+        }
+    }
+}
+
+// this warp's 16 rows of acc (16 x HS) times mul into dst: row r of the warp at dst + r * stride,
+// for the rows row0 + r < T. Two adjacent bf16 a store where the row allows 4-byte stores.
+template <int HS>
+__device__ static inline void att_mma_store(floatX* dst, size_t stride, int row0, int T, const float acc[HS / 8][4], float mul) {
+    int g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+    int pairs = (stride % 2 == 0) && ((uintptr_t)dst % 4 == 0);
+    for (int r = 0; r < 2; r++) {
+        int row = g + 8 * r;
+        if (row0 + row >= T) { continue; }
+        floatX* d = dst + (size_t)row * stride + 2 * t;
+        for (int dn = 0; dn < HS / 8; dn++) {
+            float v0 = acc[dn][2 * r] * mul, v1 = acc[dn][2 * r + 1] * mul;
+            if (pairs) {
+                *(uint32_t*)(d + dn * 8) = bf16x2_from_floats(v0, v1);
+            } else {
+                d[dn * 8] = __float2bfloat16(v0);
+                d[dn * 8 + 1] = __float2bfloat16(v1);
+            }
+        }
+    }
+}
+
+// Forward. Per key tile: S = Q K^T, the online softmax on the accumulators (element i of s[nt]
+// is row g + 8 (i / 2), key 8 nt + 2t + i % 2), O = O * correction + P V.
 template <int HS>
 __global__ static void __launch_bounds__(128, HS == 64 ? 4 : 2)  // HS 64: 4 blocks an SM, <= 128 registers
 attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH) {
@@ -428,14 +461,13 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
     __nv_bfloat16* Ks = Qs + ATT_TC_TILE * HP;      // [64][HP]
     __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HP;      // [64][HP]
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    int g = lane / 4, t = lane % 4;  // the fragment layout's row group and place in it
+    int g = lane / 4, t = lane % 4;
     int q0 = (gridDim.x - 1 - blockIdx.x) * ATT_TC_TILE;  // longest rows first
     int h = blockIdx.y, b = blockIdx.z;
     float scale = rsqrtf((float)HS);
     int w0 = 16 * warp;  // this warp's first row in the tile
     att_tc_load<HS>(Qs, qkv, 0, b, h, q0, T, C);
-    __syncthreads();
-    float o[HS / 8][4];  // O: rows g (o[][0..1]) and g + 8 (o[][2..3]), dims 8 dn + 2t and + 1
+    float o[HS / 8][4];
     for (int dn = 0; dn < HS / 8; dn++) { o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.0f; }
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows g, g + 8: running max, sum
     int qi[2] = {q0 + w0 + g, q0 + w0 + g + 8};
@@ -447,22 +479,8 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
         att_tc_load<HS>(Ks, qkv, 1, b, h, j0, T, C);
         att_tc_load<HS>(Vs, qkv, 2, b, h, j0, T, C);
         __syncthreads();
-        // S = Q K^T, k over the head dimension 16 at a time. A: Q's rows w0 + g, w0 + g + 8, read
-        // from shared memory again each tile (holding all of Q's fragments cost 16 registers
-        // and a spill); B[k = dim][n = key] = K[key][dim], key 8 nt + g
         float s[ATT_TC_TILE / 8][4];
-        for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) { s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f; }
-        for (int kt = 0; kt < HS / 16; kt++) {
-            const __nv_bfloat16* qrow = Qs + (w0 + g) * HP + kt * 16 + 2 * t;
-            uint32_t qf[4] = {bf16x2_load(qrow), bf16x2_load(qrow + 8 * HP), bf16x2_load(qrow + 8),
-                              bf16x2_load(qrow + 8 * HP + 8)};
-            for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
-                const __nv_bfloat16* krow = Ks + (nt * 8 + g) * HP + kt * 16 + 2 * t;
-                uint32_t kb[2] = {bf16x2_load(krow), bf16x2_load(krow + 8)};
-                mma_m16n8k16_bf16(s[nt], qf, kb);
-            }
-        }
-        // online softmax on the accumulators: element i of s[nt] is row i / 2, key 8 nt + 2t + i % 2
+        att_mma_scores<HS>(s, Qs + w0 * HP, Ks);
         float mx[2] = {-INFINITY, -INFINITY};
         for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
             for (int i = 0; i < 4; i++) {
@@ -496,230 +514,136 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
             o[dn][0] *= corr[0]; o[dn][1] *= corr[0];
             o[dn][2] *= corr[1]; o[dn][3] *= corr[1];
         }
-        // O += P V over the tile's keys, 16 at a time: keys 16 kk .. + 15 are s[2kk] and s[2kk + 1]
-        for (int kk = 0; kk < ATT_TC_TILE / 16; kk++) {
-            uint32_t pa[4] = {bf16x2_from_floats(s[2 * kk][0], s[2 * kk][1]), bf16x2_from_floats(s[2 * kk][2], s[2 * kk][3]),
-                              bf16x2_from_floats(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              bf16x2_from_floats(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-            // B[k = key][n = dim] = V[key][dim]: keys 16 kk + 2t, + 1 (and + 8, + 9), dim 8 dn + g
-            const __nv_bfloat16* v0 = Vs + (kk * 16 + 2 * t) * HP + g;
-            for (int dn = 0; dn < HS / 8; dn++) {
-                const __nv_bfloat16* vp = v0 + dn * 8;
-                uint32_t vb[2] = {bf16x2_pack(vp[0], vp[HP]), bf16x2_pack(vp[8 * HP], vp[9 * HP])};
-                mma_m16n8k16_bf16(o[dn], pa, vb);
-            }
-        }
+        att_mma_accumulate<HS>(o, s, Vs);
     }
-    // two adjacent bf16 a store when the rows allow 4-byte stores (C even, out 4-byte aligned)
-    int pairs = (C % 2 == 0) && ((uintptr_t)out % 4 == 0);
+    // rows g and g + 8 get their own 1 / l: scale the accumulators per row, then store them
+    for (int dn = 0; dn < HS / 8; dn++) {
+        o[dn][0] /= l[0]; o[dn][1] /= l[0];
+        o[dn][2] /= l[1]; o[dn][3] /= l[1];
+    }
+    att_mma_store<HS>(out + ((size_t)b * T + q0 + w0) * C + h * HS, C, q0 + w0, T, o, 1.0f);
     for (int r = 0; r < 2; r++) {
-        int i = qi[r];
-        if (i >= T) { continue; }
-        float inv = 1.0f / l[r];
-        floatX* orow = out + ((size_t)b * T + i) * C + h * HS + 2 * t;
-        for (int dn = 0; dn < HS / 8; dn++) {
-            float v0 = o[dn][2 * r] * inv, v1 = o[dn][2 * r + 1] * inv;
-            if (pairs) {
-                *(uint32_t*)(orow + dn * 8) = bf16x2_from_floats(v0, v1);
-            } else {
-                orow[dn * 8] = __float2bfloat16(v0);
-                orow[dn * 8 + 1] = __float2bfloat16(v1);
-            }
-        }
-        if (t == 0) { lse[((size_t)b * NH + h) * T + i] = m[r] + logf(l[r]); }
+        if (t == 0 && qi[r] < T) { lse[((size_t)b * NH + h) * T + qi[r]] = m[r] + logf(l[r]); }
     }
 }
 
 // dk, dv for a tile of 64 keys, over the query tiles at and after it. Transposed products:
-// St = K Q^T (keys x queries), so every row of St, P^T, dS^T belongs to one key (one warp).
+// St = K Q^T (keys x queries), so a warp's rows of St, P^T, dP^T, dS^T are its 16 keys, and
+// dV += P^T dO, dK += dS^T Q are again a warp's rows times a shared tile.
 template <int HS>
 __global__ static void __launch_bounds__(128)
 attention_backward_dkdv_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
                                   const float* Dsum, int B, int T, int C, int NH) {
-    using namespace nvcuda;
     extern __shared__ __align__(128) unsigned char att_smem[];
-    const int HP = ATT_TC_HP(HS), TP = ATT_TC_TP;
-    __nv_bfloat16* Ks = (__nv_bfloat16*)att_smem;    // [64][HP]
-    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HP;        // [64][HP]
-    __nv_bfloat16* Qs = Vs + ATT_TC_TILE * HP;        // [64][HP]
-    __nv_bfloat16* dOs = Qs + ATT_TC_TILE * HP;       // [64][HP]
-    __nv_bfloat16* Pt = dOs + ATT_TC_TILE * HP;       // [64 keys][TP: 64 queries]
-    __nv_bfloat16* dSt = Pt + ATT_TC_TILE * TP;
-    float* St = (float*)(dSt + ATT_TC_TILE * TP);     // [64][TP] scores, then dP^T
-    float* lse_s = St + ATT_TC_TILE * TP;             // [64]
+    const int HP = ATT_TC_HP(HS);
+    __nv_bfloat16* Ks = (__nv_bfloat16*)att_smem;  // [64][HP]
+    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HP;      // [64][HP]
+    __nv_bfloat16* Qs = Vs + ATT_TC_TILE * HP;      // [64][HP]
+    __nv_bfloat16* dOs = Qs + ATT_TC_TILE * HP;     // [64][HP]
+    float* lse_s = (float*)(dOs + ATT_TC_TILE * HP);  // [64]
     float* D_s = lse_s + ATT_TC_TILE;                 // [64]
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    int g = lane / 4, t = lane % 4;
     int k0 = (gridDim.x - 1 - blockIdx.x) * ATT_TC_TILE;  // the key tile with the most work first
     int h = blockIdx.y, b = blockIdx.z;
     float scale = rsqrtf((float)HS);
     int w0 = 16 * warp;
+    int kj[2] = {k0 + w0 + g, k0 + w0 + g + 8};  // this lane's two keys
     size_t row_base = ((size_t)b * NH + h) * T;
     att_tc_load<HS>(Ks, qkv, 1, b, h, k0, T, C);
     att_tc_load<HS>(Vs, qkv, 2, b, h, k0, T, C);
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> dk[HS / 16], dv[HS / 16];
-    #pragma unroll
-    for (int dt = 0; dt < HS / 16; dt++) { wmma::fill_fragment(dk[dt], 0.0f); wmma::fill_fragment(dv[dt], 0.0f); }
+    float dk[HS / 8][4], dv[HS / 8][4];
+    for (int dn = 0; dn < HS / 8; dn++) {
+        for (int i = 0; i < 4; i++) { dk[dn][i] = 0.0f; dv[dn][i] = 0.0f; }
+    }
     for (int i0 = k0; i0 < T; i0 += ATT_TC_TILE) {
         __syncthreads();  // the previous Q, dO tiles are no longer read
         att_tc_load<HS>(Qs, qkv, 0, b, h, i0, T, C);
         att_tc_load<HS>(dOs, dout, -1, b, h, i0, T, C);
         if (threadIdx.x < ATT_TC_TILE) {
-            int t = i0 + threadIdx.x;
-            lse_s[threadIdx.x] = t < T ? lse[row_base + t] : 0.0f;
-            D_s[threadIdx.x] = t < T ? Dsum[row_base + t] : 0.0f;
+            int q = i0 + threadIdx.x;
+            lse_s[threadIdx.x] = q < T ? lse[row_base + q] : 0.0f;
+            D_s[threadIdx.x] = q < T ? Dsum[row_base + q] : 0.0f;
         }
         __syncthreads();
-        // St = K Q^T, then P^T = exp(St * scale - lse[query]) where query >= key, query < T
-        att_tc_rows_dot_tile<HS>(St + w0 * TP, Ks + w0 * HP, Qs);
-        __syncwarp();
-        for (int idx = lane; idx < 16 * ATT_TC_TILE; idx += 32) {
-            int r = w0 + idx / ATT_TC_TILE, c = idx % ATT_TC_TILE;
-            int j = k0 + r, i = i0 + c;
-            float p = (i >= j && i < T) ? expf(St[r * TP + c] * scale - lse_s[c]) : 0.0f;
-            Pt[r * TP + c] = __float2bfloat16(p);
-        }
-        __syncwarp();
-        // dP^T = V dO^T into St (this warp's rows only, which it alone reads and writes)
-        att_tc_rows_dot_tile<HS>(St + w0 * TP, Vs + w0 * HP, dOs);
-        __syncwarp();
-        for (int idx = lane; idx < 16 * ATT_TC_TILE; idx += 32) {
-            int r = w0 + idx / ATT_TC_TILE, c = idx % ATT_TC_TILE;
-            float p = __bfloat162float(Pt[r * TP + c]);
-            dSt[r * TP + c] = __float2bfloat16(p * (St[r * TP + c] - D_s[c]));
-        }
-        __syncwarp();
-        // dv += P^T dO, dk += dS^T Q (this warp's 16 keys x HS)
-        for (int kt = 0; kt < ATT_TC_TILE / 16; kt++) {
-            wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> pa, dsa;
-            wmma::load_matrix_sync(pa, Pt + w0 * TP + kt * 16, TP);
-            wmma::load_matrix_sync(dsa, dSt + w0 * TP + kt * 16, TP);
-            #pragma unroll
-            for (int dt = 0; dt < HS / 16; dt++) {
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> ob, qb;
-                wmma::load_matrix_sync(ob, dOs + (kt * 16) * HP + dt * 16, HP);
-                wmma::load_matrix_sync(qb, Qs + (kt * 16) * HP + dt * 16, HP);
-                wmma::mma_sync(dv[dt], pa, ob, dv[dt]);
-                wmma::mma_sync(dk[dt], dsa, qb, dk[dt]);
+        // P^T = exp(St * scale - lse[query]) where query >= key and query < T; element i of
+        // pt[nt] is key kj[i / 2], query column 8 nt + 2t + i % 2
+        float pt[ATT_TC_TILE / 8][4], dst[ATT_TC_TILE / 8][4];
+        att_mma_scores<HS>(pt, Ks + w0 * HP, Qs);
+        for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
+            for (int i = 0; i < 4; i++) {
+                int c = nt * 8 + 2 * t + (i & 1), q = i0 + c;
+                pt[nt][i] = (q >= kj[i / 2] && q < T) ? expf(pt[nt][i] * scale - lse_s[c]) : 0.0f;
             }
         }
-    }
-    // out through a staging area: the Q and dO tiles, free now (fp32 [64][HP] fits in them exactly)
-    __syncthreads();
-    float* stage = (float*)Qs;
-    for (int pass = 0; pass < 2; pass++) {  // 0: dk, 1: dv
-        #pragma unroll
-        for (int dt = 0; dt < HS / 16; dt++) {
-            if (pass == 0) { wmma::store_matrix_sync(stage + w0 * HP + dt * 16, dk[dt], HP, wmma::mem_row_major); }
-            else { wmma::store_matrix_sync(stage + w0 * HP + dt * 16, dv[dt], HP, wmma::mem_row_major); }
+        // dS^T = P^T (dP^T - D[query]), dP^T = V dO^T
+        att_mma_scores<HS>(dst, Vs + w0 * HP, dOs);
+        for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
+            for (int i = 0; i < 4; i++) { dst[nt][i] = pt[nt][i] * (dst[nt][i] - D_s[nt * 8 + 2 * t + (i & 1)]); }
         }
-        __syncwarp();
-        for (int idx = lane; idx < 16 * HS; idx += 32) {
-            int r = w0 + idx / HS, d = idx % HS, j = k0 + r;
-            if (j < T) {
-                float g = stage[r * HP + d];
-                dqkv[((size_t)b * T + j) * 3 * C + (1 + pass) * C + h * HS + d] = __float2bfloat16(pass == 0 ? g * scale : g);
-            }
-        }
-        __syncwarp();
+        att_mma_accumulate<HS>(dv, pt, dOs);
+        att_mma_accumulate<HS>(dk, dst, Qs);
     }
+    floatX* base = dqkv + ((size_t)b * T + k0 + w0) * 3 * C + h * HS;
+    att_mma_store<HS>(base + C, (size_t)3 * C, k0 + w0, T, dk, scale);
+    att_mma_store<HS>(base + 2 * C, (size_t)3 * C, k0 + w0, T, dv, 1.0f);
 }
 
-// dq for a tile of 64 queries, over the key tiles up to it
+// dq for a tile of 64 queries, over the key tiles up to it: dQ += dS K, dS = P (dP - D),
+// P = exp(S * scale - lse), S = Q K^T, dP = dO V^T
 template <int HS>
-__global__ static void __launch_bounds__(128)
+__global__ static void __launch_bounds__(128)  // 135 registers at HS 64: capped at 128 for a 4th block, it spilled
 attention_backward_dq_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
                                 const float* Dsum, int B, int T, int C, int NH) {
-    using namespace nvcuda;
     extern __shared__ __align__(128) unsigned char att_smem[];
-    const int HP = ATT_TC_HP(HS), TP = ATT_TC_TP;
-    __nv_bfloat16* Qs = (__nv_bfloat16*)att_smem;    // [64][HP]
-    __nv_bfloat16* dOs = Qs + ATT_TC_TILE * HP;       // [64][HP]
-    __nv_bfloat16* Ks = dOs + ATT_TC_TILE * HP;       // [64][HP]
-    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HP;        // [64][HP]
-    __nv_bfloat16* dSs = Vs + ATT_TC_TILE * HP;       // [64][TP]
-    float* Ss = (float*)(dSs + ATT_TC_TILE * TP);     // [64][TP] scores, then dP
-    // probabilities in bf16, as the forward's and dkdv's: fp32 here would take the shared memory
-    // of the padding and leave room for 2 blocks an SM instead of 3
-    __nv_bfloat16* Ps = (__nv_bfloat16*)(Ss + ATT_TC_TILE * TP);  // [64][TP]
-    float* lse_s = (float*)(Ps + ATT_TC_TILE * TP);
-    float* D_s = lse_s + ATT_TC_TILE;
+    const int HP = ATT_TC_HP(HS);
+    __nv_bfloat16* Qs = (__nv_bfloat16*)att_smem;  // [64][HP]
+    __nv_bfloat16* dOs = Qs + ATT_TC_TILE * HP;     // [64][HP]
+    __nv_bfloat16* Ks = dOs + ATT_TC_TILE * HP;     // [64][HP]
+    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HP;      // [64][HP]
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    int g = lane / 4, t = lane % 4;
     int q0 = (gridDim.x - 1 - blockIdx.x) * ATT_TC_TILE;
     int h = blockIdx.y, b = blockIdx.z;
     float scale = rsqrtf((float)HS);
     int w0 = 16 * warp;
+    int qi[2] = {q0 + w0 + g, q0 + w0 + g + 8};  // this lane's two queries
     size_t row_base = ((size_t)b * NH + h) * T;
+    float lse_r[2], D_r[2];
+    for (int r = 0; r < 2; r++) {
+        lse_r[r] = qi[r] < T ? lse[row_base + qi[r]] : 0.0f;
+        D_r[r] = qi[r] < T ? Dsum[row_base + qi[r]] : 0.0f;
+    }
     att_tc_load<HS>(Qs, qkv, 0, b, h, q0, T, C);
     att_tc_load<HS>(dOs, dout, -1, b, h, q0, T, C);
-    if (threadIdx.x < ATT_TC_TILE) {
-        int t = q0 + threadIdx.x;
-        lse_s[threadIdx.x] = t < T ? lse[row_base + t] : 0.0f;
-        D_s[threadIdx.x] = t < T ? Dsum[row_base + t] : 0.0f;
-    }
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> dq[HS / 16];
-    #pragma unroll
-    for (int dt = 0; dt < HS / 16; dt++) { wmma::fill_fragment(dq[dt], 0.0f); }
+    float dq[HS / 8][4];
+    for (int dn = 0; dn < HS / 8; dn++) { dq[dn][0] = dq[dn][1] = dq[dn][2] = dq[dn][3] = 0.0f; }
     int q_last = min(q0 + ATT_TC_TILE - 1, T - 1);
     for (int j0 = 0; j0 <= q_last; j0 += ATT_TC_TILE) {
         __syncthreads();
         att_tc_load<HS>(Ks, qkv, 1, b, h, j0, T, C);
         att_tc_load<HS>(Vs, qkv, 2, b, h, j0, T, C);
         __syncthreads();
-        // S = Q K^T -> P; dP = dO V^T -> dS = P (dP - D)
-        for (int pass = 0; pass < 2; pass++) {
-            const __nv_bfloat16* A = pass == 0 ? Qs : dOs;
-            const __nv_bfloat16* Bm = pass == 0 ? Ks : Vs;
-            att_tc_rows_dot_tile<HS>(Ss + w0 * TP, A + w0 * HP, Bm);
-            __syncwarp();
-            for (int idx = lane; idx < 16 * ATT_TC_TILE; idx += 32) {
-                int r = w0 + idx / ATT_TC_TILE, c = idx % ATT_TC_TILE;
-                int i = q0 + r, j = j0 + c;
-                if (pass == 0) {
-                    Ps[r * TP + c] = __float2bfloat16((j <= i && j < T) ? expf(Ss[r * TP + c] * scale - lse_s[r]) : 0.0f);
-                } else {
-                    float p = __bfloat162float(Ps[r * TP + c]);
-                    dSs[r * TP + c] = __float2bfloat16(p * (Ss[r * TP + c] - D_s[r]));
-                }
-            }
-            __syncwarp();
-        }
-        // dq += dS K
-        for (int kt = 0; kt < ATT_TC_TILE / 16; kt++) {
-            wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> dsa;
-            wmma::load_matrix_sync(dsa, dSs + w0 * TP + kt * 16, TP);
-            #pragma unroll
-            for (int dt = 0; dt < HS / 16; dt++) {
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> kb;
-                wmma::load_matrix_sync(kb, Ks + (kt * 16) * HP + dt * 16, HP);
-                wmma::mma_sync(dq[dt], dsa, kb, dq[dt]);
+        float p[ATT_TC_TILE / 8][4], ds[ATT_TC_TILE / 8][4];
+        att_mma_scores<HS>(p, Qs + w0 * HP, Ks);
+        for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
+            for (int i = 0; i < 4; i++) {
+                int j = j0 + nt * 8 + 2 * t + (i & 1);
+                p[nt][i] = (j <= qi[i / 2] && qi[i / 2] < T) ? expf(p[nt][i] * scale - lse_r[i / 2]) : 0.0f;
             }
         }
+        att_mma_scores<HS>(ds, dOs + w0 * HP, Vs);
+        for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
+            for (int i = 0; i < 4; i++) { ds[nt][i] = p[nt][i] * (ds[nt][i] - D_r[i / 2]); }
+        }
+        att_mma_accumulate<HS>(dq, ds, Ks);
     }
-    __syncthreads();
-    float* stage = Ss;  // [64][TP] fp32 per pass of 64 columns: HS = 128 takes two
-    for (int half = 0; half < HS / 64; half++) {
-        #pragma unroll
-        for (int dt = 0; dt < 4; dt++) {
-            wmma::store_matrix_sync(stage + w0 * TP + dt * 16, dq[half * 4 + dt], TP, wmma::mem_row_major);
-        }
-        __syncwarp();
-        for (int idx = lane; idx < 16 * ATT_TC_TILE; idx += 32) {
-            int r = w0 + idx / ATT_TC_TILE, d = idx % ATT_TC_TILE, i = q0 + r;
-            if (i < T) {
-                dqkv[((size_t)b * T + i) * 3 * C + h * HS + half * 64 + d] = __float2bfloat16(stage[r * TP + d] * scale);
-            }
-        }
-        __syncwarp();
-    }
+    att_mma_store<HS>(dqkv + ((size_t)b * T + q0 + w0) * 3 * C + h * HS, (size_t)3 * C, q0 + w0, T, dq, scale);
 }
 
 template <int HS> static size_t att_tc_fwd_smem(void) { return (size_t)3 * ATT_TC_TILE * ATT_TC_HP(HS) * 2; }
-template <int HS> static size_t att_tc_dkdv_smem(void) {
-    return (size_t)4 * ATT_TC_TILE * ATT_TC_HP(HS) * 2 + ATT_TC_TILE * ATT_TC_TP * (2 + 2 + 4) + 2 * ATT_TC_TILE * 4;
-}
-template <int HS> static size_t att_tc_dq_smem(void) {
-    return (size_t)4 * ATT_TC_TILE * ATT_TC_HP(HS) * 2 + ATT_TC_TILE * ATT_TC_TP * (2 + 4 + 2) + 2 * ATT_TC_TILE * 4;
-}
+template <int HS> static size_t att_tc_dkdv_smem(void) { return (size_t)4 * ATT_TC_TILE * ATT_TC_HP(HS) * 2 + 2 * ATT_TC_TILE * 4; }
+template <int HS> static size_t att_tc_dq_smem(void) { return (size_t)4 * ATT_TC_TILE * ATT_TC_HP(HS) * 2; }
 
 // the dynamic shared memory above 48 KiB needs an opt-in per kernel, once
 template <int HS> static void att_tc_setup(void) {
@@ -755,7 +679,7 @@ static void attention_backward_tc(floatX* dqkv, const float* Dsum, const floatX*
 // Which implementation runs. The caller owns the choice (train_gpt_cu's --attention, the
 // harnesses' and test_gpt_cu's LLMC_ATTENTION): there is no global switch.
 //   ATTENTION_SCALAR  the CUDA-core kernels above: any head size <= 128, bf16 or fp32
-//   ATTENTION_TC      the tensor-core (WMMA) kernels: bf16, head sizes 64 and 128 (others: scalar)
+//   ATTENTION_TC      the tensor-core (mma.sync) kernels: bf16, head sizes 64 and 128 (others: scalar)
 //   ATTENTION_CUDNN   cuDNN's fused SDPA (llmc/attention_cudnn.h/.cpp; USE_CUDNN=1 bf16 builds):
 //                     graphs are built once for the training shape (B, T); a forward of any
 //                     other shape (evaluation of shorter sequences, sampling) runs the scalar kernels
