@@ -429,25 +429,33 @@ __device__ static inline void att_mma_accumulate(float acc[HS / 8][4], const flo
 }
 
 // this warp's 16 rows of acc (16 x HS) times mul into dst: row r of the warp at dst + r * stride,
-// for the rows row0 + r < T. Two adjacent bf16 a store where the row allows 4-byte stores.
+// for the rows row0 + r < T. Through stage, 16 rows of shared memory (pitch HP) that only this
+// warp reads: a lane's accumulators are 4-byte pieces of 8 rows, which stored directly would fill
+// half of each 32-byte sector a request touches; staged, the rows go out 16 bytes a lane.
 template <int HS>
-__device__ static inline void att_mma_store(floatX* dst, size_t stride, int row0, int T, const float acc[HS / 8][4], float mul) {
-    int g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
-    int pairs = (stride % 2 == 0) && ((uintptr_t)dst % 4 == 0);
+__device__ static inline void att_mma_store(floatX* dst, size_t stride, int row0, int T, const float acc[HS / 8][4], float mul,
+                                            __nv_bfloat16* stage) {
+    const int HP = ATT_TC_HP(HS);
+    int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    __syncwarp();  // the warp is done reading stage
     for (int r = 0; r < 2; r++) {
-        int row = g + 8 * r;
-        if (row0 + row >= T) { continue; }
-        floatX* d = dst + (size_t)row * stride + 2 * t;
         for (int dn = 0; dn < HS / 8; dn++) {
-            float v0 = acc[dn][2 * r] * mul, v1 = acc[dn][2 * r + 1] * mul;
-            if (pairs) {
-                *(uint32_t*)(d + dn * 8) = bf16x2_from_floats(v0, v1);
-            } else {
-                d[dn * 8] = __float2bfloat16(v0);
-                d[dn * 8 + 1] = __float2bfloat16(v1);
-            }
+            *(uint32_t*)(stage + (g + 8 * r) * HP + dn * 8 + 2 * t) = bf16x2_from_floats(acc[dn][2 * r] * mul, acc[dn][2 * r + 1] * mul);
         }
     }
+    __syncwarp();
+    if (stride % 8 == 0 && (uintptr_t)dst % 16 == 0) {
+        for (int idx = lane; idx < 16 * HS / 8; idx += 32) {
+            int r = idx / (HS / 8), d = (idx % (HS / 8)) * 8;
+            if (row0 + r < T) { *(uint4*)(dst + r * stride + d) = *(const uint4*)(stage + r * HP + d); }
+        }
+    } else {
+        for (int idx = lane; idx < 16 * HS; idx += 32) {
+            int r = idx / HS, d = idx % HS;
+            if (row0 + r < T) { dst[r * stride + d] = stage[r * HP + d]; }
+        }
+    }
+    __syncwarp();  // stage may be written again
 }
 
 // Forward. Per key tile: S = Q K^T, the online softmax on the accumulators (element i of s[nt]
@@ -521,7 +529,8 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
         o[dn][0] /= l[0]; o[dn][1] /= l[0];
         o[dn][2] /= l[1]; o[dn][3] /= l[1];
     }
-    att_mma_store<HS>(out + ((size_t)b * T + q0 + w0) * C + h * HS, C, q0 + w0, T, o, 1.0f);
+    // Q's rows of this warp (read by it alone) stage the output
+    att_mma_store<HS>(out + ((size_t)b * T + q0 + w0) * C + h * HS, C, q0 + w0, T, o, 1.0f, Qs + w0 * HP);
     for (int r = 0; r < 2; r++) {
         if (t == 0 && qi[r] < T) { lse[((size_t)b * NH + h) * T + qi[r]] = m[r] + logf(l[r]); }
     }
@@ -585,8 +594,9 @@ attention_backward_dkdv_tc_kernel(floatX* dqkv, const floatX* dout, const floatX
         att_mma_accumulate<HS>(dk, dst, Qs);
     }
     floatX* base = dqkv + ((size_t)b * T + k0 + w0) * 3 * C + h * HS;
-    att_mma_store<HS>(base + C, (size_t)3 * C, k0 + w0, T, dk, scale);
-    att_mma_store<HS>(base + 2 * C, (size_t)3 * C, k0 + w0, T, dv, 1.0f);
+    // K's rows of this warp (read by it alone) stage the outputs
+    att_mma_store<HS>(base + C, (size_t)3 * C, k0 + w0, T, dk, scale, Ks + w0 * HP);
+    att_mma_store<HS>(base + 2 * C, (size_t)3 * C, k0 + w0, T, dv, 1.0f, Ks + w0 * HP);
 }
 
 // dq for a tile of 64 queries, over the key tiles up to it: dQ += dS K, dS = P (dP - D),
@@ -638,7 +648,8 @@ attention_backward_dq_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* 
         }
         att_mma_accumulate<HS>(dq, ds, Ks);
     }
-    att_mma_store<HS>(dqkv + ((size_t)b * T + q0 + w0) * 3 * C + h * HS, (size_t)3 * C, q0 + w0, T, dq, scale);
+    // Q's rows of this warp (read by it alone) stage the output
+    att_mma_store<HS>(dqkv + ((size_t)b * T + q0 + w0) * 3 * C + h * HS, (size_t)3 * C, q0 + w0, T, dq, scale, Qs + w0 * HP);
 }
 
 template <int HS> static size_t att_tc_fwd_smem(void) { return (size_t)3 * ATT_TC_TILE * ATT_TC_HP(HS) * 2; }
