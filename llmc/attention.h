@@ -390,40 +390,49 @@ __device__ static inline void att_tc_load(__nv_bfloat16* s, const floatX* src, i
 
 // s (16 x 64, fp32 accumulators) = A (this warp's 16 rows of a tile, pitch HP) times the transpose
 // of the [64][HS] tile Bt: one warp's rows scored against 64 rows of the other side. k runs over
-// the head dimension 16 at a time; B[k = dim][n = row of Bt] = Bt[row][dim], row 8 nt + g.
+// the head dimension 16 at a time. Fragments by ldmatrix (llmc/tensor_core.h): A's 16x16 piece
+// in one call; B[k = dim][n = row of Bt] = Bt[row][dim] is Bt read plain, two n8 tiles a call
+// (lane l points at row 8 (l / 16) + l % 8 of the pair, column 8 ((l / 8) % 2) of the k16 step).
 template <int HS>
 __device__ static inline void att_mma_scores(float s[ATT_TC_TILE / 8][4], const __nv_bfloat16* A, const __nv_bfloat16* Bt) {
     const int HP = ATT_TC_HP(HS);
-    int g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+    int lane = threadIdx.x % 32;
+    const __nv_bfloat16* a_at = A + (lane % 8 + 8 * ((lane / 8) % 2)) * HP + 8 * (lane / 16);
+    const __nv_bfloat16* b_at = Bt + (lane % 8 + 8 * (lane / 16)) * HP + 8 * ((lane / 8) % 2);
     for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) { s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f; }
+    #pragma unroll 1  // one k16 step at a time: unrolled, the backward kernels needed 6-31 more registers
     for (int kt = 0; kt < HS / 16; kt++) {
-        const __nv_bfloat16* arow = A + g * HP + kt * 16 + 2 * t;
-        uint32_t a[4] = {bf16x2_load(arow), bf16x2_load(arow + 8 * HP), bf16x2_load(arow + 8), bf16x2_load(arow + 8 * HP + 8)};
-        for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
-            const __nv_bfloat16* brow = Bt + (nt * 8 + g) * HP + kt * 16 + 2 * t;
-            uint32_t bb[2] = {bf16x2_load(brow), bf16x2_load(brow + 8)};
+        uint32_t a[4];
+        ldmatrix_x4(a, a_at + kt * 16);
+        for (int nt = 0; nt < ATT_TC_TILE / 8; nt += 2) {
+            uint32_t bb[4];
+            ldmatrix_x4(bb, b_at + (nt * 8) * HP + kt * 16);
             mma_m16n8k16_bf16(s[nt], a, bb);
+            mma_m16n8k16_bf16(s[nt + 1], a, bb + 2);
         }
     }
 }
 
 // acc (16 x HS) += bf16(p) (16 x 64, the accumulators of att_mma_scores) times the [64][HS] tile
 // M. k runs over the tile's 64 rows 16 at a time: rows 16 kk .. + 15 of p are the n8 tiles 2 kk
-// and 2 kk + 1, which is A's layout; B[k = row][n = dim] = M[row][dim], rows 16 kk + 2t, + 1
-// (and + 8, + 9), dim 8 dn + g: two 2-byte loads a register.
+// and 2 kk + 1, which is A's layout; B[k = row][n = dim] = M[row][dim] is M read with .trans, two
+// n8 tiles of dims a call (lane l points at row 16 kk + l % 8 + 8 ((l / 8) % 2), dim 8 (l / 16)
+// of the pair).
 template <int HS>
 __device__ static inline void att_mma_accumulate(float acc[HS / 8][4], const float p[ATT_TC_TILE / 8][4], const __nv_bfloat16* M) {
     const int HP = ATT_TC_HP(HS);
-    int g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+    int lane = threadIdx.x % 32;
+    const __nv_bfloat16* m_at = M + (lane % 8 + 8 * ((lane / 8) % 2)) * HP + 8 * (lane / 16);
+    #pragma unroll
     for (int kk = 0; kk < ATT_TC_TILE / 16; kk++) {
         uint32_t a[4] = {bf16x2_from_floats(p[2 * kk][0], p[2 * kk][1]), bf16x2_from_floats(p[2 * kk][2], p[2 * kk][3]),
                          bf16x2_from_floats(p[2 * kk + 1][0], p[2 * kk + 1][1]),
                          bf16x2_from_floats(p[2 * kk + 1][2], p[2 * kk + 1][3])};
-        const __nv_bfloat16* m0 = M + (kk * 16 + 2 * t) * HP + g;
-        for (int dn = 0; dn < HS / 8; dn++) {
-            const __nv_bfloat16* mp = m0 + dn * 8;
-            uint32_t bb[2] = {bf16x2_pack(mp[0], mp[HP]), bf16x2_pack(mp[8 * HP], mp[9 * HP])};
+        for (int dn = 0; dn < HS / 8; dn += 2) {
+            uint32_t bb[4];
+            ldmatrix_x4_trans(bb, m_at + (kk * 16) * HP + dn * 8);
             mma_m16n8k16_bf16(acc[dn], a, bb);
+            mma_m16n8k16_bf16(acc[dn + 1], a, bb + 2);
         }
     }
 }
@@ -540,7 +549,7 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
 // St = K Q^T (keys x queries), so a warp's rows of St, P^T, dP^T, dS^T are its 16 keys, and
 // dV += P^T dO, dK += dS^T Q are again a warp's rows times a shared tile.
 template <int HS>
-__global__ static void __launch_bounds__(128)
+__global__ static void __launch_bounds__(128, HS == 64 ? 3 : 1)  // HS 64: 3 blocks an SM, <= 168 registers
 attention_backward_dkdv_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
                                   const float* Dsum, int B, int T, int C, int NH) {
     extern __shared__ __align__(128) unsigned char att_smem[];
@@ -602,7 +611,7 @@ attention_backward_dkdv_tc_kernel(floatX* dqkv, const floatX* dout, const floatX
 // dq for a tile of 64 queries, over the key tiles up to it: dQ += dS K, dS = P (dP - D),
 // P = exp(S * scale - lse), S = Q K^T, dP = dO V^T
 template <int HS>
-__global__ static void __launch_bounds__(128)  // 135 registers at HS 64: capped at 128 for a 4th block, it spilled
+__global__ static void __launch_bounds__(128, HS == 64 ? 4 : 2)  // HS 64: 4 blocks an SM, <= 128 registers
 attention_backward_dq_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
                                 const float* Dsum, int B, int T, int C, int NH) {
     extern __shared__ __align__(128) unsigned char att_smem[];

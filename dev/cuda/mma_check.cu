@@ -7,6 +7,8 @@
 //   2. the FlashAttention-2 chain the attention forward relies on: S = Q K^T as two n8 tiles,
 //      their fp32 accumulators turned into the bf16 A operand of O = P V in registers, without
 //      going through memory; O must equal the product with P rounded to bf16 here
+//   3. ldmatrix (.x4, plain and .trans) from shared memory: every register equal to the one the
+//      table packs from global memory
 // Several warps, each with its own matrices; both builds (the instruction is bf16 either way).
 #include "../../llmc/tensor_core.h"
 #include "harness.h"
@@ -69,6 +71,52 @@ __global__ static void mma_chain_kernel(float* O, const __nv_bfloat16* Q_all, co
     Ow[(g + 8) * 8 + 2 * t + 1] = o[3];
 }
 
+// ldmatrix against the same table: a 16x16 A tile, a B^T tile stored [n][k] (plain) and a B
+// tile stored [k][n] (.trans), each 16x16 in shared memory at a 48-byte row pitch; every
+// register must equal the one packed by the table from global memory. bad[lane] counts the
+// registers that differ.
+#define LDM_PITCH 24
+__global__ static void ldmatrix_table_kernel(int* bad, const __nv_bfloat16* A, const __nv_bfloat16* Bnk,
+                                             const __nv_bfloat16* Bkn) {
+    extern __shared__ __align__(128) unsigned char ldm_smem[];
+    __nv_bfloat16* sA = (__nv_bfloat16*)ldm_smem;
+    __nv_bfloat16* sBt = sA + 16 * LDM_PITCH;
+    __nv_bfloat16* sB = sBt + 16 * LDM_PITCH;
+    int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    for (int i = lane; i < 256; i += 32) {
+        sA[(i / 16) * LDM_PITCH + i % 16] = A[i];
+        sBt[(i / 16) * LDM_PITCH + i % 16] = Bnk[i];
+        sB[(i / 16) * LDM_PITCH + i % 16] = Bkn[i];
+    }
+    __syncwarp();
+    int n_bad = 0;
+    uint32_t r[4];
+    // A (row-major [m][k]): the ISA's a[0..3]
+    ldmatrix_x4(r, sA + (lane % 8 + 8 * ((lane / 8) % 2)) * LDM_PITCH + 8 * (lane / 16));
+    uint32_t a[4] = {bf16x2_pack(A[g * 16 + 2 * t], A[g * 16 + 2 * t + 1]),
+                     bf16x2_pack(A[(g + 8) * 16 + 2 * t], A[(g + 8) * 16 + 2 * t + 1]),
+                     bf16x2_pack(A[g * 16 + 2 * t + 8], A[g * 16 + 2 * t + 9]),
+                     bf16x2_pack(A[(g + 8) * 16 + 2 * t + 8], A[(g + 8) * 16 + 2 * t + 9])};
+    for (int i = 0; i < 4; i++) { n_bad += r[i] != a[i]; }
+    // B stored as B^T [n][k]: b[0], b[1] of n-tile 0, then of n-tile 1 (B[k][n] = Bnk[n * 16 + k])
+    ldmatrix_x4(r, sBt + (lane % 8 + 8 * (lane / 16)) * LDM_PITCH + 8 * ((lane / 8) % 2));
+    for (int nt = 0; nt < 2; nt++) {
+        int n = nt * 8 + g;
+        uint32_t b0 = bf16x2_pack(Bnk[n * 16 + 2 * t], Bnk[n * 16 + 2 * t + 1]);
+        uint32_t b1 = bf16x2_pack(Bnk[n * 16 + 2 * t + 8], Bnk[n * 16 + 2 * t + 9]);
+        n_bad += (r[2 * nt] != b0) + (r[2 * nt + 1] != b1);
+    }
+    // B stored [k][n], loaded with .trans (B[k][n] = Bkn[k * 16 + n])
+    ldmatrix_x4_trans(r, sB + (lane % 8 + 8 * ((lane / 8) % 2)) * LDM_PITCH + 8 * (lane / 16));
+    for (int nt = 0; nt < 2; nt++) {
+        int n = nt * 8 + g;
+        uint32_t b0 = bf16x2_pack(Bkn[(2 * t) * 16 + n], Bkn[(2 * t + 1) * 16 + n]);
+        uint32_t b1 = bf16x2_pack(Bkn[(2 * t + 8) * 16 + n], Bkn[(2 * t + 9) * 16 + n]);
+        n_bad += (r[2 * nt] != b0) + (r[2 * nt + 1] != b1);
+    }
+    bad[lane] = n_bad;
+}
+
 static float round_bf16(float x) { return __bfloat162float(__float2bfloat16(x)); }
 
 // n random values rounded to bf16: the host copy (floats) and the device copy (bf16)
@@ -80,6 +128,26 @@ static __nv_bfloat16* upload_bf16(float* h, size_t n) {
     cudaCheck(cudaMemcpy(d, tmp, n * sizeof(__nv_bfloat16), cudaMemcpyHostToDevice));
     free(tmp);
     return d;
+}
+
+static void check_ldmatrix(void) {
+    float* A = harness_random(256, 2.0f);
+    float* Bnk = harness_random(256, 2.0f);
+    float* Bkn = harness_random(256, 2.0f);
+    __nv_bfloat16* dA = upload_bf16(A, 256);
+    __nv_bfloat16* dBnk = upload_bf16(Bnk, 256);
+    __nv_bfloat16* dBkn = upload_bf16(Bkn, 256);
+    int* dbad = (int*)cuda_malloc_check(32 * sizeof(int), "bad");
+    harness_poison(dbad, 32 * sizeof(int));
+    ldmatrix_table_kernel<<<1, 32, 3 * 16 * LDM_PITCH * sizeof(__nv_bfloat16)>>>(dbad, dA, dBnk, dBkn);
+    cudaCheck(cudaGetLastError());
+    int bad[32];
+    cudaCheck(cudaMemcpy(bad, dbad, sizeof(bad), cudaMemcpyDeviceToHost));
+    int total = 0;
+    for (int l = 0; l < 32; l++) { total += (bad[l] >= 0 && bad[l] <= 12) ? bad[l] : 1000; }
+    harness_check(total == 0, "ldmatrix.x4 and .x4.trans by the ISA's fragment table", "%d of 384 registers differ", total);
+    cudaCheck(cudaFree(dA)); cudaCheck(cudaFree(dBnk)); cudaCheck(cudaFree(dBkn)); cudaCheck(cudaFree(dbad));
+    free(A); free(Bnk); free(Bkn);
 }
 
 static void check_table(int warps) {
@@ -159,5 +227,6 @@ int main(void) {
     check_table(3);
     check_chain(1);
     check_chain(4);
+    check_ldmatrix();
     return harness_finish("mma_check");
 }

@@ -267,4 +267,46 @@ static inline void emu_mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const 
     }
 }
 
+
+// ldmatrix.sync.aligned.m8n8.x4(.trans).shared.b16 (llmc/tensor_core.h): the warp meets and
+// shares its 32 row addresses (lane l: row l % 8 of matrix l / 8); lane l's register i gets
+// matrix i's elements (row g, columns 2t, 2t + 1), or with .trans (rows 2t, 2t + 1, column g),
+// low half first. The profiler counts what the instruction reads: each lane's 16-byte row, one
+// request for the call site (the element reads here are not counted).
+#ifdef EMU_PROFILE
+EMU_NO_TSAN static void emu_ldmatrix_profile(const void* p, void* pc) {
+    emu_prof.suspended--;
+    emu_prof_access((void*)p, 16, 0, pc);
+    emu_prof.suspended++;
+}
+#endif
+EMU_WMMA_FN static void emu_ldmatrix_x4(uint32_t r[4], const __nv_bfloat16* p, int trans) {
+    int lane = nvcuda::wmma::emu_wmma_lane();
+    const unsigned char* c = (const unsigned char*)p;
+    bool in_smem = emu.dyn_smem != NULL && c >= emu.dyn_smem && c < emu.dyn_smem + emu.dyn_smem_bytes;
+    if (!in_smem) { emu_fail("ldmatrix: the row address is not in dynamic shared memory"); }
+    if ((uintptr_t)(c - emu.dyn_smem) % 16 != 0) { emu_fail("ldmatrix: the row address is not 16-byte aligned"); }
+    uint64_t all[32];
+    emu_warp_allgather64((uint64_t)(uintptr_t)p, all);
+    EMU_WMMA_SUSPEND();
+    int g = lane / 4, t = lane % 4;
+    for (int i = 0; i < 4; i++) {
+        const __nv_bfloat16* lo;
+        const __nv_bfloat16* hi;
+        if (!trans) {
+            const __nv_bfloat16* row = (const __nv_bfloat16*)(uintptr_t)all[i * 8 + g];
+            lo = row + 2 * t;
+            hi = row + 2 * t + 1;
+        } else {
+            lo = (const __nv_bfloat16*)(uintptr_t)all[i * 8 + 2 * t] + g;
+            hi = (const __nv_bfloat16*)(uintptr_t)all[i * 8 + 2 * t + 1] + g;
+        }
+        r[i] = (uint32_t)lo->x | ((uint32_t)hi->x << 16);
+    }
+#ifdef EMU_PROFILE
+    emu_ldmatrix_profile(p, __builtin_return_address(0));
+#endif
+    EMU_WMMA_RESUME();
+}
+
 #endif // EMU_MMA_H
