@@ -47,26 +47,24 @@ __device__ static inline void mma_m16n8k16_bf16(float d[4], const uint32_t a[4],
 // l % 8 + 8 ((l / 8) % 2), column 8 (l / 16), and r[] is a[]. B fragments of two n8 tiles come
 // from one call the same way (stored [n][k] plain, or [k][n] with .trans). Addresses must be
 // 16-byte aligned, in shared memory.
-__device__ static inline void ldmatrix_x4(uint32_t r[4], const __nv_bfloat16* p) {
+// TRANS 0: plain, 1: .trans (the instruction's text must be a literal: one asm each)
+template <int TRANS>
+__device__ static inline void ldmatrix_x4_op(uint32_t r[4], const __nv_bfloat16* p) {
 #ifdef LLMC_EMU_CUDACC
-    emu_ldmatrix_x4(r, p, 0);
+    emu_ldmatrix_x4(r, p, TRANS);
 #else
     unsigned a = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
+    if (TRANS) {
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+    } else {
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+    }
 #endif
 }
-__device__ static inline void ldmatrix_x4_trans(uint32_t r[4], const __nv_bfloat16* p) {
-#ifdef LLMC_EMU_CUDACC
-    emu_ldmatrix_x4(r, p, 1);
-#else
-    unsigned a = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-#endif
-}
+__device__ static inline void ldmatrix_x4(uint32_t r[4], const __nv_bfloat16* p) { ldmatrix_x4_op<0>(r, p); }
+__device__ static inline void ldmatrix_x4_trans(uint32_t r[4], const __nv_bfloat16* p) { ldmatrix_x4_op<1>(r, p); }
 
 // two bf16 in one register, lo in the low half (the order of a[], b[] above)
 __device__ static inline uint32_t bf16x2_pack(__nv_bfloat16 lo, __nv_bfloat16 hi) {
