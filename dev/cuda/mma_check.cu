@@ -13,62 +13,71 @@
 #include "../../llmc/tensor_core.h"
 #include "harness.h"
 
+// The ISA's table, written once here: lane l's registers of a 16x16 A (row-major, ld elements a
+// row), of a 16x8 B stored [k][n] or stored as B^T [n][k], and its 16x8 C/D (row-major).
+__device__ static void table_a(uint32_t a[4], const __nv_bfloat16* A, int ld) {
+    int g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+    a[0] = bf16x2_pack(A[g * ld + 2 * t], A[g * ld + 2 * t + 1]);
+    a[1] = bf16x2_pack(A[(g + 8) * ld + 2 * t], A[(g + 8) * ld + 2 * t + 1]);
+    a[2] = bf16x2_pack(A[g * ld + 2 * t + 8], A[g * ld + 2 * t + 9]);
+    a[3] = bf16x2_pack(A[(g + 8) * ld + 2 * t + 8], A[(g + 8) * ld + 2 * t + 9]);
+}
+__device__ static void table_b_kn(uint32_t b[2], const __nv_bfloat16* B, int ld) {
+    int g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+    b[0] = bf16x2_pack(B[(2 * t) * ld + g], B[(2 * t + 1) * ld + g]);
+    b[1] = bf16x2_pack(B[(2 * t + 8) * ld + g], B[(2 * t + 9) * ld + g]);
+}
+__device__ static void table_b_nk(uint32_t b[2], const __nv_bfloat16* Bt, int ld) {
+    int g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+    b[0] = bf16x2_pack(Bt[g * ld + 2 * t], Bt[g * ld + 2 * t + 1]);
+    b[1] = bf16x2_pack(Bt[g * ld + 2 * t + 8], Bt[g * ld + 2 * t + 9]);
+}
+__device__ static void table_load_c(float d[4], const float* C) {
+    int g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+    d[0] = C[g * 8 + 2 * t]; d[1] = C[g * 8 + 2 * t + 1];
+    d[2] = C[(g + 8) * 8 + 2 * t]; d[3] = C[(g + 8) * 8 + 2 * t + 1];
+}
+__device__ static void table_store_c(float* D, const float d[4]) {
+    int g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+    D[g * 8 + 2 * t] = d[0]; D[g * 8 + 2 * t + 1] = d[1];
+    D[(g + 8) * 8 + 2 * t] = d[2]; D[(g + 8) * 8 + 2 * t + 1] = d[3];
+}
+
 // one warp per 16x16 A (row-major), 16x8 B (row-major, k x n), 16x8 C and D (row-major)
 __global__ static void mma_table_kernel(float* D, const __nv_bfloat16* A_all, const __nv_bfloat16* B_all,
                                         const float* C_all) {
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const __nv_bfloat16* A = A_all + warp * 256;
-    const __nv_bfloat16* B = B_all + warp * 128;
-    const float* C = C_all + warp * 128;
-    float* Dw = D + warp * 128;
-    int g = lane / 4, t = lane % 4;
+    int warp = threadIdx.x / 32;
     uint32_t a[4], b[2];
-    a[0] = bf16x2_pack(A[g * 16 + 2 * t], A[g * 16 + 2 * t + 1]);
-    a[1] = bf16x2_pack(A[(g + 8) * 16 + 2 * t], A[(g + 8) * 16 + 2 * t + 1]);
-    a[2] = bf16x2_pack(A[g * 16 + 2 * t + 8], A[g * 16 + 2 * t + 9]);
-    a[3] = bf16x2_pack(A[(g + 8) * 16 + 2 * t + 8], A[(g + 8) * 16 + 2 * t + 9]);
-    b[0] = bf16x2_pack(B[(2 * t) * 8 + g], B[(2 * t + 1) * 8 + g]);
-    b[1] = bf16x2_pack(B[(2 * t + 8) * 8 + g], B[(2 * t + 9) * 8 + g]);
-    float d[4] = {C[g * 8 + 2 * t], C[g * 8 + 2 * t + 1], C[(g + 8) * 8 + 2 * t], C[(g + 8) * 8 + 2 * t + 1]};
+    float d[4];
+    table_a(a, A_all + warp * 256, 16);
+    table_b_kn(b, B_all + warp * 128, 8);
+    table_load_c(d, C_all + warp * 128);
     mma_m16n8k16_bf16(d, a, b);
-    Dw[g * 8 + 2 * t] = d[0];
-    Dw[g * 8 + 2 * t + 1] = d[1];
-    Dw[(g + 8) * 8 + 2 * t] = d[2];
-    Dw[(g + 8) * 8 + 2 * t + 1] = d[3];
+    table_store_c(D + warp * 128, d);
 }
 
 // one warp per Q (16 x 16), K (16 keys x 16), V (16 keys x 8): O (16 x 8) = bf16(Q K^T) V
 __global__ static void mma_chain_kernel(float* O, const __nv_bfloat16* Q_all, const __nv_bfloat16* K_all,
                                         const __nv_bfloat16* V_all) {
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const __nv_bfloat16* Q = Q_all + warp * 256;
+    int warp = threadIdx.x / 32;
     const __nv_bfloat16* K = K_all + warp * 256;
-    const __nv_bfloat16* V = V_all + warp * 128;
-    float* Ow = O + warp * 128;
-    int g = lane / 4, t = lane % 4;
     uint32_t q[4];
-    q[0] = bf16x2_pack(Q[g * 16 + 2 * t], Q[g * 16 + 2 * t + 1]);
-    q[1] = bf16x2_pack(Q[(g + 8) * 16 + 2 * t], Q[(g + 8) * 16 + 2 * t + 1]);
-    q[2] = bf16x2_pack(Q[g * 16 + 2 * t + 8], Q[g * 16 + 2 * t + 9]);
-    q[3] = bf16x2_pack(Q[(g + 8) * 16 + 2 * t + 8], Q[(g + 8) * 16 + 2 * t + 9]);
+    table_a(q, Q_all + warp * 256, 16);
     float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
     for (int nt = 0; nt < 2; nt++) {
-        // B = K^T: B[k = dim][n = key] = K[key][dim], key nt * 8 + g
-        const __nv_bfloat16* krow = K + (nt * 8 + g) * 16;
-        uint32_t b[2] = {bf16x2_pack(krow[2 * t], krow[2 * t + 1]), bf16x2_pack(krow[2 * t + 8], krow[2 * t + 9])};
+        // B = K^T: B[k = dim][n = key] = K[key][dim], keys nt * 8 .. + 7
+        uint32_t b[2];
+        table_b_nk(b, K + nt * 8 * 16, 16);
         mma_m16n8k16_bf16(s[nt], q, b);
     }
     // the accumulators of keys 0-7 and 8-15 are P's A operand over k = 16 keys
     uint32_t p[4] = {bf16x2_from_floats(s[0][0], s[0][1]), bf16x2_from_floats(s[0][2], s[0][3]),
                      bf16x2_from_floats(s[1][0], s[1][1]), bf16x2_from_floats(s[1][2], s[1][3])};
-    uint32_t b[2] = {bf16x2_pack(V[(2 * t) * 8 + g], V[(2 * t + 1) * 8 + g]),
-                     bf16x2_pack(V[(2 * t + 8) * 8 + g], V[(2 * t + 9) * 8 + g])};
+    uint32_t b[2];
+    table_b_kn(b, V_all + warp * 128, 8);
     float o[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     mma_m16n8k16_bf16(o, p, b);
-    Ow[g * 8 + 2 * t] = o[0];
-    Ow[g * 8 + 2 * t + 1] = o[1];
-    Ow[(g + 8) * 8 + 2 * t] = o[2];
-    Ow[(g + 8) * 8 + 2 * t + 1] = o[3];
+    table_store_c(O + warp * 128, o);
 }
 
 // ldmatrix against the same table: a 16x16 A tile, a B^T tile stored [n][k] (plain) and a B
@@ -82,7 +91,7 @@ __global__ static void ldmatrix_table_kernel(int* bad, const __nv_bfloat16* A, c
     __nv_bfloat16* sA = (__nv_bfloat16*)ldm_smem;
     __nv_bfloat16* sBt = sA + 16 * LDM_PITCH;
     __nv_bfloat16* sB = sBt + 16 * LDM_PITCH;
-    int lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    int lane = threadIdx.x % 32;
     for (int i = lane; i < 256; i += 32) {
         sA[(i / 16) * LDM_PITCH + i % 16] = A[i];
         sBt[(i / 16) * LDM_PITCH + i % 16] = Bnk[i];
@@ -90,30 +99,21 @@ __global__ static void ldmatrix_table_kernel(int* bad, const __nv_bfloat16* A, c
     }
     __syncwarp();
     int n_bad = 0;
-    uint32_t r[4];
+    uint32_t r[4], want[4];
     // A (row-major [m][k]): the ISA's a[0..3]
     ldmatrix_x4(r, sA + (lane % 8 + 8 * ((lane / 8) % 2)) * LDM_PITCH + 8 * (lane / 16));
-    uint32_t a[4] = {bf16x2_pack(A[g * 16 + 2 * t], A[g * 16 + 2 * t + 1]),
-                     bf16x2_pack(A[(g + 8) * 16 + 2 * t], A[(g + 8) * 16 + 2 * t + 1]),
-                     bf16x2_pack(A[g * 16 + 2 * t + 8], A[g * 16 + 2 * t + 9]),
-                     bf16x2_pack(A[(g + 8) * 16 + 2 * t + 8], A[(g + 8) * 16 + 2 * t + 9])};
-    for (int i = 0; i < 4; i++) { n_bad += r[i] != a[i]; }
-    // B stored as B^T [n][k]: b[0], b[1] of n-tile 0, then of n-tile 1 (B[k][n] = Bnk[n * 16 + k])
+    table_a(want, A, 16);
+    for (int i = 0; i < 4; i++) { n_bad += r[i] != want[i]; }
+    // B stored as B^T [n][k]: b[0], b[1] of n-tile 0, then of n-tile 1
     ldmatrix_x4(r, sBt + (lane % 8 + 8 * (lane / 16)) * LDM_PITCH + 8 * ((lane / 8) % 2));
-    for (int nt = 0; nt < 2; nt++) {
-        int n = nt * 8 + g;
-        uint32_t b0 = bf16x2_pack(Bnk[n * 16 + 2 * t], Bnk[n * 16 + 2 * t + 1]);
-        uint32_t b1 = bf16x2_pack(Bnk[n * 16 + 2 * t + 8], Bnk[n * 16 + 2 * t + 9]);
-        n_bad += (r[2 * nt] != b0) + (r[2 * nt + 1] != b1);
-    }
-    // B stored [k][n], loaded with .trans (B[k][n] = Bkn[k * 16 + n])
+    table_b_nk(want, Bnk, 16);
+    table_b_nk(want + 2, Bnk + 8 * 16, 16);
+    for (int i = 0; i < 4; i++) { n_bad += r[i] != want[i]; }
+    // B stored [k][n], loaded with .trans
     ldmatrix_x4_trans(r, sB + (lane % 8 + 8 * ((lane / 8) % 2)) * LDM_PITCH + 8 * (lane / 16));
-    for (int nt = 0; nt < 2; nt++) {
-        int n = nt * 8 + g;
-        uint32_t b0 = bf16x2_pack(Bkn[(2 * t) * 16 + n], Bkn[(2 * t + 1) * 16 + n]);
-        uint32_t b1 = bf16x2_pack(Bkn[(2 * t + 8) * 16 + n], Bkn[(2 * t + 9) * 16 + n]);
-        n_bad += (r[2 * nt] != b0) + (r[2 * nt + 1] != b1);
-    }
+    table_b_kn(want, Bkn, 16);
+    table_b_kn(want + 2, Bkn + 8, 16);
+    for (int i = 0; i < 4; i++) { n_bad += r[i] != want[i]; }
     bad[lane] = n_bad;
 }
 

@@ -71,15 +71,20 @@ static inline int emu_wmma_lane(void) {
     return lin & 31;
 }
 
+// whether p lies in the launch's dynamic shared memory
+static inline bool emu_in_dyn_smem(const void* p) {
+    const unsigned char* c = (const unsigned char*)p;
+    return emu.dyn_smem != NULL && c >= emu.dyn_smem && c < emu.dyn_smem + emu.dyn_smem_bytes;
+}
+
 static inline void emu_wmma_check(const void* p, unsigned ldm, size_t elem_bytes, const char* what) {
     char msg[200];
     if ((ldm * elem_bytes) % 16 != 0) {
         snprintf(msg, sizeof(msg), "%s: ldm = %u is not a multiple of 16 bytes", what, ldm);
         emu_fail(msg);
     }
-    const unsigned char* c = (const unsigned char*)p;
-    bool in_smem = emu.dyn_smem != NULL && c >= emu.dyn_smem && c < emu.dyn_smem + emu.dyn_smem_bytes;
-    uintptr_t off = in_smem ? (uintptr_t)(c - emu.dyn_smem) : (uintptr_t)c;
+    bool in_smem = emu_in_dyn_smem(p);
+    uintptr_t off = in_smem ? (uintptr_t)((const unsigned char*)p - emu.dyn_smem) : (uintptr_t)p;
     if (off % (in_smem ? 32 : 16) != 0) {
         snprintf(msg, sizeof(msg), "%s: pointer %p is not 256-bit aligned%s", what, p,
                  in_smem ? " (offset in dynamic shared memory)" : "");
@@ -229,13 +234,6 @@ static inline void emu_warp_allgather64(uint64_t mine, uint64_t all[32]) {
     emu_yield(EMU_AT_WARP_BARRIER);
 }
 
-static inline float emu_bf16_bits_to_float(uint32_t bits16) {
-    uint32_t u = bits16 << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 static inline void emu_mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
     int lane = nvcuda::wmma::emu_wmma_lane();  // the whole warp, or emu_fail
     uint64_t a01[32], a23[32], b01[32];
@@ -251,11 +249,11 @@ static inline void emu_mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const 
             uint32_t bits = (ar[i / 2] >> (16 * (i % 2))) & 0xffffu;
             int row = (i < 2 || (i >= 4 && i < 6)) ? g : g + 8;
             int col = 2 * t + i % 2 + (i >= 4 ? 8 : 0);
-            A[row][col] = emu_bf16_bits_to_float(bits);
+            A[row][col] = (float)__ushort_as_bfloat16((unsigned short)bits);
         }
         for (int i = 0; i < 4; i++) {
             uint32_t bits = (br[i / 2] >> (16 * (i % 2))) & 0xffffu;
-            B[2 * t + i % 2 + (i >= 2 ? 8 : 0)][g] = emu_bf16_bits_to_float(bits);
+            B[2 * t + i % 2 + (i >= 2 ? 8 : 0)][g] = (float)__ushort_as_bfloat16((unsigned short)bits);
         }
     }
     int g = lane / 4, t = lane % 4;
@@ -282,10 +280,10 @@ EMU_NO_TSAN static void emu_ldmatrix_profile(const void* p, void* pc) {
 #endif
 EMU_WMMA_FN static void emu_ldmatrix_x4(uint32_t r[4], const __nv_bfloat16* p, int trans) {
     int lane = nvcuda::wmma::emu_wmma_lane();
-    const unsigned char* c = (const unsigned char*)p;
-    bool in_smem = emu.dyn_smem != NULL && c >= emu.dyn_smem && c < emu.dyn_smem + emu.dyn_smem_bytes;
-    if (!in_smem) { emu_fail("ldmatrix: the row address is not in dynamic shared memory"); }
-    if ((uintptr_t)(c - emu.dyn_smem) % 16 != 0) { emu_fail("ldmatrix: the row address is not 16-byte aligned"); }
+    if (!nvcuda::wmma::emu_in_dyn_smem(p)) { emu_fail("ldmatrix: the row address is not in dynamic shared memory"); }
+    if ((uintptr_t)((const unsigned char*)p - emu.dyn_smem) % 16 != 0) {
+        emu_fail("ldmatrix: the row address is not 16-byte aligned");
+    }
     uint64_t all[32];
     emu_warp_allgather64((uint64_t)(uintptr_t)p, all);
     EMU_WMMA_SUSPEND();
