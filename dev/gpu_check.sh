@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one script to run on a lent GPU. From the repository root:
 #     OUT=dir bash dev/gpu_check.sh     (the log also goes to dir/gpu_check.log)
-# It keeps to a time budget (GPU_CHECK_BUDGET seconds, default 420): each phase gets what is
+# It keeps to a time budget (GPU_CHECK_BUDGET seconds, default 570): each phase gets what is
 # left, and a phase that would start with too little time says SKIPPED. Phases, in order of
 # what they tell us:
 # 1. builds train_gpt_cu (+NCCL), test_gpt_cu (bf16, fp32), every dev/cuda harness and the
@@ -20,17 +20,21 @@
 # 6. a compact table; the exit status is 1 when anything failed
 # Needs: dev/data/tinyshakespeare (carry it: it is made from ../shared, which is not there).
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 LOG=/dev/null
 if [ -n "${OUT:-}" ]; then mkdir -p "$OUT"; LOG="$OUT/gpu_check.log"; fi
 exec > >(tee "$LOG") 2>&1
 T0=$(date +%s)
-BUDGET=${GPU_CHECK_BUDGET:-420}
+BUDGET=${GPU_CHECK_BUDGET:-570}
+# what each phase leaves to the ones after it: the tests stop with 60% of the budget left, the
+# kernel harnesses with 40% (the d12 benchmark and the PyTorch baseline need about that)
+KEEP_AFTER_TESTS=$((BUDGET * 60 / 100)); KEEP_AFTER_HARNESSES=$((BUDGET * 40 / 100))
 elapsed() { echo $(( $(date +%s) - T0 )); }
 left() { echo $(( T0 + BUDGET - $(date +%s) )); }
 # tmo N: a timeout of N seconds, or what is left of the budget if less (at least 5)
 tmo() { local n=$1 l; l=$(left); [ "$l" -lt "$n" ] && n=$l; [ "$n" -lt 5 ] && n=5; echo "$n"; }
 NVCC=${NVCC:-/usr/local/cuda/bin/nvcc}
+[ -x "$NVCC" ] || NVCC=$(command -v nvcc || echo "$NVCC")
 BIN=build/gpu_check
 mkdir -p "$BIN"
 declare -A RESULT
@@ -64,24 +68,39 @@ PY=""
 for p in .venv/bin/python python3 python; do
     if command -v $p > /dev/null 2>&1 && $p -c "import torch" > /dev/null 2>&1; then PY=$p; break; fi
 done
-# pip_nvidia NAME: the folder of the nvidia.NAME wheel (holding include/ and lib/), if any
+# pip_nvidia NAME HEADER: a folder holding include/HEADER and lib/ of an NVIDIA wheel (the ones
+# PyTorch brings): nvidia.NAME's folder, else any nvidia/*/ of the site-packages that has the header
 pip_nvidia() {
     [ -n "$PY" ] || return 0
-    $PY -c "import nvidia.$1 as m, os; print(os.path.dirname(m.__file__) if m.__file__ else list(m.__path__)[0])" 2>/dev/null
+    local d
+    d=$($PY -c "import nvidia.$1 as m, os; print(os.path.dirname(m.__file__) if m.__file__ else list(m.__path__)[0])" 2>/dev/null)
+    if [ -n "$d" ] && [ -f "$d/include/$2" ]; then echo "$d"; return 0; fi
+    for s in $($PY -c "import site; print(' '.join(site.getsitepackages()))" 2>/dev/null); do
+        for d in "$s"/nvidia/*/; do
+            if [ -f "$d/include/$2" ] && [ -d "$d/lib" ]; then echo "${d%/}"; return 0; fi
+        done
+    done
 }
 # NCCL and cuDNN: the CUDA toolkit's folders first, else the wheels that came with PyTorch
 EXTRA_INC=""; EXTRA_LIB=""; NCCL_LIB="-lnccl"; CUDNN_LIB="-lcudnn"
-if ! ls /usr/local/cuda/lib64/libnccl.so* > /dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q libnccl.so; then
-    d=$(pip_nvidia nccl)
-    if [ -n "$d" ]; then EXTRA_INC="$EXTRA_INC -I$d/include"; EXTRA_LIB="$EXTRA_LIB $d/lib"; NCCL_LIB="-L$d/lib -l:libnccl.so.2"; fi
+CUDA_HOME_DIR=$(dirname "$(dirname "$NVCC")")
+if ! [ -f "$CUDA_HOME_DIR/include/nccl.h" ] && ! [ -f /usr/include/nccl.h ]; then
+    d=$(pip_nvidia nccl nccl.h)
+    if [ -n "$d" ]; then
+        lib=$(ls "$d"/lib/libnccl.so* 2>/dev/null | head -1)
+        EXTRA_INC="$EXTRA_INC -I$d/include"; EXTRA_LIB="$EXTRA_LIB $d/lib"; NCCL_LIB="-L$d/lib -l:$(basename "$lib")"
+    else
+        echo "(no nccl.h in $CUDA_HOME_DIR/include, /usr/include or the python wheels: train_gpt_cu will not build)"
+    fi
 fi
 HAVE_CUDNN=0
-if [ -f /usr/local/cuda/include/cudnn.h ] && ls /usr/local/cuda/lib64/libcudnn.so* > /dev/null 2>&1; then
+if [ -f "$CUDA_HOME_DIR/include/cudnn.h" ] && ls "$CUDA_HOME_DIR"/lib64/libcudnn.so* > /dev/null 2>&1; then
     HAVE_CUDNN=1
 else
-    d=$(pip_nvidia cudnn)
-    if [ -n "$d" ] && [ -f "$d/include/cudnn.h" ]; then
-        HAVE_CUDNN=1; EXTRA_INC="$EXTRA_INC -I$d/include"; EXTRA_LIB="$EXTRA_LIB $d/lib"; CUDNN_LIB="-L$d/lib -l:libcudnn.so.9"
+    d=$(pip_nvidia cudnn cudnn.h)
+    if [ -n "$d" ]; then
+        lib=$(ls "$d"/lib/libcudnn.so.* 2>/dev/null | head -1)
+        HAVE_CUDNN=1; EXTRA_INC="$EXTRA_INC -I$d/include"; EXTRA_LIB="$EXTRA_LIB $d/lib"; CUDNN_LIB="-L$d/lib -l:$(basename "$lib")"
     fi
 fi
 CUDNN_FE=${CUDNN_FRONTEND_PATH:-build/cudnn_frontend/include}
@@ -90,6 +109,7 @@ if [ ! -f "$CUDNN_FE/cudnn_frontend.h" ]; then
 fi
 [ -f "$CUDNN_FE/cudnn_frontend.h" ] || HAVE_CUDNN=0
 for d in $EXTRA_LIB; do export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; done
+echo "libraries: nvcc $NVCC; extra include:${EXTRA_INC:- none}; extra lib:${EXTRA_LIB:- none}"
 echo "python with torch: ${PY:-none}; cuDNN attention: $([ $HAVE_CUDNN = 1 ] && echo yes || echo 'no (no cuDNN or no frontend headers)')"
 
 # ---------------------------------------------------------------- 1. build
@@ -173,13 +193,13 @@ for v in $VARIANTS; do
     IFS=: read -r prec att exe <<< "$v"
     # the base references, then masked fine-tuning and the four PEFT methods (make_refs.sh)
     for ref in awkward hs64 hs128 masked peft_lora peft_lora_qf peft_bitfit peft_adapter peft_prompt dpo dpo_lora distill; do
-        if [ "$(left)" -lt 30 ]; then echo "SKIPPED: test_gpt_cu $prec $ref (out of time)"; continue; fi
+        if [ "$(left)" -lt $KEEP_AFTER_TESTS ]; then echo "SKIPPED: test_gpt_cu $prec $ref (out of time)"; continue; fi
         if [ ! -f build/cuda_refs/${ref}_model.bin ]; then
             echo "FAIL: no build/cuda_refs/${ref}_model.bin (make cuda-refs, and carry build/cuda_refs)"
             RESULT[test_$prec]="0 1"; FAILS=$((FAILS + 1)); continue
         fi
         echo "=== test_gpt_cu ($prec, attention $att) $ref"
-        run_counted "test_$prec" 40 env LLMC_ATTENTION=$att "$BIN/$exe" build/cuda_refs/$ref
+        run_counted "test_$prec" 20 env LLMC_ATTENTION=$att "$BIN/$exe" build/cuda_refs/$ref
     done
 done
 echo "tests done at $(elapsed)s"
@@ -190,7 +210,7 @@ echo "tests done at $(elapsed)s"
 DATA=dev/data/tinyshakespeare/tiny_shakespeare_train.bin
 VAL=dev/data/tinyshakespeare/tiny_shakespeare_val.bin
 [ -f $VAL ] || VAL=$DATA
-if [ -f $DATA ] && [ "$(left)" -gt 90 ]; then
+if [ -f $DATA ] && [ "$(left)" -gt $((KEEP_AFTER_HARNESSES + 60)) ]; then
     echo "=== resume: kill at step 4, resume from the step-3 checkpoint (d4, B=4, T=256)"
     rdir=$(mktemp -d /tmp/gpu_resume.XXXXXX)
     RARGS="-e d4 -b 4 -t 256 -x 6 -n 3 -v 0 -s 0 --seed 11 -i $DATA -j $VAL"
@@ -219,10 +239,16 @@ else
 fi
 ATT=""
 HARNESSES=""
-for f in dev/cuda/*_check.cu; do n=$(basename "$f" .cu); HARNESSES="$HARNESSES $n ${n}_fp32"; done
+# attention first (its speed against cuDNN's is the open question), then the rest
+HARNESSES="attention_check"
 [ $HAVE_CUDNN = 1 ] && HARNESSES="$HARNESSES attention_check_cudnn"
+for f in dev/cuda/*_check.cu; do
+    n=$(basename "$f" .cu)
+    [ "$n" = attention_check ] || HARNESSES="$HARNESSES $n"
+done
+for f in dev/cuda/*_check.cu; do HARNESSES="$HARNESSES $(basename "$f" .cu)_fp32"; done
 for n in $HARNESSES; do
-    if [ "$(left)" -lt 120 ]; then echo "SKIPPED: $n (out of time; the training benchmark goes first)"; continue; fi
+    if [ "$(left)" -lt $KEEP_AFTER_HARNESSES ]; then echo "SKIPPED: $n (out of time; the training benchmark goes first)"; continue; fi
     echo "=== $n"
     case $n in
         *_fp32) run_counted harness 60 env HARNESS_CHECK_ONLY=1 "$BIN/$n" ;;  # fp32: checks only
@@ -293,6 +319,26 @@ if [ -n "$PY" ] && [ -n "$TRAIN_B" ] && $PY -c "import torch; assert torch.cuda.
     fi
 fi
 
+# ---------------------------------------------------------------- 5b. per-kernel times (ncu)
+# Two d12 steps under Nsight Compute with one metric (the kernel's duration: one pass, no
+# replay), for dev/cuda/predict_step.py's per-kernel predictions to be set against. Last,
+# because it is the least needed; the CSV goes to $OUT/ncu_kernels.csv.
+NCU_LINE="not run"
+NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+if [ -n "$NCU" ] && [ -n "$TRAIN_B" ] && [ -n "${OUT:-}" ]; then
+    if [ "$(left)" -lt 50 ]; then
+        NCU_LINE="SKIPPED (out of time)"
+    else
+        echo "=== ncu: kernel durations of 2 d12 steps, B=$TRAIN_B, attention tc"
+        timeout -k 5 "$(tmo 120)" "$NCU" --clock-control none --metrics gpu__time_duration.sum --csv \
+            --log-file "$OUT/ncu.log" $BIN/train_gpt_cu $COMMON -b $TRAIN_B -x 2 -v 0 -s 0 --attention tc \
+            > "$OUT/ncu_kernels.csv" 2> "$OUT/ncu.err"; rc=$?
+        n=$(grep -c gpu__time_duration "$OUT/ncu_kernels.csv" 2>/dev/null)
+        NCU_LINE="exit $rc, $n kernel launches timed ($OUT/ncu_kernels.csv)"
+        tail -n 3 "$OUT/ncu.err" "$OUT/ncu.log" 2>/dev/null
+    fi
+fi
+
 # ---------------------------------------------------------------- 6. table
 tok_of() { echo "$1" | sed -n 's/.* \([0-9]*\) tok\/s.*/\1/p'; }
 ours_tok=0; ours_name=""
@@ -321,5 +367,6 @@ for k in "scalar B=$TRAIN_B" tc cudnn "tc + GELU fusion" "cudnn + GELU fusion" "
     [ -n "${TRAIN[$k]:-}" ] && printf "%-24s %s\n" "d12 $k" "${TRAIN[$k]}"
 done
 printf "%-24s %s\n" "PyTorch d12" "$TORCH_LINE"
+printf "%-24s %s\n" "ncu per-kernel times" "$NCU_LINE"
 printf "%-24s %s\n" "ours (best) / PyTorch" "$ratio tokens/s (best: ${ours_name:-none})"
 [ "$FAILS" -eq 0 ]
