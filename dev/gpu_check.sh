@@ -16,8 +16,16 @@
 # 4. d12 (GPT-2 124M) at T=1024 with the largest B of 64, 32, 16 that fits in memory: each
 #    attention, GELU fusion, recompute; one run also evaluates and samples (other shapes)
 # 5. the PyTorch baseline (dev/cuda/bench_torch.py: bf16 autocast, torch.compile, SDPA, fused
-#    AdamW) at the same B and T and the same peak for MFU
+#    AdamW) at the same B and T and the same peak for MFU; then, with ncu and $OUT, each kernel's
+#    duration in two d12 steps ($OUT/ncu_kernels.csv) and the attention kernels' detailed
+#    sections ($OUT/ncu_attention.csv)
 # 6. a compact table; the exit status is 1 when anything failed
+# A follow-up run (device time is short) can narrow it: GPU_CHECK_VARIANTS (names of phase 2's
+# variants: bf16 bf16_tc fp32 bf16_cudnn), GPU_CHECK_HARNESSES (binaries of phase 3), and
+# GPU_CHECK_SKIP, any of: resume ceilings scalar recompute torch (skipping scalar, the d12 runs
+# take GPU_CHECK_B, default 64; skipping ceilings, the harnesses read the CEILINGS.md there is).
+# On the device tool: OUT=$OUT GPU_CHECK_COMMIT=<sha> bash dev/gpu_check.sh, carrying
+# build/cuda_refs, dev/data/tinyshakespeare and build/cudnn_frontend (results: dev/cuda/results/)
 # Needs: dev/data/tinyshakespeare (carry it: it is made from ../shared, which is not there).
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -37,10 +45,13 @@ NVCC=${NVCC:-/usr/local/cuda/bin/nvcc}
 [ -x "$NVCC" ] || NVCC=$(command -v nvcc || echo "$NVCC")
 BIN=build/gpu_check
 mkdir -p "$BIN"
+SKIP=" ${GPU_CHECK_SKIP:-} "
+skipped() { case "$SKIP" in *" $1 "*) return 0 ;; esac; return 1; }
 declare -A RESULT
 FAILS=0
 
-echo "=== gpu_check $(date -u) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?') budget ${BUDGET}s"
+# the commit: GPU_CHECK_COMMIT when the caller knows it (a copied tree's .git can be stale)
+echo "=== gpu_check $(date -u) commit ${GPU_CHECK_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')} budget ${BUDGET}s"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>/dev/null || echo "(no nvidia-smi)"
 
 # A GPU first: without one every phase would fail the same way, so stop once, saying why
@@ -189,6 +200,11 @@ if [ ! -f build/cuda_refs/hs64_debug_state.bin ] && [ -n "$PY" ]; then
 fi
 VARIANTS="bf16:scalar:test_gpt_cu bf16_tc:tc:test_gpt_cu fp32:scalar:test_gpt_cu_fp32"
 [ $HAVE_CUDNN = 1 ] && VARIANTS="$VARIANTS bf16_cudnn:cudnn:test_gpt_cu_cudnn"
+if [ -n "${GPU_CHECK_VARIANTS:-}" ]; then
+    keep=""
+    for v in $VARIANTS; do case " $GPU_CHECK_VARIANTS " in *" ${v%%:*} "*) keep="$keep $v" ;; esac; done
+    VARIANTS=$keep
+fi
 for v in $VARIANTS; do
     IFS=: read -r prec att exe <<< "$v"
     # the base references, then masked fine-tuning and the four PEFT methods (make_refs.sh)
@@ -210,7 +226,9 @@ echo "tests done at $(elapsed)s"
 DATA=dev/data/tinyshakespeare/tiny_shakespeare_train.bin
 VAL=dev/data/tinyshakespeare/tiny_shakespeare_val.bin
 [ -f $VAL ] || VAL=$DATA
-if [ -f $DATA ] && [ "$(left)" -gt $((KEEP_AFTER_HARNESSES + 60)) ]; then
+if skipped resume; then
+    RESULT[resume]="skipped (GPU_CHECK_SKIP)"
+elif [ -f $DATA ] && [ "$(left)" -gt $((KEEP_AFTER_HARNESSES + 60)) ]; then
     echo "=== resume: kill at step 4, resume from the step-3 checkpoint (d4, B=4, T=256)"
     rdir=$(mktemp -d /tmp/gpu_resume.XXXXXX)
     RARGS="-e d4 -b 4 -t 256 -x 6 -n 3 -v 0 -s 0 --seed 11 -i $DATA -j $VAL"
@@ -231,7 +249,10 @@ fi
 
 # ---------------------------------------------------------------- 3. kernel harnesses
 echo "=== ceilings"
-if timeout -k 5 "$(tmo 60)" "$BIN/ceilings" dev/cuda/CEILINGS.md; then
+if skipped ceilings; then
+    echo "(skipped: the harnesses read the dev/cuda/CEILINGS.md there is)"
+    cat dev/cuda/CEILINGS.md 2>/dev/null
+elif timeout -k 5 "$(tmo 60)" "$BIN/ceilings" dev/cuda/CEILINGS.md; then
     cat dev/cuda/CEILINGS.md
     if [ -n "${OUT:-}" ]; then cp dev/cuda/CEILINGS.md "$OUT/"; fi
 else
@@ -247,6 +268,7 @@ for f in dev/cuda/*_check.cu; do
     [ "$n" = attention_check ] || HARNESSES="$HARNESSES $n"
 done
 for f in dev/cuda/*_check.cu; do HARNESSES="$HARNESSES $(basename "$f" .cu)_fp32"; done
+[ -n "${GPU_CHECK_HARNESSES:-}" ] && HARNESSES=$GPU_CHECK_HARNESSES
 for n in $HARNESSES; do
     if [ "$(left)" -lt $KEEP_AFTER_HARNESSES ]; then echo "SKIPPED: $n (out of time; the training benchmark goes first)"; continue; fi
     echo "=== $n"
@@ -279,7 +301,9 @@ train() {
     return 0
 }
 TRAIN_B=""
-if [ -f $DATA ]; then
+if [ -f $DATA ] && skipped scalar; then
+    TRAIN_B=${GPU_CHECK_B:-64}
+elif [ -f $DATA ]; then
     for B in 64 32 16; do
         if train "scalar B=$B" 90 $BIN/train_gpt_cu $COMMON -b $B -x 10 -v 0 -s 0 --attention scalar; then TRAIN_B=$B; break; fi
         if ! echo "$LAST_OUT" | grep -q -i "out of memory\|cudaMalloc"; then
@@ -294,12 +318,16 @@ if [ -n "$TRAIN_B" ]; then
     BEST=tc
     if [ $HAVE_CUDNN = 1 ]; then
         # also the shapes cuDNN's graphs do not cover: val batches (same shape) and sampling (B=1, T growing)
-        train "cudnn" 90 $BIN/train_gpt_cu_cudnn $COMMON -b $B -x 10 -v 10 -m 2 -s 10 -g 16 --attention cudnn || FAILS=$((FAILS + 1))
+        # (validation on the train shard: tiny shakespeare's val split is 31 sequences, under B=64)
+        train "cudnn" 90 $BIN/train_gpt_cu_cudnn -e d12 -t 1024 -l 3e-4 -i $DATA -j $DATA -b $B -x 10 -v 10 -m 2 -s 10 -g 16 --attention cudnn || FAILS=$((FAILS + 1))
         BEST=cudnn
     fi
     exe=$BIN/train_gpt_cu; [ $BEST = cudnn ] && exe=$BIN/train_gpt_cu_cudnn
+    [ $BEST = tc ] || train "tc + GELU fusion" 90 $BIN/train_gpt_cu $COMMON -b $B -x 10 -v 0 -s 0 --attention tc --gelu-fusion 1 || FAILS=$((FAILS + 1))
     train "$BEST + GELU fusion" 90 $exe $COMMON -b $B -x 10 -v 0 -s 0 --attention $BEST --gelu-fusion 1 || FAILS=$((FAILS + 1))
-    train "$BEST + recompute" 90 $exe $COMMON -b $B -x 6 -v 0 -s 0 --attention $BEST -r 1 || FAILS=$((FAILS + 1))
+    if ! skipped recompute; then
+        train "$BEST + recompute" 90 $exe $COMMON -b $B -x 6 -v 0 -s 0 --attention $BEST -r 1 || FAILS=$((FAILS + 1))
+    fi
     echo "$LAST_OUT" | grep -i "allocated\|memory" | head -3
 fi
 echo "training benchmark done at $(elapsed)s"
@@ -307,7 +335,9 @@ echo "training benchmark done at $(elapsed)s"
 # ---------------------------------------------------------------- 5. PyTorch baseline
 TORCH_LINE="skipped (no python with torch + CUDA)"
 PEAK=$(echo "${TRAIN[scalar B=$TRAIN_B]:-}" | sed -n 's/.* of \([0-9]*\) TFLOP\/s.*/\1/p')
-if [ -n "$PY" ] && [ -n "$TRAIN_B" ] && $PY -c "import torch; assert torch.cuda.is_available()" > /dev/null 2>&1; then
+if skipped torch; then
+    TORCH_LINE="skipped (GPU_CHECK_SKIP)"
+elif [ -n "$PY" ] && [ -n "$TRAIN_B" ] && $PY -c "import torch; assert torch.cuda.is_available()" > /dev/null 2>&1; then
     if [ "$(left)" -lt 60 ]; then
         TORCH_LINE="SKIPPED (out of time)"
     else
@@ -330,12 +360,32 @@ if [ -n "$NCU" ] && [ -n "$TRAIN_B" ] && [ -n "${OUT:-}" ]; then
         NCU_LINE="SKIPPED (out of time)"
     else
         echo "=== ncu: kernel durations of 2 d12 steps, B=$TRAIN_B, attention tc"
+        # --log-file takes ncu's own output (the CSV); the trainer's goes to ncu_train.log
         timeout -k 5 "$(tmo 120)" "$NCU" --clock-control none --metrics gpu__time_duration.sum --csv \
-            --log-file "$OUT/ncu.log" $BIN/train_gpt_cu $COMMON -b $TRAIN_B -x 2 -v 0 -s 0 --attention tc \
-            > "$OUT/ncu_kernels.csv" 2> "$OUT/ncu.err"; rc=$?
+            --log-file "$OUT/ncu_kernels.csv" $BIN/train_gpt_cu $COMMON -b $TRAIN_B -x 2 -v 0 -s 0 --attention tc \
+            > "$OUT/ncu_train.log" 2>&1; rc=$?
         n=$(grep -c gpu__time_duration "$OUT/ncu_kernels.csv" 2>/dev/null)
         NCU_LINE="exit $rc, $n kernel launches timed ($OUT/ncu_kernels.csv)"
-        tail -n 3 "$OUT/ncu.err" "$OUT/ncu.log" 2>/dev/null
+        tail -n 3 "$OUT/ncu_train.log" 2>/dev/null
+    fi
+fi
+
+# ---------------------------------------------------------------- 5c. attention under ncu
+# One forward and backward of each attention at d12's shape (attention_check's
+# ATTENTION_PROFILE), every kernel with ncu's detailed set (speed of light, occupancy, warp
+# stalls, memory): where our tensor-core kernels lose time against cuDNN's.
+NCU_ATT_LINE="not run"
+att_exe=$BIN/attention_check_cudnn; [ -x "$att_exe" ] || att_exe=$BIN/attention_check
+if [ -n "$NCU" ] && [ -n "${OUT:-}" ] && [ -x "$att_exe" ]; then
+    if [ "$(left)" -lt 40 ]; then
+        NCU_ATT_LINE="SKIPPED (out of time)"
+    else
+        echo "=== ncu: attention kernels, detailed set ($att_exe, B=8 T=1024 NH=12 hs=64)"
+        ATTENTION_PROFILE=1 timeout -k 5 "$(tmo 90)" "$NCU" --clock-control none --set detailed --csv --page details \
+            --log-file "$OUT/ncu_attention.csv" "$att_exe" > "$OUT/ncu_attention_run.log" 2>&1; rc=$?
+        n=$(grep -c '"Duration"' "$OUT/ncu_attention.csv" 2>/dev/null)
+        NCU_ATT_LINE="exit $rc, $n kernels profiled ($OUT/ncu_attention.csv)"
+        tail -n 2 "$OUT/ncu_attention_run.log" 2>/dev/null
     fi
 fi
 
@@ -368,5 +418,6 @@ for k in "scalar B=$TRAIN_B" tc cudnn "tc + GELU fusion" "cudnn + GELU fusion" "
 done
 printf "%-24s %s\n" "PyTorch d12" "$TORCH_LINE"
 printf "%-24s %s\n" "ncu per-kernel times" "$NCU_LINE"
+printf "%-24s %s\n" "ncu attention kernels" "$NCU_ATT_LINE"
 printf "%-24s %s\n" "ours (best) / PyTorch" "$ratio tokens/s (best: ${ours_name:-none})"
 [ "$FAILS" -eq 0 ]

@@ -356,6 +356,8 @@ attention_backward_dq_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv
 // emulated profile counts them, dev/cuda/PROFILE.md).
 #define ATT_TC_PAD 8
 #define ATT_TC_HP(HS) ((HS) + ATT_TC_PAD)  // pitch of a [64][HS] bf16 tile
+#define ATT_LOG2E 1.4426950408889634f
+#define ATT_LN2 0.6931471805599453f
 
 // rows [r0, r0 + 64) of one of q/k/v (which) or of dout (which = -1, row stride C) into s [64][HS]
 // (row pitch ATT_TC_HP(HS))
@@ -385,6 +387,31 @@ __device__ static inline void att_tc_load(__nv_bfloat16* s, const floatX* src, i
             v = src[at];
         }
         s[r * ATT_TC_HP(HS) + d] = v;
+    }
+}
+
+// att_tc_load by cp.async (llmc/tensor_core.h): the rows < T are copied in the background
+// (complete after the thread's next cp_async_wait that covers them, visible to the block after
+// the __syncthreads that follows), the rows past T are zeroed at once. The caller commits the
+// group. A source that is not 16-byte aligned (C not a multiple of 8) is loaded at once by
+// att_tc_load instead, which the same wait and barrier order just as well.
+template <int HS>
+__device__ static inline void att_tc_load_async(__nv_bfloat16* s, const floatX* src, int which, int b, int h, int r0,
+                                                int T, int C) {
+    if (C % 8 != 0 || ((uintptr_t)src % 16) != 0) {
+        att_tc_load<HS>(s, src, which, b, h, r0, T, C);
+        return;
+    }
+    for (int idx = threadIdx.x; idx < ATT_TC_TILE * HS / 8; idx += blockDim.x) {
+        int r = idx / (HS / 8), d = (idx % (HS / 8)) * 8, t = r0 + r;
+        __nv_bfloat16* dst = s + r * ATT_TC_HP(HS) + d;
+        if (t < T) {
+            size_t at = which < 0 ? ((size_t)b * T + t) * C + h * HS + d
+                                  : ((size_t)b * T + t) * 3 * C + which * C + h * HS + d;
+            cp_async_16(dst, src + at);
+        } else {
+            *(uint4*)dst = make_uint4(0u, 0u, 0u, 0u);
+        }
     }
 }
 
@@ -474,37 +501,62 @@ __global__ static void __launch_bounds__(128, HS == 64 ? 4 : 2)  // HS 64: 4 blo
 attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH) {
     extern __shared__ __align__(128) unsigned char att_smem[];
     const int HP = ATT_TC_HP(HS);
+    const int TILE = ATT_TC_TILE * HP;
     __nv_bfloat16* Qs = (__nv_bfloat16*)att_smem;  // [64][HP]
-    __nv_bfloat16* Ks = Qs + ATT_TC_TILE * HP;      // [64][HP]
-    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HP;      // [64][HP]
+    __nv_bfloat16* KVs = Qs + TILE;                 // two buffers of K [64][HP], V [64][HP]
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     int g = lane / 4, t = lane % 4;
     int q0 = (gridDim.x - 1 - blockIdx.x) * ATT_TC_TILE;  // longest rows first
     int h = blockIdx.y, b = blockIdx.z;
-    float scale = rsqrtf((float)HS);
+    // scores in base-2 units (exp(x) = exp2(x log2 e): one MUFU.EX2 per probability); m and the
+    // running sums follow, and lse goes out in natural units
+    float scale2 = rsqrtf((float)HS) * ATT_LOG2E;
     int w0 = 16 * warp;  // this warp's first row in the tile
-    att_tc_load<HS>(Qs, qkv, 0, b, h, q0, T, C);
+    att_tc_load_async<HS>(Qs, qkv, 0, b, h, q0, T, C);
+    att_tc_load_async<HS>(KVs, qkv, 1, b, h, 0, T, C);
+    att_tc_load_async<HS>(KVs + TILE, qkv, 2, b, h, 0, T, C);
+    cp_async_commit();
     float o[HS / 8][4];
     for (int dn = 0; dn < HS / 8; dn++) { o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.0f; }
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows g, g + 8: running max, sum
     int qi[2] = {q0 + w0 + g, q0 + w0 + g + 8};
     int q_last = min(q0 + ATT_TC_TILE - 1, T - 1);
+    int ntiles = q_last / ATT_TC_TILE + 1;
     // j0 <= q0 for every tile (both multiples of 64), so key j0 < T is visible to every row
-    // of the tile (rows past T included): each row's max is finite from the first tile on
-    for (int j0 = 0; j0 <= q_last; j0 += ATT_TC_TILE) {
-        __syncthreads();  // all warps are done with the previous K, V tiles
-        att_tc_load<HS>(Ks, qkv, 1, b, h, j0, T, C);
-        att_tc_load<HS>(Vs, qkv, 2, b, h, j0, T, C);
-        __syncthreads();
+    // of the tile (rows past T included): each row's max is finite from the first tile on.
+    // Key tile it + 1 is fetched (cp.async) while tile it is computed on: two buffers.
+    for (int it = 0; it < ntiles; it++) {
+        int j0 = it * ATT_TC_TILE;
+        const __nv_bfloat16* Ks = KVs + (it % 2) * 2 * TILE;
+        const __nv_bfloat16* Vs = Ks + TILE;
+        if (it + 1 < ntiles) {  // the other buffer was freed by the barrier ending the last iteration
+            __nv_bfloat16* next = KVs + ((it + 1) % 2) * 2 * TILE;
+            att_tc_load_async<HS>(next, qkv, 1, b, h, j0 + ATT_TC_TILE, T, C);
+            att_tc_load_async<HS>(next + TILE, qkv, 2, b, h, j0 + ATT_TC_TILE, T, C);
+            cp_async_commit();
+            cp_async_wait<1>();  // this tile's group has landed; the next one may still be in flight
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();  // every thread's copies of this tile are visible
         float s[ATT_TC_TILE / 8][4];
         att_mma_scores<HS>(s, Qs + w0 * HP, Ks);
         float mx[2] = {-INFINITY, -INFINITY};
-        for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
-            for (int i = 0; i < 4; i++) {
-                int j = j0 + nt * 8 + 2 * t + (i & 1);
-                float v = (j <= qi[i / 2] && j < T) ? s[nt][i] * scale : -INFINITY;
-                s[nt][i] = v;
-                mx[i / 2] = fmaxf(mx[i / 2], v);
+        if (j0 + ATT_TC_TILE > q0) {  // the diagonal tile (also the only one with keys past T): masked
+            for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
+                for (int i = 0; i < 4; i++) {
+                    int j = j0 + nt * 8 + 2 * t + (i & 1);
+                    float v = (j <= qi[i / 2] && j < T) ? s[nt][i] * scale2 : -INFINITY;
+                    s[nt][i] = v;
+                    mx[i / 2] = fmaxf(mx[i / 2], v);
+                }
+            }
+        } else {  // every key of the tile is before every query of this one
+            for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
+                for (int i = 0; i < 4; i++) {
+                    s[nt][i] *= scale2;
+                    mx[i / 2] = fmaxf(mx[i / 2], s[nt][i]);
+                }
             }
         }
         float corr[2], sum[2] = {0.0f, 0.0f};
@@ -512,12 +564,12 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
             mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));  // the quad shares the row
             mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
             float m_new = fmaxf(m[r], mx[r]);
-            corr[r] = expf(m[r] - m_new);  // 0 on the first tile (m = -inf)
+            corr[r] = exp2f(m[r] - m_new);  // 0 on the first tile (m = -inf)
             m[r] = m_new;
         }
         for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
             for (int i = 0; i < 4; i++) {
-                float p = expf(s[nt][i] - m[i / 2]);
+                float p = exp2f(s[nt][i] - m[i / 2]);
                 s[nt][i] = p;
                 sum[i / 2] += p;
             }
@@ -532,6 +584,7 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
             o[dn][2] *= corr[1]; o[dn][3] *= corr[1];
         }
         att_mma_accumulate<HS>(o, s, Vs);
+        __syncthreads();  // every warp is done with this buffer: the next iteration refills it
     }
     // rows g and g + 8 get their own 1 / l: scale the accumulators per row, then store them
     for (int dn = 0; dn < HS / 8; dn++) {
@@ -541,7 +594,23 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
     // Q's rows of this warp (read by it alone) stage the output
     att_mma_store<HS>(out + ((size_t)b * T + q0 + w0) * C + h * HS, C, q0 + w0, T, o, 1.0f, Qs + w0 * HP);
     for (int r = 0; r < 2; r++) {
-        if (t == 0 && qi[r] < T) { lse[((size_t)b * NH + h) * T + qi[r]] = m[r] + logf(l[r]); }
+        if (t == 0 && qi[r] < T) { lse[((size_t)b * NH + h) * T + qi[r]] = (m[r] + log2f(l[r])) * ATT_LN2; }
+    }
+}
+
+// lse and D of the query rows [r0, r0 + 64) into lse_s, D_s [64] by 4-byte cp.async (zeros
+// past T); the caller commits the group
+__device__ static inline void att_tc_load_rows_async(float* lse_s, float* D_s, const float* lse, const float* Dsum,
+                                                     size_t row_base, int r0, int T) {
+    int r = threadIdx.x;
+    if (r < ATT_TC_TILE) {
+        if (r0 + r < T) {
+            cp_async_4(lse_s + r, lse + row_base + r0 + r);
+            cp_async_4(D_s + r, Dsum + row_base + r0 + r);
+        } else {
+            lse_s[r] = 0.0f;
+            D_s[r] = 0.0f;
+        }
     }
 }
 
@@ -554,12 +623,12 @@ attention_backward_dkdv_tc_kernel(floatX* dqkv, const floatX* dout, const floatX
                                   const float* Dsum, int B, int T, int C, int NH) {
     extern __shared__ __align__(128) unsigned char att_smem[];
     const int HP = ATT_TC_HP(HS);
+    const int TILE = ATT_TC_TILE * HP;
     __nv_bfloat16* Ks = (__nv_bfloat16*)att_smem;  // [64][HP]
-    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HP;      // [64][HP]
-    __nv_bfloat16* Qs = Vs + ATT_TC_TILE * HP;      // [64][HP]
-    __nv_bfloat16* dOs = Qs + ATT_TC_TILE * HP;     // [64][HP]
-    float* lse_s = (float*)(dOs + ATT_TC_TILE * HP);  // [64]
-    float* D_s = lse_s + ATT_TC_TILE;                 // [64]
+    __nv_bfloat16* Vs = Ks + TILE;                  // [64][HP]
+    __nv_bfloat16* QdOs = Vs + TILE;                // two buffers of Q [64][HP], dO [64][HP]
+    float* lse_s = (float*)(QdOs + 4 * TILE);       // [2][64]
+    float* D_s = lse_s + 2 * ATT_TC_TILE;           // [2][64]
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     int g = lane / 4, t = lane % 4;
     int k0 = (gridDim.x - 1 - blockIdx.x) * ATT_TC_TILE;  // the key tile with the most work first
@@ -568,39 +637,57 @@ attention_backward_dkdv_tc_kernel(floatX* dqkv, const floatX* dout, const floatX
     int w0 = 16 * warp;
     int kj[2] = {k0 + w0 + g, k0 + w0 + g + 8};  // this lane's two keys
     size_t row_base = ((size_t)b * NH + h) * T;
-    att_tc_load<HS>(Ks, qkv, 1, b, h, k0, T, C);
-    att_tc_load<HS>(Vs, qkv, 2, b, h, k0, T, C);
+    att_tc_load_async<HS>(Ks, qkv, 1, b, h, k0, T, C);
+    att_tc_load_async<HS>(Vs, qkv, 2, b, h, k0, T, C);
+    att_tc_load_async<HS>(QdOs, qkv, 0, b, h, k0, T, C);
+    att_tc_load_async<HS>(QdOs + TILE, dout, -1, b, h, k0, T, C);
+    att_tc_load_rows_async(lse_s, D_s, lse, Dsum, row_base, k0, T);
+    cp_async_commit();
     float dk[HS / 8][4], dv[HS / 8][4];
     for (int dn = 0; dn < HS / 8; dn++) {
         for (int i = 0; i < 4; i++) { dk[dn][i] = 0.0f; dv[dn][i] = 0.0f; }
     }
-    for (int i0 = k0; i0 < T; i0 += ATT_TC_TILE) {
-        __syncthreads();  // the previous Q, dO tiles are no longer read
-        att_tc_load<HS>(Qs, qkv, 0, b, h, i0, T, C);
-        att_tc_load<HS>(dOs, dout, -1, b, h, i0, T, C);
-        if (threadIdx.x < ATT_TC_TILE) {
-            int q = i0 + threadIdx.x;
-            lse_s[threadIdx.x] = q < T ? lse[row_base + q] : 0.0f;
-            D_s[threadIdx.x] = q < T ? Dsum[row_base + q] : 0.0f;
+    int ntiles = (T - k0 + ATT_TC_TILE - 1) / ATT_TC_TILE;
+    // query tile it + 1 (with its lse and D) is fetched while tile it is computed on: two buffers
+    for (int it = 0; it < ntiles; it++) {
+        int i0 = k0 + it * ATT_TC_TILE, buf = it % 2;
+        const __nv_bfloat16* Qs = QdOs + buf * 2 * TILE;
+        const __nv_bfloat16* dOs = Qs + TILE;
+        const float* lse_t = lse_s + buf * ATT_TC_TILE;
+        const float* D_t = D_s + buf * ATT_TC_TILE;
+        if (it + 1 < ntiles) {  // the other buffer was freed by the barrier ending the last iteration
+            __nv_bfloat16* next = QdOs + (1 - buf) * 2 * TILE;
+            att_tc_load_async<HS>(next, qkv, 0, b, h, i0 + ATT_TC_TILE, T, C);
+            att_tc_load_async<HS>(next + TILE, dout, -1, b, h, i0 + ATT_TC_TILE, T, C);
+            att_tc_load_rows_async(lse_s + (1 - buf) * ATT_TC_TILE, D_s + (1 - buf) * ATT_TC_TILE, lse, Dsum, row_base,
+                                   i0 + ATT_TC_TILE, T);
+            cp_async_commit();
+            cp_async_wait<1>();  // this tile's group has landed; the next one may still be in flight
+        } else {
+            cp_async_wait<0>();
         }
-        __syncthreads();
+        __syncthreads();  // every thread's copies of this tile (and its lse, D) are visible
         // P^T = exp(St * scale - lse[query]) where query >= key and query < T; element i of
         // pt[nt] is key kj[i / 2], query column 8 nt + 2t + i % 2
         float pt[ATT_TC_TILE / 8][4], dst[ATT_TC_TILE / 8][4];
         att_mma_scores<HS>(pt, Ks + w0 * HP, Qs);
+        // masked: the diagonal tile, or one with queries past T (one path for both: two spilled)
+        bool edge = i0 == k0 || i0 + ATT_TC_TILE > T;
         for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
             for (int i = 0; i < 4; i++) {
                 int c = nt * 8 + 2 * t + (i & 1), q = i0 + c;
-                pt[nt][i] = (q >= kj[i / 2] && q < T) ? expf(pt[nt][i] * scale - lse_s[c]) : 0.0f;
+                bool keep = !edge || (q >= kj[i / 2] && q < T);
+                pt[nt][i] = keep ? exp2f((pt[nt][i] * scale - lse_t[c]) * ATT_LOG2E) : 0.0f;
             }
         }
         // dS^T = P^T (dP^T - D[query]), dP^T = V dO^T
         att_mma_scores<HS>(dst, Vs + w0 * HP, dOs);
         for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
-            for (int i = 0; i < 4; i++) { dst[nt][i] = pt[nt][i] * (dst[nt][i] - D_s[nt * 8 + 2 * t + (i & 1)]); }
+            for (int i = 0; i < 4; i++) { dst[nt][i] = pt[nt][i] * (dst[nt][i] - D_t[nt * 8 + 2 * t + (i & 1)]); }
         }
         att_mma_accumulate<HS>(dv, pt, dOs);
         att_mma_accumulate<HS>(dk, dst, Qs);
+        __syncthreads();  // every warp is done with this buffer: the next iteration refills it
     }
     floatX* base = dqkv + ((size_t)b * T + k0 + w0) * 3 * C + h * HS;
     // K's rows of this warp (read by it alone) stage the outputs
@@ -616,39 +703,59 @@ attention_backward_dq_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* 
                                 const float* Dsum, int B, int T, int C, int NH) {
     extern __shared__ __align__(128) unsigned char att_smem[];
     const int HP = ATT_TC_HP(HS);
+    const int TILE = ATT_TC_TILE * HP;
     __nv_bfloat16* Qs = (__nv_bfloat16*)att_smem;  // [64][HP]
-    __nv_bfloat16* dOs = Qs + ATT_TC_TILE * HP;     // [64][HP]
-    __nv_bfloat16* Ks = dOs + ATT_TC_TILE * HP;     // [64][HP]
-    __nv_bfloat16* Vs = Ks + ATT_TC_TILE * HP;      // [64][HP]
+    __nv_bfloat16* dOs = Qs + TILE;                 // [64][HP]
+    __nv_bfloat16* KVs = dOs + TILE;                // two buffers of K [64][HP], V [64][HP]
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     int g = lane / 4, t = lane % 4;
     int q0 = (gridDim.x - 1 - blockIdx.x) * ATT_TC_TILE;
     int h = blockIdx.y, b = blockIdx.z;
-    float scale = rsqrtf((float)HS);
+    float scale = rsqrtf((float)HS), scale2 = scale * ATT_LOG2E;  // P = exp2(S scale2 - lse log2 e)
     int w0 = 16 * warp;
     int qi[2] = {q0 + w0 + g, q0 + w0 + g + 8};  // this lane's two queries
     size_t row_base = ((size_t)b * NH + h) * T;
+    att_tc_load_async<HS>(Qs, qkv, 0, b, h, q0, T, C);
+    att_tc_load_async<HS>(dOs, dout, -1, b, h, q0, T, C);
+    att_tc_load_async<HS>(KVs, qkv, 1, b, h, 0, T, C);
+    att_tc_load_async<HS>(KVs + TILE, qkv, 2, b, h, 0, T, C);
+    cp_async_commit();
     float lse_r[2], D_r[2];
     for (int r = 0; r < 2; r++) {
-        lse_r[r] = qi[r] < T ? lse[row_base + qi[r]] : 0.0f;
+        lse_r[r] = qi[r] < T ? lse[row_base + qi[r]] * ATT_LOG2E : 0.0f;
         D_r[r] = qi[r] < T ? Dsum[row_base + qi[r]] : 0.0f;
     }
-    att_tc_load<HS>(Qs, qkv, 0, b, h, q0, T, C);
-    att_tc_load<HS>(dOs, dout, -1, b, h, q0, T, C);
     float dq[HS / 8][4];
     for (int dn = 0; dn < HS / 8; dn++) { dq[dn][0] = dq[dn][1] = dq[dn][2] = dq[dn][3] = 0.0f; }
     int q_last = min(q0 + ATT_TC_TILE - 1, T - 1);
-    for (int j0 = 0; j0 <= q_last; j0 += ATT_TC_TILE) {
-        __syncthreads();
-        att_tc_load<HS>(Ks, qkv, 1, b, h, j0, T, C);
-        att_tc_load<HS>(Vs, qkv, 2, b, h, j0, T, C);
-        __syncthreads();
+    int ntiles = q_last / ATT_TC_TILE + 1;
+    // key tile it + 1 is fetched while tile it is computed on: two buffers
+    for (int it = 0; it < ntiles; it++) {
+        int j0 = it * ATT_TC_TILE;
+        const __nv_bfloat16* Ks = KVs + (it % 2) * 2 * TILE;
+        const __nv_bfloat16* Vs = Ks + TILE;
+        if (it + 1 < ntiles) {  // the other buffer was freed by the barrier ending the last iteration
+            __nv_bfloat16* next = KVs + ((it + 1) % 2) * 2 * TILE;
+            att_tc_load_async<HS>(next, qkv, 1, b, h, j0 + ATT_TC_TILE, T, C);
+            att_tc_load_async<HS>(next + TILE, qkv, 2, b, h, j0 + ATT_TC_TILE, T, C);
+            cp_async_commit();
+            cp_async_wait<1>();  // this tile's group has landed; the next one may still be in flight
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();  // every thread's copies of this tile are visible
         float p[ATT_TC_TILE / 8][4], ds[ATT_TC_TILE / 8][4];
         att_mma_scores<HS>(p, Qs + w0 * HP, Ks);
-        for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
-            for (int i = 0; i < 4; i++) {
-                int j = j0 + nt * 8 + 2 * t + (i & 1);
-                p[nt][i] = (j <= qi[i / 2] && qi[i / 2] < T) ? expf(p[nt][i] * scale - lse_r[i / 2]) : 0.0f;
+        if (j0 + ATT_TC_TILE > q0) {  // the diagonal tile (also the only one with rows past T): masked
+            for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
+                for (int i = 0; i < 4; i++) {
+                    int j = j0 + nt * 8 + 2 * t + (i & 1);
+                    p[nt][i] = (j <= qi[i / 2] && qi[i / 2] < T) ? exp2f(fmaf(p[nt][i], scale2, -lse_r[i / 2])) : 0.0f;
+                }
+            }
+        } else {  // every key of the tile is before every query of this one
+            for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
+                for (int i = 0; i < 4; i++) { p[nt][i] = exp2f(fmaf(p[nt][i], scale2, -lse_r[i / 2])); }
             }
         }
         att_mma_scores<HS>(ds, dOs + w0 * HP, Vs);
@@ -656,14 +763,16 @@ attention_backward_dq_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* 
             for (int i = 0; i < 4; i++) { ds[nt][i] = p[nt][i] * (ds[nt][i] - D_r[i / 2]); }
         }
         att_mma_accumulate<HS>(dq, ds, Ks);
+        __syncthreads();  // every warp is done with this buffer: the next iteration refills it
     }
     // Q's rows of this warp (read by it alone) stage the output
     att_mma_store<HS>(dqkv + ((size_t)b * T + q0 + w0) * 3 * C + h * HS, (size_t)3 * C, q0 + w0, T, dq, scale, Qs + w0 * HP);
 }
 
-template <int HS> static size_t att_tc_fwd_smem(void) { return (size_t)3 * ATT_TC_TILE * ATT_TC_HP(HS) * 2; }
-template <int HS> static size_t att_tc_dkdv_smem(void) { return (size_t)4 * ATT_TC_TILE * ATT_TC_HP(HS) * 2 + 2 * ATT_TC_TILE * 4; }
-template <int HS> static size_t att_tc_dq_smem(void) { return (size_t)4 * ATT_TC_TILE * ATT_TC_HP(HS) * 2; }
+// shared memory: the fixed tiles, two buffers of the streamed pair, and dk/dv's lse and D
+template <int HS> static size_t att_tc_fwd_smem(void) { return (size_t)5 * ATT_TC_TILE * ATT_TC_HP(HS) * 2; }
+template <int HS> static size_t att_tc_dkdv_smem(void) { return (size_t)6 * ATT_TC_TILE * ATT_TC_HP(HS) * 2 + 4 * ATT_TC_TILE * 4; }
+template <int HS> static size_t att_tc_dq_smem(void) { return (size_t)6 * ATT_TC_TILE * ATT_TC_HP(HS) * 2; }
 
 // the dynamic shared memory above 48 KiB needs an opt-in per kernel, once
 template <int HS> static void att_tc_setup(void) {
@@ -752,11 +861,24 @@ static void attention_init(Attention* att, AttentionKind kind) {
     att->cudnn = NULL;
 }
 
+// the shapes cuDNN's SDPA graphs take: head sizes that are multiples of 8 (up to 128), and
+// T > 1 (its backward graph rejects s_q = s_kv = 1, seen on an H200 with cuDNN 9)
+#if ATTENTION_HAS_CUDNN
+static int attention_cudnn_takes(int T, int C, int NH) {
+    int hs = C / NH;
+    return hs % 8 == 0 && hs <= 128 && T > 1;
+}
+#endif
+
 // Before the first step, with the shape the training runs at: cuDNN builds its graphs and
-// allocates its workspace here (a step allocates nothing). Nothing to do for our kernels.
+// allocates its workspace here (a step allocates nothing). Nothing to do for our kernels. A
+// shape cuDNN does not take (a distillation teacher of head size 12, T = 1) runs our kernels:
+// attention_name says so in the run's header.
 static void attention_setup(Attention* att, int B, int T, int C, int NH, cudaStream_t stream) {
 #if ATTENTION_HAS_CUDNN
-    if (att->kind == ATTENTION_CUDNN && att->cudnn == NULL) { att->cudnn = attention_cudnn_create(B, T, C, NH, stream); }
+    if (att->kind == ATTENTION_CUDNN && att->cudnn == NULL && attention_cudnn_takes(T, C, NH)) {
+        att->cudnn = attention_cudnn_create(B, T, C, NH, stream);
+    }
 #else
     (void)att; (void)B; (void)T; (void)C; (void)NH; (void)stream;
 #endif
@@ -791,7 +913,9 @@ static int attention_use_cudnn(const Attention* att, int B, int T, int C, int NH
 
 // what runs at the training shape, for the run's header line
 static const char* attention_name(const Attention* att, int hs) {
-    if (att->kind == ATTENTION_CUDNN) { return "cuDNN SDPA"; }
+    if (att->kind == ATTENTION_CUDNN) {
+        return att->cudnn != NULL ? "cuDNN SDPA" : "CUDA cores (a shape cuDNN's SDPA does not take: head size not a multiple of 8, or T = 1)";
+    }
     return attention_use_tc(att, hs) ? "tensor cores" : "CUDA cores";
 }
 

@@ -120,12 +120,15 @@ static double gpt2_flops_per_token(const GPT2Config* cfg, int T) {
     return 6.0 * n + 6.0 * cfg->num_layers * (double)cfg->channels * T;
 }
 
-// A fresh GPT-2 init into params (gpt2_num_parameters floats, zeroed): normal(0, 0.02)
-// weights, with the projections that write into the residual stream (attprojw, fcprojw)
-// scaled by 1/sqrt(2L); zero biases; LayerNorm weights 1. The padded rows of wte stay zero.
+// A fresh GPT-2 init into params (gpt2_num_parameters floats): normal(0, 0.02) weights, with
+// the projections that write into the residual stream (attprojw, fcprojw) scaled by
+// 1/sqrt(2L); zero biases; LayerNorm weights 1; zero padded rows of wte. Everything is zeroed
+// first: a caller's malloc'd memory can hold NaN bit patterns (infer_check's second model
+// found one in wte's padded rows on an H200 machine, never in the emulation's ASan heap).
 static void gpt2_init_random(float* params, const GPT2Config* cfg, uint64_t seed) {
     size_t sizes[NUM_PARAMETER_TENSORS];
     gpt2_parameter_sizes(sizes, cfg);
+    memset(params, 0, gpt2_num_parameters(cfg) * sizeof(float));
     float* t[NUM_PARAMETER_TENSORS];
     float* q = params;
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { t[i] = q; q += sizes[i]; }

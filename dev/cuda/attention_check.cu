@@ -18,9 +18,10 @@ static void run_bwd(void* p) {
 static const char* kind_label(AttentionKind k) { return k == ATTENTION_CUDNN ? "cudnn" : k == ATTENTION_TC ? "tc" : "scalar"; }
 
 // returns the fwd+bwd milliseconds when timed, else 0
+// time_it: 1 times it (unless HARNESS_CHECK_ONLY), -1 runs it once (for a profiler), 0 neither
 static float run_case(int B, int T, int NH, int hs, AttentionKind mode, int check, int time_it, const Ceilings* ceil) {
     const char* kind = kind_label(mode);
-    if (!check && !harness_timing()) { return 0.0f; }
+    if (!check && time_it > 0 && !harness_timing()) { return 0.0f; }
     int C = NH * hs;
     size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C;
     float* qkv = harness_random(nq, 1.5f);
@@ -90,7 +91,12 @@ static float run_case(int B, int T, int NH, int hs, AttentionKind mode, int chec
         free(out); free(att); free(dqkv); free(got); free(lse); free(lse_ref);
     }
     float total_ms = 0.0f;
-    if (time_it) {
+    if (time_it < 0) {  // once, for a profiler
+        run_fwd(&c);
+        run_bwd(&c);
+        cudaCheck(cudaDeviceSynchronize());
+    }
+    if (time_it > 0) {
         char what[160];
         // causal: half of the 4*T*T*hs FLOPs of QK^T and PV per (b, h); backward 2.5x (5 matmuls vs 2)
         double fwd_flops = 4.0 * B * NH * (double)T * T * hs / 2.0;
@@ -119,7 +125,15 @@ int main(void) {
     kinds[nk++] = ATTENTION_SCALAR;
     if (!HARNESS_FP32) { kinds[nk++] = ATTENTION_TC; }
     if (ATTENTION_HAS_CUDNN) { kinds[nk++] = ATTENTION_CUDNN; }
+    // ATTENTION_PROFILE=1: one forward and backward of each implementation at d12's shape (B=8),
+    // no checks and no timing loops: what dev/gpu_check.sh runs under ncu
+    if (getenv("ATTENTION_PROFILE") != NULL) {
+        for (int k = 0; k < nk; k++) { run_case(8, 1024, 12, 64, kinds[k], 0, -1, &ceil); }
+        printf("attention_check: one forward and backward of each implementation run (ATTENTION_PROFILE)\n");
+        return 0;
+    }
     // check cases: B, T, NH, hs
+    // (cuDNN at T = 1 checks the fallback to our kernels: attention_setup builds no graphs there)
     int cases[][4] = { {2, 77, 3, 64}, {1, 100, 2, 128}, {3, 13, 3, 24}, {1, 1, 1, 64}, {2, 33, 5, 96}, {2, 200, 2, 64}, {1, 130, 1, 128} };
     for (int i = 0; i < (int)(sizeof(cases) / sizeof(cases[0])); i++) {
         int hs = cases[i][3];

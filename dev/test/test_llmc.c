@@ -55,6 +55,30 @@ static void check_rejects(int rc, const char* err, const char* path, const char*
 
 // ----------------------------------------------------------------------------
 
+// gpt2_init_random on memory full of NaN (what a recycled malloc can hold: an H200 machine's
+// infer_check found one in wte's padded rows): every value finite, biases and padded rows zero
+static void test_init_random(void) {
+    GPT2Config cfg = { .max_seq_len = 7, .vocab_size = 131, .padded_vocab_size = 136,
+                       .num_layers = 2, .num_heads = 3, .channels = 12 };
+    size_t n = gpt2_num_parameters(&cfg);
+    float* params = float_alloc_check(n, "params");
+    for (size_t i = 0; i < n; i++) { params[i] = NAN; }
+    gpt2_init_random(params, &cfg, 7);
+    size_t sizes[NUM_PARAMETER_TENSORS];
+    gpt2_parameter_sizes(sizes, &cfg);
+    size_t nonfinite = 0, padded_nonzero = 0, bias_nonzero = 0, at = 0;
+    for (size_t i = 0; i < n; i++) { nonfinite += !isfinite(params[i]); }
+    for (size_t i = (size_t)cfg.vocab_size * cfg.channels; i < sizes[0]; i++) { padded_nonzero += params[i] != 0.0f; }
+    for (int t = 0; t < NUM_PARAMETER_TENSORS; t++) {
+        int is_bias = t == 3 || t == 5 || t == 7 || t == 9 || t == 11 || t == 13 || t == 15;  // ln1b qkvb attprojb ln2b fcb fcprojb lnfb
+        for (size_t i = 0; is_bias && i < sizes[t]; i++) { bias_nonzero += params[at + i] != 0.0f; }
+        at += sizes[t];
+    }
+    check(nonfinite == 0 && padded_nonzero == 0 && bias_nonzero == 0, "gpt2_init_random over NaN-filled memory",
+          "%zu non-finite, %zu padded wte entries and %zu biases not zero, of %zu", nonfinite, padded_nonzero, bias_nonzero, n);
+    free(params);
+}
+
 static void test_checkpoint(void) {
     GPT2Config cfg = { .max_seq_len = 7, .vocab_size = 131, .padded_vocab_size = 256,
                        .num_layers = 2, .num_heads = 3, .channels = 12 };
@@ -801,6 +825,7 @@ int main(int argc, char** argv) {
     if (mkdtemp(tmpdir) == NULL) { die("mkdtemp failed"); }
     long ntok;
     int* tokens = load_real_tokens(argv[1], &ntok);
+    test_init_random();
     test_checkpoint();
     test_shards(tokens, ntok);
     test_dataloader(tokens, ntok);

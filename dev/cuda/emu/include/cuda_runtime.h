@@ -215,6 +215,8 @@ struct EmuFiber {
     void* sp;
     int state;
     dim3 tid;
+    int cp_pending;  // cp.async copies issued and not yet completed by a wait (mma.h)
+    int cp_group;    // the open (uncommitted) cp.async group's number
 };
 
 struct EmuEngine {
@@ -251,6 +253,9 @@ static inline void emu_yield(int state) {
 
 extern "C" void emu_fiber_main(void) {
     (*emu.body)();
+    if (emu.fibers[emu.current].cp_pending != 0) {
+        emu_fail("the thread returned with cp.async copies it never waited for (cp.async.wait_group)");
+    }
     emu_yield(EMU_DONE);
     abort();  // a finished fiber is never resumed
 }
@@ -275,6 +280,8 @@ static inline void emu_fiber_init(int i) {
     for (int k = 0; k < 6; k++) { *--sp = NULL; }  // rbp rbx r12 r13 r14 r15
     emu.fibers[i].sp = (void*)sp;
     emu.fibers[i].state = EMU_READY;
+    emu.fibers[i].cp_pending = 0;
+    emu.fibers[i].cp_group = 0;
 }
 
 static inline uint32_t emu_rand(void) {

@@ -307,4 +307,60 @@ EMU_WMMA_FN static void emu_ldmatrix_x4(uint32_t r[4], const __nv_bfloat16* p, i
     EMU_WMMA_RESUME();
 }
 
+// cp.async.cg.shared.global, 16 bytes, and cp.async.ca, 4 bytes (llmc/tensor_core.h): an asynchronous copy from global to
+// shared memory that is only sure to be there after a cp.async.wait_group covering its group.
+// The emulation completes each copy at the LATEST moment the ISA allows: the source is read
+// when the copy is issued (the thread's 16-byte load, counted by the profiler), and shared
+// memory is written only by the wait that covers the copy's group. So code that reads a tile
+// before waiting for it, or waits for the wrong group, reads stale shared memory and fails its
+// check; a barrier does not complete copies (as on a GPU); a thread that returns with copies
+// it never waited for is an error.
+#define EMU_CP_ASYNC_MAX 64  // copies in flight per thread
+struct EmuCpAsync {
+    unsigned char* dst;
+    int group;
+    int bytes;
+    unsigned char data[16];
+};
+static EmuCpAsync emu_cp_async_queue[EMU_MAX_THREADS][EMU_CP_ASYNC_MAX];
+
+// n = 16 (cp.async.cg) or 4 (cp.async.ca) bytes, both addresses n-byte aligned
+static inline void emu_cp_async(void* dst, const void* src, int n) {
+    EmuFiber* f = &emu.fibers[emu.current];
+    if (!nvcuda::wmma::emu_in_dyn_smem(dst) || (uintptr_t)((unsigned char*)dst - emu.dyn_smem) % n != 0) {
+        emu_fail("cp.async: the destination is not an aligned address in dynamic shared memory");
+    }
+    if ((uintptr_t)src % n != 0 || nvcuda::wmma::emu_in_dyn_smem(src)) {
+        emu_fail("cp.async: the source is not an aligned address in global memory");
+    }
+    if (f->cp_pending == EMU_CP_ASYNC_MAX) { emu_fail("cp.async: more than EMU_CP_ASYNC_MAX copies in flight"); }
+    EmuCpAsync* c = &emu_cp_async_queue[emu.current][f->cp_pending++];
+    c->dst = (unsigned char*)dst;
+    c->group = f->cp_group;
+    c->bytes = n;
+    if (n == 16) {  // the thread's read of the source
+        uint4 v = *(const uint4*)src;
+        memcpy(c->data, &v, 16);
+    } else {
+        uint32_t v = *(const uint32_t*)src;
+        memcpy(c->data, &v, 4);
+    }
+}
+
+static inline void emu_cp_async_commit(void) { emu.fibers[emu.current].cp_group++; }
+
+// complete every copy of the committed groups but the newest n
+static inline void emu_cp_async_wait(int n) {
+    EmuFiber* f = &emu.fibers[emu.current];
+    EmuCpAsync* q = emu_cp_async_queue[emu.current];
+    int keep = 0;
+    EMU_WMMA_SUSPEND();  // the async proxy's writes are not the thread's stores
+    for (int i = 0; i < f->cp_pending; i++) {
+        if (q[i].group < f->cp_group - n) { memcpy(q[i].dst, q[i].data, q[i].bytes); }
+        else { q[keep++] = q[i]; }
+    }
+    EMU_WMMA_RESUME();
+    f->cp_pending = keep;
+}
+
 #endif // EMU_MMA_H
