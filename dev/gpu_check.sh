@@ -22,8 +22,10 @@
 # 6. a compact table; the exit status is 1 when anything failed
 # A follow-up run (device time is short) can narrow it: GPU_CHECK_VARIANTS (names of phase 2's
 # variants: bf16 bf16_tc fp32 bf16_cudnn), GPU_CHECK_HARNESSES (binaries of phase 3), and
-# GPU_CHECK_SKIP, any of: resume ceilings scalar recompute torch (skipping scalar, the d12 runs
-# take GPU_CHECK_B, default 64; skipping ceilings, the harnesses read the CEILINGS.md there is).
+# GPU_CHECK_SKIP, any of: resume ceilings scalar cudnn_eval recompute torch ncu ncu_attention
+# (skipping scalar, the d12 runs take GPU_CHECK_B, default 64; skipping ceilings, the harnesses
+# read the CEILINGS.md there is); GPU_CHECK_KEEP_TESTS and GPU_CHECK_KEEP_HARNESSES, the seconds
+# of the budget the tests and the harnesses leave to what follows them.
 # On the device tool: OUT=$OUT GPU_CHECK_COMMIT=<sha> bash dev/gpu_check.sh, carrying
 # build/cuda_refs, dev/data/tinyshakespeare and build/cudnn_frontend (results: dev/cuda/results/)
 # Needs: dev/data/tinyshakespeare (carry it: it is made from ../shared, which is not there).
@@ -36,7 +38,8 @@ T0=$(date +%s)
 BUDGET=${GPU_CHECK_BUDGET:-570}
 # what each phase leaves to the ones after it: the tests stop with 60% of the budget left, the
 # kernel harnesses with 40% (the d12 benchmark and the PyTorch baseline need about that)
-KEEP_AFTER_TESTS=$((BUDGET * 60 / 100)); KEEP_AFTER_HARNESSES=$((BUDGET * 40 / 100))
+KEEP_AFTER_TESTS=${GPU_CHECK_KEEP_TESTS:-$((BUDGET * 60 / 100))}
+KEEP_AFTER_HARNESSES=${GPU_CHECK_KEEP_HARNESSES:-$((BUDGET * 40 / 100))}
 elapsed() { echo $(( $(date +%s) - T0 )); }
 left() { echo $(( T0 + BUDGET - $(date +%s) )); }
 # tmo N: a timeout of N seconds, or what is left of the budget if less (at least 5)
@@ -316,7 +319,9 @@ if [ -n "$TRAIN_B" ]; then
     B=$TRAIN_B
     train "tc" 90 $BIN/train_gpt_cu $COMMON -b $B -x 10 -v 0 -s 0 --attention tc || FAILS=$((FAILS + 1))
     BEST=tc
-    if [ $HAVE_CUDNN = 1 ]; then
+    if [ $HAVE_CUDNN = 1 ] && skipped cudnn_eval; then
+        BEST=cudnn
+    elif [ $HAVE_CUDNN = 1 ]; then
         # also the shapes cuDNN's graphs do not cover: val batches (same shape) and sampling (B=1, T growing)
         # (validation on the train shard: tiny shakespeare's val split is 31 sequences, under B=64)
         train "cudnn" 90 $BIN/train_gpt_cu_cudnn -e d12 -t 1024 -l 3e-4 -i $DATA -j $DATA -b $B -x 10 -v 10 -m 2 -s 10 -g 16 --attention cudnn || FAILS=$((FAILS + 1))
@@ -355,7 +360,9 @@ fi
 # because it is the least needed; the CSV goes to $OUT/ncu_kernels.csv.
 NCU_LINE="not run"
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
-if [ -n "$NCU" ] && [ -n "$TRAIN_B" ] && [ -n "${OUT:-}" ]; then
+if skipped ncu; then
+    NCU_LINE="skipped (GPU_CHECK_SKIP)"
+elif [ -n "$NCU" ] && [ -n "$TRAIN_B" ] && [ -n "${OUT:-}" ]; then
     if [ "$(left)" -lt 50 ]; then
         NCU_LINE="SKIPPED (out of time)"
     else
@@ -376,7 +383,9 @@ fi
 # stalls, memory): where our tensor-core kernels lose time against cuDNN's.
 NCU_ATT_LINE="not run"
 att_exe=$BIN/attention_check_cudnn; [ -x "$att_exe" ] || att_exe=$BIN/attention_check
-if [ -n "$NCU" ] && [ -n "${OUT:-}" ] && [ -x "$att_exe" ]; then
+if skipped ncu_attention; then
+    NCU_ATT_LINE="skipped (GPU_CHECK_SKIP)"
+elif [ -n "$NCU" ] && [ -n "${OUT:-}" ] && [ -x "$att_exe" ]; then
     if [ "$(left)" -lt 40 ]; then
         NCU_ATT_LINE="SKIPPED (out of time)"
     else

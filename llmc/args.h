@@ -348,7 +348,7 @@ static void train_config_defaults(TrainConfig* c) {
     c->write_bf16 = 0;
     c->recompute = 0;
     c->gelu_fusion = 0;
-    c->attention = "";  // cuDNN in a USE_CUDNN=1 build, else our CUDA-core kernels
+    c->attention = "";  // cuDNN in a USE_CUDNN=1 build, else our tensor-core kernels (CUDA cores in fp32)
     c->peft = "full";
     c->lora_rank = 8;
     c->lora_alpha = 16.0f;
@@ -435,7 +435,7 @@ static void train_config_specs(TrainConfig* c, ArgSpec specs[TRAIN_NUM_ARGS]) {
         {NULL, "--write-bf16", ARG_FLAG, &c->write_bf16, 0, 0, "also write each checkpoint's model in bf16 (version 5)"},
         {"-r", "--recompute", ARG_INT, &c->recompute, 0, 1, "GPU: 1 recomputes GELU and LayerNorm outputs in backward (less memory)"},
         {NULL, "--gelu-fusion", ARG_INT, &c->gelu_fusion, 0, 1, "GPU: 1 fuses GELU into the matmul epilogue"},
-        {NULL, "--attention", ARG_STRING, &c->attention, 0, 0, "GPU: attention: scalar (CUDA cores), tc (tensor cores) or cudnn (USE_CUDNN=1 builds)"},
+        {NULL, "--attention", ARG_STRING, &c->attention, 0, 0, "GPU: attention: scalar (CUDA cores), tc (tensor cores, the default) or cudnn (the default of USE_CUDNN=1 builds)"},
         {NULL, "--peft", ARG_STRING, &c->peft, 0, 0, "fine-tuning: full (every weight), or on a frozen base: lora | bitfit | adapter | prompt"},
         {NULL, "--lora-rank", ARG_INT, &c->lora_rank, 1, 65536, "LoRA rank r"},
         {NULL, "--lora-alpha", ARG_FLOAT, &c->lora_alpha, 1e-6, 1e6, "LoRA alpha: the update is scaled by alpha / r"},

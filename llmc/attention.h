@@ -345,8 +345,9 @@ attention_backward_dq_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv
 // A operand directly (C's layout for two n8 tiles is A's for one k16 tile). Shared memory holds
 // only the tiles of Q, K, V (and dO) that the block's warps share. Two backward kernels, as the
 // scalar path has (dk/dv by key tile, dq by query tile): no atomics. Selected with ATTENTION_TC
-// (--attention tc, LLMC_ATTENTION=tc); the scalar kernels above stay the default until the
-// harness has checked this path on a GPU.
+// (--attention tc, LLMC_ATTENTION=tc), the default of bf16 builds without cuDNN since an H200
+// passed every check of it and ran d12's step 6.6x faster than with the scalar kernels
+// (dev/cuda/results/gpu_2026-12-04_h200_run2).
 #ifndef ENABLE_FP32
 #include "tensor_core.h"
 #define ATT_TC_TILE 64
@@ -828,10 +829,17 @@ typedef struct {
 } Attention;
 
 
-// "scalar", "tc", "cudnn", or "" for this build's default (cuDNN when built in, else scalar);
+// "scalar", "tc", "cudnn", or "" for this build's default (cuDNN when built in, else tc in bf16,
+// scalar in fp32 builds);
 // what names the choice (a flag or a variable) goes into the error
 static AttentionKind attention_kind_parse(const char* name, const char* what) {
-    if (name == NULL || name[0] == '\0') { return ATTENTION_HAS_CUDNN ? ATTENTION_CUDNN : ATTENTION_SCALAR; }
+    if (name == NULL || name[0] == '\0') {
+#ifdef ENABLE_FP32
+        return ATTENTION_SCALAR;
+#else
+        return ATTENTION_HAS_CUDNN ? ATTENTION_CUDNN : ATTENTION_TC;
+#endif
+    }
     if (strcmp(name, "scalar") == 0) { return ATTENTION_SCALAR; }
     if (strcmp(name, "tc") == 0) {
 #ifdef ENABLE_FP32

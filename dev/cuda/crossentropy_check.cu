@@ -59,7 +59,11 @@ static void run_case(int BT, int V, int Vp, int check, int time_it, const Ceilin
     if (time_it) {
         char what[128];
         snprintf(what, sizeof(what), "fused_classifier loss+dlogits BT=%d Vp=%d", BT, Vp);
-        harness_report_bandwidth(what, harness_time_ms(run_full, &c, 20), 3.0 * n * sizeof(floatX), ceil);  // read twice, write once
+        // the one-pass kernel reads the logits once, the two-pass one twice; both write once
+        double passes = fused_classifier_one_pass(Vp, c.logits) ? 2.0 : 3.0;
+        harness_report_bandwidth(what, harness_time_ms(run_full, &c, 20), passes * n * sizeof(floatX), ceil);
+        snprintf(what, sizeof(what), "fused_classifier loss only BT=%d Vp=%d", BT, Vp);
+        harness_report_bandwidth(what, harness_time_ms(run_loss, &c, 20), (passes - 1.0) * n * sizeof(floatX), ceil);
     }
     cudaCheck(cudaFree(c.logits)); cudaCheck(cudaFree(c.losses)); cudaCheck(cudaFree(d_t));
     free(logits); free(targets);
@@ -72,6 +76,8 @@ int main(void) {
     run_case(3, 50257, 50304, 1, 0, &ceil);
     run_case(5, 7, 128, 1, 0, &ceil);
     run_case(4, 999, 1001, 1, 0, &ceil);  // Vp not a multiple of the 128-bit vector: element by element
+    run_case(2, 60001, 60008, 1, 0, &ceil);  // bf16: one pass (117 KiB of shared memory); fp32: two
+    run_case(1, 120001, 120008, 1, 0, &ceil);  // longer than a block's shared memory: two passes, 128-bit
     run_case(8 * 1024, 50257, 50304, 0, 1, &ceil);
     return harness_finish("crossentropy_check");
 }
