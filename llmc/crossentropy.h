@@ -148,12 +148,15 @@ __device__ static inline unsigned x128_bits(float f, int k) {
 __global__ static void __launch_bounds__(CLASSIFIER_THREADS)
 fused_classifier_row_kernel(floatX* logits, float* losses, const int* targets, const float* weights, float dloss, int V,
                             int Vp) {
+    // the row (Vp / X128 vectors), then the reductions' 32 floats: no static shared memory,
+    // so the dynamic opt-in can be the device's whole limit (static + dynamic must fit in it:
+    // with a static scratch array, asking for the limit was refused on an H200)
     extern __shared__ __align__(16) unsigned char classifier_smem[];
-    __shared__ float shared[32];
-    const int4* xs = (const int4*)classifier_smem;  // the row, Vp / X128 vectors
+    const int4* xs = (const int4*)classifier_smem;
     int row = blockIdx.x;
     floatX* x = logits + (size_t)row * Vp;
     int nvec = Vp / X128;
+    float* shared = (float*)(classifier_smem + (size_t)nvec * 16);
     for (int v = threadIdx.x; v < nvec; v += blockDim.x) { cp_async_16(classifier_smem + (size_t)v * 16, x + (size_t)v * X128); }
     cp_async_commit();
     cp_async_wait<0>();
@@ -195,6 +198,9 @@ fused_classifier_row_kernel(floatX* logits, float* losses, const int* targets, c
     }
 }
 
+// the one-pass kernel's dynamic shared memory: the row and 32 floats
+static size_t fused_classifier_smem(int Vp) { return (size_t)Vp * sizeof(floatX) + 32 * sizeof(float); }
+
 // whether a row of Vp logits at this address takes the one-pass kernel (and its shared memory
 // opt-in, asked for once: the device's limit per block, 227 KiB on an H100)
 static int fused_classifier_one_pass(int Vp, const floatX* logits) {
@@ -203,16 +209,19 @@ static int fused_classifier_one_pass(int Vp, const floatX* logits) {
         int dev;
         cudaCheck(cudaGetDevice(&dev));
         cudaCheck(cudaDeviceGetAttribute(&smem_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+        cudaFuncAttributes fa;
+        cudaCheck(cudaFuncGetAttributes(&fa, fused_classifier_row_kernel));
+        smem_limit -= (int)fa.sharedSizeBytes;  // static and dynamic together must fit in the limit
         cudaCheck(cudaFuncSetAttribute(fused_classifier_row_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_limit));
     }
-    return Vp % X128 == 0 && aligned16(logits) && (size_t)Vp * sizeof(floatX) <= (size_t)smem_limit;
+    return Vp % X128 == 0 && aligned16(logits) && fused_classifier_smem(Vp) <= (size_t)smem_limit;
 }
 
 static void fused_classifier_cuda(floatX* logits, float* losses, const int* targets, const float* weights, float dloss,
                                   int BT, int V, int Vp, cudaStream_t stream) {
     if (fused_classifier_one_pass(Vp, logits)) {
-        fused_classifier_row_kernel<<<BT, CLASSIFIER_THREADS, (size_t)Vp * sizeof(floatX), stream>>>(logits, losses, targets,
-                                                                                                    weights, dloss, V, Vp);
+        fused_classifier_row_kernel<<<BT, CLASSIFIER_THREADS, fused_classifier_smem(Vp), stream>>>(logits, losses, targets,
+                                                                                                  weights, dloss, V, Vp);
     } else {
         int vec = Vp % X128 == 0 && aligned16(logits);
         fused_classifier_kernel<<<BT, CLASSIFIER_THREADS, 0, stream>>>(logits, losses, targets, weights, dloss, V, Vp, vec);

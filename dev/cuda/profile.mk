@@ -12,8 +12,8 @@ cuda-profile:
 	    --profile build/profile/step_bf16_tc_L1.csv --out build/profile/kernels_bf16.md
 	python3 dev/cuda/predict_step.py --profiles build/profile --out build/profile/PREDICTION.md
 
-TESTS += "python3 dev/cuda/kernel_report.py --self-test" "python3 dev/cuda/predict_step.py --self-test" "python3 dev/cuda/compare_profiles.py --self-test"
-QUICK_TESTS += "python3 dev/cuda/kernel_report.py --self-test" "python3 dev/cuda/predict_step.py --self-test" "python3 dev/cuda/compare_profiles.py --self-test"
+TESTS += "python3 dev/cuda/kernel_report.py --self-test" "python3 dev/cuda/predict_step.py --self-test" "python3 dev/cuda/compare_profiles.py --self-test" "python3 dev/cuda/ncu_step.py --self-test"
+QUICK_TESTS += "python3 dev/cuda/kernel_report.py --self-test" "python3 dev/cuda/predict_step.py --self-test" "python3 dev/cuda/compare_profiles.py --self-test" "python3 dev/cuda/ncu_step.py --self-test" "python3 dev/cuda/ncu_step.py --self-test"
 ifneq ($(wildcard $(NVCC)),)
 TESTS += dev/cuda/test_kernel_report.sh
 endif

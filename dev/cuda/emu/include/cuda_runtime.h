@@ -177,6 +177,13 @@ static inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) 
 }
 static inline cudaError_t cudaMemGetInfo(size_t* free_b, size_t* total_b) { *free_b = (size_t)4 << 30; *total_b = (size_t)8 << 30; return cudaSuccess; }
 template <class F> static inline cudaError_t cudaFuncSetAttribute(F, cudaFuncAttribute, int) { return cudaSuccess; }
+// the emulation does not know a kernel's static shared memory: it says 0 (a GPU says what
+// ptxas reported), so a check that static + dynamic fit in the opt-in limit is only real there
+struct cudaFuncAttributes { size_t sharedSizeBytes; };
+template <class F> static inline cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* a, F) {
+    a->sharedSizeBytes = 0;
+    return cudaSuccess;
+}
 static inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = NULL; return cudaSuccess; }
 static inline cudaError_t cudaEventDestroy(cudaEvent_t) { return cudaSuccess; }
 static inline cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t = 0) { return cudaSuccess; }
