@@ -24,9 +24,10 @@ the trainer's own path (the per-position losses of the forward, llmc/dpo.h's per
 the weighted backward), and the same tolerances apply. Then also: the rows' log-probs at the
 initial model (what the trainer's reference pass stores) within 1e-5 of the oracle's, and two
 anchors that need no oracle. DPO's step losses are compared within 1e-5 x max(|ref|, 1) plus
-|dL/dh| x 4 float epsilons x the log-prob sums' magnitude: the loss is a function of h, a
-difference of fp32 sums of order 100, whose rounding does not shrink with the loss (IPO's
-dL/dh grows with it: 8.7e-5 relative was seen at a loss of 1.4). The anchors: identical chosen and rejected rows give no parameter gradient
+|dL/dh| x (4 + 2 step) float epsilons x the log-prob sums' magnitude: the loss is a function of
+h, a difference of fp32 sums of order 100, whose rounding does not shrink with the loss (IPO's
+dL/dh grows with it: 8.7e-5 relative was seen at a loss of 1.4), and after each step the fp32
+parameters' small drift from the float64 ones moves the sums a little more. The anchors: identical chosen and rejected rows give no parameter gradient
 (|grad| <= 1e-6 of the real gradient's scale), and as beta -> 0 the sigmoid loss's gradient
 over beta/2 is the gradient of (logp(rejected) - logp(chosen)) / pairs (at beta = 1e-4 within
 2e-3: the next term of the expansion is beta * h / 2).
@@ -155,8 +156,14 @@ int main(int argc, char** argv) {
     real_logits(&model, logits, B, T);
     double e = scaled_max_error(logits, ref.logits, (size_t)B * T * V);
     check(e <= 1e-4, "logits", "%s: scaled max error %.2e, tolerance 1e-4", method, e);
-    double le = fabs(loss0 - ref.loss) / fabs(ref.loss);
-    check(le <= 1e-5, "loss", "%s: ours %.7f ref %.7f, relative error %.2e, tolerance 1e-5", method, loss0, ref.loss, le);
+    // DPO: the bound of the step losses below (the same loss at the same parameters as step 0's):
+    // its fp32 log-prob sums' rounding moves it by |dL/dh| x a few ulps of the sums, whatever
+    // its size (IPO at h ~ 0: dL/dh = -1/beta; 1.16e-5 relative was seen against a bare 1e-5)
+    double lscale = fmax(fabs(ref.loss), ls.dpo ? 1.0 : 0.0);
+    double le = fabs(loss0 - ref.loss) / lscale;
+    double ltol = 1e-5 + (ls.dpo ? 4.0 * FLT_EPSILON * ls.cond / lscale : 0.0);
+    check(le <= ltol, "loss", "%s: ours %.7f ref %.7f, relative error %.2e, tolerance %.2e%s", method, loss0, ref.loss, le,
+          ltol, ls.dpo ? " (1e-5 + the log-prob rounding term)" : "");
     if (ls.dpo) {
         // the reference pass: each row's response log-prob under the initial model
         float lpmax = 0.0f, lperr = 0.0f;
@@ -251,7 +258,7 @@ int main(int argc, char** argv) {
 
     // N AdamW steps on the same batch, with the reference's settings and global-norm clipping
     int steps_ok = 1;
-    double worst = 0.0;
+    double worst = 0.0, worst_ratio = 0.0;  // the largest relative error, and error / tolerance
     for (int step = 0; step < nsteps; step++) {
         gpt2_zero_grad(&model);
         float l = test_pass(&model, &ls, x, y, w, rl, B, T, 1);
@@ -260,17 +267,23 @@ int main(int argc, char** argv) {
         // DPO's loss is a function of h, a difference of fp32 log-prob sums of order 100 (one ulp
         // 7.6e-6 at 90): their rounding moves the loss by |dL/dh| x a few ulps whatever its size
         // (IPO: dL/dh = 2 (h - 1/(2 beta)) grows with the loss; the hinge sits at exactly 0).
-        // So DPO's bound is 1e-5 x max(|ref|, 1) plus 4 float epsilons of ls.cond, in relative
-        // units of max(|ref|, 1).
+        // So DPO's bound is 1e-5 x max(|ref|, 1) plus (4 + 2 step) float epsilons of ls.cond, in
+        // relative units of max(|ref|, 1). The 2 a step: after k steps the fp32 parameters sit
+        // a little off the float64 ones (within 3e-7 of their scale: the check after the loop),
+        // which moves the sums by more ulps than their rounding at fixed parameters. Measured for
+        // IPO (whose steps overshoot its minimum and back, at any lr tried): with 4 ulps at every
+        // step, 4 of 100 fresh seeds failed at steps 8-9 (error / bound up to 2.4); 20-22 ulps
+        // there put those at 0.5 or under.
         double scale = fmax(fabs(ref.step_losses[step]), ls.dpo ? 1.0 : 0.0);
         double d = fabs(l - ref.step_losses[step]) / scale;
-        double tol = 1e-5 + (ls.dpo ? 4.0 * FLT_EPSILON * ls.cond / scale : 0.0);
+        double tol = 1e-5 + (ls.dpo ? (4.0 + 2.0 * step) * FLT_EPSILON * ls.cond / scale : 0.0);
         if (!(d <= tol)) { steps_ok = 0; }
         if (!(d <= worst)) { worst = d; }
+        if (!(d / tol <= worst_ratio)) { worst_ratio = d / tol; }
         printf("  step %2d: loss %.7f ref %.7f norm %.4f\n", step, l, ref.step_losses[step], norm);
     }
-    check(steps_ok, "AdamW step losses", "%s: %d steps, worst relative error %.2e, tolerance 1e-5%s", method, nsteps, worst,
-          ls.dpo ? " + the log-prob rounding term" : "");
+    check(steps_ok, "AdamW step losses", "%s: %d steps, worst relative error %.2e, tolerance 1e-5%s (worst error / tolerance %.2f)",
+          method, nsteps, worst, ls.dpo ? " + the log-prob rounding term" : "", worst_ratio);
     e = scaled_max_error(model.trainable, ref.params_after, NT);
     check(e <= 1e-4, "parameters after AdamW steps", "%s: scaled max error %.2e, tolerance 1e-4", method, e);
 
