@@ -409,11 +409,31 @@ __device__ static inline void att_tc_load_async(__nv_bfloat16* s, const floatX* 
         if (t < T) {
             size_t at = which < 0 ? ((size_t)b * T + t) * C + h * HS + d
                                   : ((size_t)b * T + t) * 3 * C + which * C + h * HS + d;
-            cp_async_16(dst, src + at);
+            cp_async<16>(dst, src + at);
         } else {
             *(uint4*)dst = make_uint4(0u, 0u, 0u, 0u);
         }
     }
+}
+
+// The key loop of the forward and dQ kernels: K, V tile it + 1 is fetched into the other of
+// KVs' two buffers (freed by the barrier that ended the last iteration) while tile it is
+// computed on. Returns tile it's K (its V follows, one tile on), landed and visible to the block.
+template <int HS>
+__device__ static inline const __nv_bfloat16* att_tc_next_kv(__nv_bfloat16* KVs, const floatX* qkv, int it, int ntiles, int b,
+                                                             int h, int T, int C) {
+    const int TILE = ATT_TC_TILE * ATT_TC_HP(HS);
+    if (it + 1 < ntiles) {
+        __nv_bfloat16* next = KVs + ((it + 1) % 2) * 2 * TILE;
+        att_tc_load_async<HS>(next, qkv, 1, b, h, (it + 1) * ATT_TC_TILE, T, C);
+        att_tc_load_async<HS>(next + TILE, qkv, 2, b, h, (it + 1) * ATT_TC_TILE, T, C);
+        cp_async_commit();
+        cp_async_wait<1>();  // tile it's group has landed; the next one may still be in flight
+    } else {
+        cp_async_wait<0>();
+    }
+    __syncthreads();  // every thread's copies of tile it are visible
+    return KVs + (it % 2) * 2 * TILE;
 }
 
 // s (16 x 64, fp32 accumulators) = A (this warp's 16 rows of a tile, pitch HP) times the transpose
@@ -528,18 +548,8 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
     // Key tile it + 1 is fetched (cp.async) while tile it is computed on: two buffers.
     for (int it = 0; it < ntiles; it++) {
         int j0 = it * ATT_TC_TILE;
-        const __nv_bfloat16* Ks = KVs + (it % 2) * 2 * TILE;
+        const __nv_bfloat16* Ks = att_tc_next_kv<HS>(KVs, qkv, it, ntiles, b, h, T, C);
         const __nv_bfloat16* Vs = Ks + TILE;
-        if (it + 1 < ntiles) {  // the other buffer was freed by the barrier ending the last iteration
-            __nv_bfloat16* next = KVs + ((it + 1) % 2) * 2 * TILE;
-            att_tc_load_async<HS>(next, qkv, 1, b, h, j0 + ATT_TC_TILE, T, C);
-            att_tc_load_async<HS>(next + TILE, qkv, 2, b, h, j0 + ATT_TC_TILE, T, C);
-            cp_async_commit();
-            cp_async_wait<1>();  // this tile's group has landed; the next one may still be in flight
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();  // every thread's copies of this tile are visible
         float s[ATT_TC_TILE / 8][4];
         att_mma_scores<HS>(s, Qs + w0 * HP, Ks);
         float mx[2] = {-INFINITY, -INFINITY};
@@ -606,8 +616,8 @@ __device__ static inline void att_tc_load_rows_async(float* lse_s, float* D_s, c
     int r = threadIdx.x;
     if (r < ATT_TC_TILE) {
         if (r0 + r < T) {
-            cp_async_4(lse_s + r, lse + row_base + r0 + r);
-            cp_async_4(D_s + r, Dsum + row_base + r0 + r);
+            cp_async<4>(lse_s + r, lse + row_base + r0 + r);
+            cp_async<4>(D_s + r, Dsum + row_base + r0 + r);
         } else {
             lse_s[r] = 0.0f;
             D_s[r] = 0.0f;
@@ -733,18 +743,8 @@ attention_backward_dq_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* 
     // key tile it + 1 is fetched while tile it is computed on: two buffers
     for (int it = 0; it < ntiles; it++) {
         int j0 = it * ATT_TC_TILE;
-        const __nv_bfloat16* Ks = KVs + (it % 2) * 2 * TILE;
+        const __nv_bfloat16* Ks = att_tc_next_kv<HS>(KVs, qkv, it, ntiles, b, h, T, C);
         const __nv_bfloat16* Vs = Ks + TILE;
-        if (it + 1 < ntiles) {  // the other buffer was freed by the barrier ending the last iteration
-            __nv_bfloat16* next = KVs + ((it + 1) % 2) * 2 * TILE;
-            att_tc_load_async<HS>(next, qkv, 1, b, h, j0 + ATT_TC_TILE, T, C);
-            att_tc_load_async<HS>(next + TILE, qkv, 2, b, h, j0 + ATT_TC_TILE, T, C);
-            cp_async_commit();
-            cp_async_wait<1>();  // this tile's group has landed; the next one may still be in flight
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();  // every thread's copies of this tile are visible
         float p[ATT_TC_TILE / 8][4], ds[ATT_TC_TILE / 8][4];
         att_mma_scores<HS>(p, Qs + w0 * HP, Ks);
         if (j0 + ATT_TC_TILE > q0) {  // the diagonal tile (also the only one with rows past T): masked

@@ -157,7 +157,7 @@ fused_classifier_row_kernel(floatX* logits, float* losses, const int* targets, c
     floatX* x = logits + (size_t)row * Vp;
     int nvec = Vp / X128;
     float* shared = (float*)(classifier_smem + (size_t)nvec * 16);
-    for (int v = threadIdx.x; v < nvec; v += blockDim.x) { cp_async_16(classifier_smem + (size_t)v * 16, x + (size_t)v * X128); }
+    for (int v = threadIdx.x; v < nvec; v += blockDim.x) { cp_async<16>(classifier_smem + (size_t)v * 16, x + (size_t)v * X128); }
     cp_async_commit();
     cp_async_wait<0>();
     __syncthreads();

@@ -66,27 +66,24 @@ __device__ static inline void ldmatrix_x4_op(uint32_t r[4], const __nv_bfloat16*
 __device__ static inline void ldmatrix_x4(uint32_t r[4], const __nv_bfloat16* p) { ldmatrix_x4_op<0>(r, p); }
 __device__ static inline void ldmatrix_x4_trans(uint32_t r[4], const __nv_bfloat16* p) { ldmatrix_x4_op<1>(r, p); }
 
-// cp.async.cg.shared.global (sm_80 and later): 16 bytes from global to shared memory without
+// cp.async.shared.global (sm_80 and later): 16 or 4 bytes from global to shared memory without
 // passing through registers, so a block can fetch the next tile while it computes on this one.
 // Copies are grouped by cp_async_commit; cp_async_wait<N> returns when all but the N most recent
 // groups have landed (in this thread: a __syncthreads after it makes them visible to the block).
-// Both addresses 16-byte aligned. The emulation writes shared memory only at the wait
+// Both addresses aligned to the size. The emulation writes shared memory only at the wait
 // (dev/cuda/emu/include/mma.h), so a tile read before its wait is caught there.
-__device__ static inline void cp_async_16(void* dst_shared, const void* src_global) {
+// BYTES: 16 (.cg, cached in L2 only) or 4 (.ca: copies under 16 bytes must go through L1)
+template <int BYTES>
+__device__ static inline void cp_async(void* dst_shared, const void* src_global) {
 #ifdef LLMC_EMU_CUDACC
-    emu_cp_async(dst_shared, src_global, 16);
+    emu_cp_async(dst_shared, src_global, BYTES);
 #else
     unsigned a = (unsigned)__cvta_generic_to_shared(dst_shared);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" : : "r"(a), "l"(src_global) : "memory");
-#endif
-}
-// 4 bytes (one float; .ca: the sizes under 16 go through L1), same groups and waits
-__device__ static inline void cp_async_4(void* dst_shared, const void* src_global) {
-#ifdef LLMC_EMU_CUDACC
-    emu_cp_async(dst_shared, src_global, 4);
-#else
-    unsigned a = (unsigned)__cvta_generic_to_shared(dst_shared);
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" : : "r"(a), "l"(src_global) : "memory");
+    if (BYTES == 16) {
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" : : "r"(a), "l"(src_global) : "memory");
+    } else {
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" : : "r"(a), "l"(src_global) : "memory");
+    }
 #endif
 }
 __device__ static inline void cp_async_commit(void) {
