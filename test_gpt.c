@@ -88,6 +88,18 @@ static float test_pass(GPT2* m, LossSpec* ls, const int* x, const int* y, const 
     return (float)(st.loss / st.pairs);
 }
 
+// A loss against the reference's: *err its relative error, *tol its bound. Cross-entropy: 1e-5
+// of |ref|. DPO: the loss is a function of h, a difference of fp32 log-prob sums of order 100
+// (one ulp 7.6e-6 at 90), whose rounding moves it by |dL/dh| x a few ulps whatever its size
+// (IPO: dL/dh = 2 (h - 1/(2 beta)) grows with the loss; the hinge sits at exactly 0). So its
+// bound is 1e-5 plus `ulps` float epsilons of ls->cond (from the last test_pass), both in
+// units of max(|ref|, 1).
+static void loss_error(const LossSpec* ls, double got, double ref, double ulps, double* err, double* tol) {
+    double scale = fmax(fabs(ref), ls->dpo ? 1.0 : 0.0);
+    *err = fabs(got - ref) / scale;
+    *tol = 1e-5 + (ls->dpo ? ulps * FLT_EPSILON * ls->cond / scale : 0.0);
+}
+
 int main(int argc, char** argv) {
     if (argc != 2) { die("usage: test_gpt PREFIX (reads PREFIX_model.bin and PREFIX_debug_state.bin)"); }
     char model_path[1024], state_path[1024], peft_path[1024];
@@ -156,12 +168,10 @@ int main(int argc, char** argv) {
     real_logits(&model, logits, B, T);
     double e = scaled_max_error(logits, ref.logits, (size_t)B * T * V);
     check(e <= 1e-4, "logits", "%s: scaled max error %.2e, tolerance 1e-4", method, e);
-    // DPO: the bound of the step losses below (the same loss at the same parameters as step 0's):
-    // its fp32 log-prob sums' rounding moves it by |dL/dh| x a few ulps of the sums, whatever
-    // its size (IPO at h ~ 0: dL/dh = -1/beta; 1.16e-5 relative was seen against a bare 1e-5)
-    double lscale = fmax(fabs(ref.loss), ls.dpo ? 1.0 : 0.0);
-    double le = fabs(loss0 - ref.loss) / lscale;
-    double ltol = 1e-5 + (ls.dpo ? 4.0 * FLT_EPSILON * ls.cond / lscale : 0.0);
+    // DPO: the bound of step 0's loss below, the same loss at the same parameters (IPO at h ~ 0,
+    // dL/dh = -1/beta: 1.16e-5 relative was seen against a bare 1e-5)
+    double le, ltol;
+    loss_error(&ls, loss0, ref.loss, 4.0, &le, &ltol);
     check(le <= ltol, "loss", "%s: ours %.7f ref %.7f, relative error %.2e, tolerance %.2e%s", method, loss0, ref.loss, le,
           ltol, ls.dpo ? " (1e-5 + the log-prob rounding term)" : "");
     if (ls.dpo) {
@@ -264,19 +274,14 @@ int main(int argc, char** argv) {
         float l = test_pass(&model, &ls, x, y, w, rl, B, T, 1);
         float norm = gpt2_grad_norm(&model);
         gpt2_update(&model, model.grads_memory, lr, beta1, beta2, eps, wd, grad_clip_scale(norm, clip), step + 1);
-        // DPO's loss is a function of h, a difference of fp32 log-prob sums of order 100 (one ulp
-        // 7.6e-6 at 90): their rounding moves the loss by |dL/dh| x a few ulps whatever its size
-        // (IPO: dL/dh = 2 (h - 1/(2 beta)) grows with the loss; the hinge sits at exactly 0).
-        // So DPO's bound is 1e-5 x max(|ref|, 1) plus (4 + 2 step) float epsilons of ls.cond, in
-        // relative units of max(|ref|, 1). The 2 a step: after k steps the fp32 parameters sit
+        // DPO (loss_error): 4 + 2 step ulps. The 2 a step: after k steps the fp32 parameters sit
         // a little off the float64 ones (within 3e-7 of their scale: the check after the loop),
         // which moves the sums by more ulps than their rounding at fixed parameters. Measured for
         // IPO (whose steps overshoot its minimum and back, at any lr tried): with 4 ulps at every
         // step, 4 of 100 fresh seeds failed at steps 8-9 (error / bound up to 2.4); 20-22 ulps
         // there put those at 0.5 or under.
-        double scale = fmax(fabs(ref.step_losses[step]), ls.dpo ? 1.0 : 0.0);
-        double d = fabs(l - ref.step_losses[step]) / scale;
-        double tol = 1e-5 + (ls.dpo ? (4.0 + 2.0 * step) * FLT_EPSILON * ls.cond / scale : 0.0);
+        double d, tol;
+        loss_error(&ls, l, ref.step_losses[step], 4.0 + 2.0 * step, &d, &tol);
         if (!(d <= tol)) { steps_ok = 0; }
         if (!(d <= worst)) { worst = d; }
         if (!(d / tol <= worst_ratio)) { worst_ratio = d / tol; }

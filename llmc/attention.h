@@ -357,8 +357,6 @@ attention_backward_dq_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv
 // emulated profile counts them, dev/cuda/PROFILE.md).
 #define ATT_TC_PAD 8
 #define ATT_TC_HP(HS) ((HS) + ATT_TC_PAD)  // pitch of a [64][HS] bf16 tile
-#define ATT_LOG2E 1.4426950408889634f
-#define ATT_LN2 0.6931471805599453f
 
 // rows [r0, r0 + 64) of one of q/k/v (which) or of dout (which = -1, row stride C) into s [64][HS]
 // (row pitch ATT_TC_HP(HS))
@@ -531,7 +529,7 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
     int h = blockIdx.y, b = blockIdx.z;
     // scores in base-2 units (exp(x) = exp2(x log2 e): one MUFU.EX2 per probability); m and the
     // running sums follow, and lse goes out in natural units
-    float scale2 = rsqrtf((float)HS) * ATT_LOG2E;
+    float scale2 = rsqrtf((float)HS) * LOG2E_F;
     int w0 = 16 * warp;  // this warp's first row in the tile
     att_tc_load_async<HS>(Qs, qkv, 0, b, h, q0, T, C);
     att_tc_load_async<HS>(KVs, qkv, 1, b, h, 0, T, C);
@@ -605,7 +603,7 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
     // Q's rows of this warp (read by it alone) stage the output
     att_mma_store<HS>(out + ((size_t)b * T + q0 + w0) * C + h * HS, C, q0 + w0, T, o, 1.0f, Qs + w0 * HP);
     for (int r = 0; r < 2; r++) {
-        if (t == 0 && qi[r] < T) { lse[((size_t)b * NH + h) * T + qi[r]] = (m[r] + log2f(l[r])) * ATT_LN2; }
+        if (t == 0 && qi[r] < T) { lse[((size_t)b * NH + h) * T + qi[r]] = (m[r] + log2f(l[r])) * LN2_F; }
     }
 }
 
@@ -688,7 +686,7 @@ attention_backward_dkdv_tc_kernel(floatX* dqkv, const floatX* dout, const floatX
             for (int i = 0; i < 4; i++) {
                 int c = nt * 8 + 2 * t + (i & 1), q = i0 + c;
                 bool keep = !edge || (q >= kj[i / 2] && q < T);
-                pt[nt][i] = keep ? exp2f((pt[nt][i] * scale - lse_t[c]) * ATT_LOG2E) : 0.0f;
+                pt[nt][i] = keep ? exp2f((pt[nt][i] * scale - lse_t[c]) * LOG2E_F) : 0.0f;
             }
         }
         // dS^T = P^T (dP^T - D[query]), dP^T = V dO^T
@@ -722,7 +720,7 @@ attention_backward_dq_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* 
     int g = lane / 4, t = lane % 4;
     int q0 = (gridDim.x - 1 - blockIdx.x) * ATT_TC_TILE;
     int h = blockIdx.y, b = blockIdx.z;
-    float scale = rsqrtf((float)HS), scale2 = scale * ATT_LOG2E;  // P = exp2(S scale2 - lse log2 e)
+    float scale = rsqrtf((float)HS), scale2 = scale * LOG2E_F;  // P = exp2(S scale2 - lse log2 e)
     int w0 = 16 * warp;
     int qi[2] = {q0 + w0 + g, q0 + w0 + g + 8};  // this lane's two queries
     size_t row_base = ((size_t)b * NH + h) * T;
@@ -733,7 +731,7 @@ attention_backward_dq_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* 
     cp_async_commit();
     float lse_r[2], D_r[2];
     for (int r = 0; r < 2; r++) {
-        lse_r[r] = qi[r] < T ? lse[row_base + qi[r]] * ATT_LOG2E : 0.0f;
+        lse_r[r] = qi[r] < T ? lse[row_base + qi[r]] * LOG2E_F : 0.0f;
         D_r[r] = qi[r] < T ? Dsum[row_base + qi[r]] : 0.0f;
     }
     float dq[HS / 8][4];

@@ -123,8 +123,6 @@ fused_classifier_kernel(floatX* logits, float* losses, const int* targets, const
 // (dev/cuda/results/gpu_2026-12-04_h200_run2). A row must fit in a block's shared memory
 // (GPT-2's 50304 bf16 logits are 98 KiB); longer rows, and rows that are not 16-byte vectors,
 // take the kernel above. (Holding the row in registers instead, 56 logits a thread, spilled.)
-#define CLASSIFIER_LOG2E 1.4426950408889634f
-
 // element k of a 128-bit vector of floatX (k a constant once the caller's loop is unrolled)
 __device__ static inline float x128_get(int4 v, int k) {
     int w = k * (int)sizeof(floatX) / 4;  // its 32-bit word
@@ -175,7 +173,7 @@ fused_classifier_row_kernel(floatX* logits, float* losses, const int* targets, c
         int4 raw = xs[v];
         #pragma unroll
         for (int k = 0; k < X128; k++) {
-            if (v * X128 + k < V) { s += exp2f((x128_get(raw, k) - M) * CLASSIFIER_LOG2E); }
+            if (v * X128 + k < V) { s += exp2f((x128_get(raw, k) - M) * LOG2E_F); }
         }
     }
     float S = block_reduce_sum(s, shared);
@@ -191,7 +189,7 @@ fused_classifier_row_kernel(floatX* logits, float* losses, const int* targets, c
         for (int k = 0; k < X128; k++) {
             int i = v * X128 + k;
             float g = 0.0f;
-            if (i < V) { g = (exp2f((x128_get(raw, k) - lse) * CLASSIFIER_LOG2E) - (i == target ? 1.0f : 0.0f)) * dloss; }
+            if (i < V) { g = (exp2f((x128_get(raw, k) - lse) * LOG2E_F) - (i == target ? 1.0f : 0.0f)) * dloss; }
             wd[k * (int)sizeof(floatX) / 4] |= x128_bits(g, k);
         }
         *reinterpret_cast<int4*>(x + (size_t)v * X128) = make_int4((int)wd[0], (int)wd[1], (int)wd[2], (int)wd[3]);

@@ -81,6 +81,9 @@ static void* cuda_malloc_check(size_t bytes, const char* what) {
 }
 
 #define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
+// exp(x) = exp2(x LOG2E_F), log(x) = log2(x) LN2_F: the kernels' softmaxes take one MUFU.EX2 each
+#define LOG2E_F 1.4426950408889634f
+#define LN2_F 0.6931471805599453f
 
 // ----------------------------------------------------------------------------
 // Precision
