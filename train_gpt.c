@@ -802,7 +802,8 @@ int main(int argc, char** argv) {
     }
     // flags that only the CUDA trainer has: refused rather than ignored
     if (cfg.recompute != 0) { die("-r (--recompute): recomputation is a GPU option (train_gpt_cu); the CPU trainer has none"); }
-    if (cfg.gelu_fusion != 0) { die("--gelu-fusion: a GPU option (train_gpt_cu); the CPU trainer has none"); }
+    if (cfg.gelu_fusion != -1) { die("--gelu-fusion: a GPU option (train_gpt_cu); the CPU trainer has none"); }
+    if (cfg.overlap_reduce != -1) { die("--overlap-reduce: a GPU option (train_gpt_cu); the CPU trainer sums the gradients after the backward"); }
     if (cfg.attention[0] != '\0') { die("--attention %s: a GPU option (train_gpt_cu); the CPU trainer has one attention", cfg.attention); }
     char model_path[1100];
     int start_step = train_resume_step(&cfg, &comm, model_path, sizeof(model_path));

@@ -217,6 +217,22 @@ typedef struct {
     float* h_logits;
     floatX* h_logits_x;
     NcclComm nccl;        // several GPUs: the gradient all-reduce
+    // Several GPUs, full training: the gradients are summed in buckets, one a layer (its twelve
+    // tensors' slices) and a last one (wte, wpe, lnfw, lnfb), in the order the backward finishes
+    // them. With overlap_reduce, the step's last backward records bucket_ready[l] on the stream
+    // when layer l is done and comm_stream sums that bucket while the backward goes on;
+    // reduce_gradients waits for reduced. Without it, the same collectives run on the stream
+    // after the backward: the same sums, bitwise, only later.
+    int overlap_reduce;
+    int reducing;         // armed: the next backward queues its buckets on comm_stream (zero1: reduce_zero1)
+    int in_flight;        // the last backward queued them; reduce_gradients waits for reduced
+    int reduce_zero1;
+    cudaStream_t comm_stream;
+    cudaEvent_t* bucket_ready;  // L + 1, or NULL (one process, or PEFT)
+    cudaEvent_t reduced;
+    // tests only (LLMC_TEST_DROP_WAIT=bucket|reduced): leave out one of the two waits, so the
+    // emulation's test can show that its deferred streams turn the missing wait into wrong sums
+    int drop_bucket_wait, drop_reduced_wait;
     // ZeRO-1 (-z 1, several GPUs): this process updates parameters [opt_offset, +opt_count);
     // gradients and master weights are padded to world shards of shard_size floats, as NCCL's
     // reduce-scatter and all-gather want equal shards
@@ -255,6 +271,9 @@ static void gpt2cu_init_common(GPT2CU* model) {
     model->h_pinputs = NULL;
     model->h_ptargets = NULL;
     model->h_pweights = NULL;
+    model->overlap_reduce = 1;
+    model->reducing = model->in_flight = 0;
+    model->bucket_ready = NULL;
     cudaCheck(cudaStreamCreate(&model->stream));
     matmul_cuda_init();
 }
@@ -782,6 +801,72 @@ static void gpt2cu_zero_grad(GPT2CU* model) {
     cudaCheck(cudaMemsetAsync(model->grads_memory, 0, model->dev_count * sizeof(float), model->stream));
 }
 
+// ----------------------------------------------------------------------------
+// The gradient sums over GPUs, by bucket
+
+// The part of parameter tensor i in bucket b, as [*start, +*count) of the gradient vector:
+// layer b's slice of a per-layer tensor (b < L), or all of wte, wpe, lnfw, lnfb (b == L).
+static int gpt2cu_bucket_part(const GPT2CU* model, int b, int i, size_t* start, size_t* count) {
+    int L = model->config.num_layers;
+    int per_layer = i >= 2 && i < NUM_PARAMETER_TENSORS - 2;
+    if (per_layer == (b == L)) { return 0; }
+    size_t off = 0;
+    for (int k = 0; k < i; k++) { off += model->param_sizes[k]; }
+    size_t n = model->param_sizes[i];
+    *start = per_layer ? off + (size_t)b * (n / L) : off;
+    *count = per_layer ? n / L : n;
+    return 1;
+}
+
+// Queues the sums of bucket b's gradients on stream s: in place (ZeRO-0), or each process's
+// shard's pieces into its grad_shard (ZeRO-1: a reduce to the piece's owner, which is what the
+// whole-vector reduce-scatter does, piece by piece).
+static void gpt2cu_reduce_bucket(GPT2CU* model, int b, int zero1, cudaStream_t s) {
+    NcclComm* n = &model->nccl;
+    nccl_group_start(n);
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        size_t lo, count;
+        if (!gpt2cu_bucket_part(model, b, i, &lo, &count)) { continue; }
+        if (!zero1) {
+            nccl_allreduce_sum(n, model->grads_memory + lo, count, s);
+            continue;
+        }
+        size_t per = model->shard_size, hi = lo + count;
+        for (int r = 0; r < n->world; r++) {
+            size_t a = lo > (size_t)r * per ? lo : (size_t)r * per;
+            size_t e = hi < (size_t)(r + 1) * per ? hi : (size_t)(r + 1) * per;
+            if (a < e) { nccl_reduce_sum(n, model->grads_memory + a, model->grad_shard + (a - (size_t)r * per), e - a, r, s); }
+        }
+    }
+    nccl_group_end(n);
+}
+
+// The backward has finished bucket b's gradients (its layer, or b == L: the encoder's): with
+// the overlap armed, comm_stream sums them once the stream gets there. NCCL's kernels on
+// comm_stream and the stream never run at once: the stream's next collective (ZeRO-1's
+// all-gather) comes after it has waited for reduced.
+static void gpt2cu_bucket_done(GPT2CU* model, int b) {
+    if (!model->reducing) { return; }
+    cudaCheck(cudaEventRecord(model->bucket_ready[b], model->stream));
+    if (!model->drop_bucket_wait) { cudaCheck(cudaStreamWaitEvent(model->comm_stream, model->bucket_ready[b], 0)); }
+    gpt2cu_reduce_bucket(model, b, model->reduce_zero1, model->comm_stream);
+    if (b == model->config.num_layers) {
+        cudaCheck(cudaEventRecord(model->reduced, model->comm_stream));
+    }
+}
+
+// Several GPUs, full training: the stream and events of the overlapped sums (once, at allocate)
+static void gpt2cu_setup_buckets(GPT2CU* model) {
+    int L = model->config.num_layers;
+    model->bucket_ready = (cudaEvent_t*)calloc_check((size_t)L + 1, sizeof(cudaEvent_t), "bucket events");
+    for (int b = 0; b <= L; b++) { cudaCheck(cudaEventCreateWithFlags(&model->bucket_ready[b], cudaEventDisableTiming)); }
+    cudaCheck(cudaEventCreateWithFlags(&model->reduced, cudaEventDisableTiming));
+    cudaCheck(cudaStreamCreate(&model->comm_stream));
+    const char* drop = getenv("LLMC_TEST_DROP_WAIT");
+    model->drop_bucket_wait = drop != NULL && strcmp(drop, "bucket") == 0;
+    model->drop_reduced_wait = drop != NULL && strcmp(drop, "reduced") == 0;
+}
+
 // Backward pass of the last forward (with targets); adds into the gradients the gradient of
 // dloss * sum over positions of w * loss (dloss: the weight of a unit-weight position in the
 // step's loss, as in train_gpt.c's gpt2_backward).
@@ -909,11 +994,17 @@ static void gpt2cu_backward(GPT2CU* model, float dloss) {
         }
         layernorm_backward_cuda(s->dresidual, GRAD_AT(g->ln1w, l * C), GRAD_AT(g->ln1b, l * C), s->dln, residual,
                                 p->ln1w + l * C, ln1_mean, ln1_rstd, BT, C, s->reduce, st);
+        gpt2cu_bucket_done(model, l);  // layer l's gradients are final
     }
     #undef GRAD_AT
     if (g->wte != NULL) {
         encoder_backward_cuda(g->wte, g->wpe, s->dresidual, model->d_enc_order, model->d_enc_start, model->d_enc_token,
                               model->enc_buckets, B, T, C, st);
+    }
+    gpt2cu_bucket_done(model, L);  // wte (classifier and encoder), wpe, lnfw, lnfb
+    if (model->reducing) {
+        model->reducing = 0;
+        model->in_flight = 1;
     }
     if (pg->prompt != NULL) {
         int k = model->prompt_len;
@@ -1077,6 +1168,12 @@ static void gpt2cu_free(GPT2CU* model) {
     free(model->h_logits);
     free(model->h_logits_x);
     if (model->grad_shard != NULL) { cudaCheck(cudaFree(model->grad_shard)); }
+    if (model->bucket_ready != NULL) {
+        for (int b = 0; b <= model->config.num_layers; b++) { cudaCheck(cudaEventDestroy(model->bucket_ready[b])); }
+        free(model->bucket_ready);
+        cudaCheck(cudaEventDestroy(model->reduced));
+        cudaCheck(cudaStreamDestroy(model->comm_stream));
+    }
     cudaCheck(cudaStreamDestroy(model->stream));
 }
 
@@ -1093,6 +1190,7 @@ static void gpu_allocate(void* self, int B, int T, size_t opt_offset, size_t opt
         gpt2cu_enable_zero1(model, model->nccl.world, opt_offset, opt_count);
     }
     gpt2cu_allocate(model, B, T);
+    if (model->nccl.world > 1 && !gpt2cu_is_peft(model)) { gpt2cu_setup_buckets(model); }
     model->h_logits = float_alloc_check(model->config.padded_vocab_size, "logits row (host)");
     model->h_logits_x = (floatX*)malloc_check((size_t)model->config.padded_vocab_size * sizeof(floatX), "logits row staging");
     gpt2cu_loss_reset(model);
@@ -1153,6 +1251,14 @@ static void gpu_zero_grad(void* self) { gpt2cu_zero_grad((GPT2CU*)self); }
 
 static void gpu_backward(void* self, float dloss) { gpt2cu_backward((GPT2CU*)self, dloss); }
 
+// the step's last backward sums each bucket as it finishes it (--overlap-reduce 1, full training)
+static void gpu_reduce_in_backward(void* self, int zero1) {
+    GPT2CU* model = (GPT2CU*)self;
+    if (!model->overlap_reduce || model->bucket_ready == NULL) { return; }
+    model->reducing = 1;
+    model->reduce_zero1 = zero1;
+}
+
 // Several GPUs: the gradients are summed with NCCL (llmc/comm_nccl.h): all of them, or this
 // process's shard (ZeRO-1); the shard of the sums gives this process's part of the norm, as
 // on the CPU, so both stages give the same bits.
@@ -1167,12 +1273,17 @@ static double gpu_reduce_gradients(void* self, Comm* comm, int zero1) {
     }
     size_t off, cnt;
     comm_shard(model->num_parameters, comm->world, comm->rank, &off, &cnt);
-    const float* shard = model->grads_memory + off;
-    if (zero1) {
-        nccl_reduce_scatter_sum(&model->nccl, model->grads_memory, model->grad_shard, model->shard_size, model->stream);
-        shard = model->grad_shard;
+    const float* shard = zero1 ? model->grad_shard : model->grads_memory + off;
+    if (model->in_flight) {
+        // the backward queued the sums on comm_stream: the norm and the update come after them
+        if (model->reduce_zero1 != zero1) { die("gpu_reduce_gradients: the backward summed for ZeRO-%d, the step is ZeRO-%d", model->reduce_zero1, zero1); }
+        if (!model->drop_reduced_wait) { cudaCheck(cudaStreamWaitEvent(model->stream, model->reduced, 0)); }
+        model->in_flight = 0;
     } else if (comm->world > 1) {
-        nccl_allreduce_sum(&model->nccl, model->grads_memory, model->num_parameters, model->stream);
+        // the same buckets in the same order on this stream: the overlapped sums' bits
+        int L = model->config.num_layers;
+        for (int l = L - 1; l >= 0; l--) { gpt2cu_reduce_bucket(model, l, zero1, model->stream); }
+        gpt2cu_reduce_bucket(model, L, zero1, model->stream);
     }
     sum_of_squares_cuda(model->d_norm, shard, cnt, model->d_norm + 1, model->stream);
     double s;
@@ -1212,6 +1323,15 @@ static void gpu_report(void* self) {
            PRECISION_NAME, model->recompute ? "on" : "off", model->gelu_fusion ? "on" : "off",
            attention_name(&model->attention, mc->channels / mc->num_heads),
            model->device_bytes / 1073741824.0);
+    if (model->nccl.world > 1) {
+        if (model->bucket_ready != NULL) {
+            printf("gradients: summed over %d GPUs in %d buckets (a layer each, then the embeddings), %s\n", model->nccl.world,
+                   mc->num_layers + 1, model->overlap_reduce ? "overlapped with the backward (--overlap-reduce 1)"
+                                                             : "after the backward (--overlap-reduce 0)");
+        } else {
+            printf("gradients: the PEFT tensors summed over %d GPUs in one all-reduce after the backward\n", model->nccl.world);
+        }
+    }
 }
 
 #ifndef TESTING
@@ -1243,7 +1363,8 @@ int main(int argc, char** argv) {
     GPT2CU model;
     gpt2cu_build(&model, &config, params, peft != NULL ? &lay : NULL, peft);
     model.recompute = cfg.recompute;
-    model.gelu_fusion = cfg.gelu_fusion;
+    model.gelu_fusion = cfg.gelu_fusion != 0;  // on unless --gelu-fusion 0 (measured 2-3% faster, dev/cuda/results/gpu_2026-12-04_h200_run2)
+    model.overlap_reduce = cfg.overlap_reduce != 0;
     model.attention.kind = attention_kind_parse(cfg.attention, "--attention");
     model.nccl = nccl;
     GPT2CU teacher;
@@ -1281,6 +1402,7 @@ int main(int argc, char** argv) {
     ops.zero_grad = gpu_zero_grad;
     ops.backward = gpu_backward;
     ops.reduce_gradients = gpu_reduce_gradients;
+    ops.reduce_in_backward = gpu_reduce_in_backward;
     ops.update = gpu_update;
     ops.params_host = gpu_params_host;
     ops.moments_host = gpu_moments_host;

@@ -1,9 +1,9 @@
-// Several GPUs: the NCCL communicator and its collectives (all-reduce for ZeRO-0, reduce-scatter
-// and all-gather for ZeRO-1). CUDA builds only. Rank 0 makes the NCCL id and hands it to the
-// others through MPI (-pm mpi: mpirun, srun), a shared directory (-pm fs -pp DIR) or a TCP
-// connection (-pm tcp -ps RANK0_IP), llmc/rendezvous.h; without MPI, -pn and -pr give each
-// process its place, and the training loop's host-side collectives (loss, norm, stop) run over
-// NCCL too (a CommBackend).
+// Several GPUs: the NCCL communicator and its collectives (all-reduce for ZeRO-0, reduces to
+// each shard's owner and all-gather for ZeRO-1). CUDA builds only. Rank 0 makes the NCCL id
+// and hands it to the others through MPI (-pm mpi: mpirun, srun), a shared directory (-pm fs
+// -pp DIR) or a TCP connection (-pm tcp -ps RANK0_IP), llmc/rendezvous.h; without MPI, -pn and
+// -pr give each process its place, and the training loop's host-side collectives (loss, norm,
+// stop) run over NCCL too (a CommBackend).
 #ifndef LLMC_COMM_NCCL_H
 #define LLMC_COMM_NCCL_H
 
@@ -109,15 +109,19 @@ static void nccl_allreduce_sum(NcclComm* n, float* x, size_t count, cudaStream_t
     ncclCheck(ncclAllReduce(x, x, count, ncclFloat, ncclSum, n->comm, stream));
 }
 
-// ZeRO-1: shard_out (count floats) = the sum over processes of x[rank*count, +count); x holds
-// world*count floats
-static void nccl_reduce_scatter_sum(NcclComm* n, const float* x, float* shard_out, size_t count, cudaStream_t stream) {
+// ZeRO-1 by pieces: the sum over processes of x's count floats, into out on process root only
+// (the overlapped reduction's part of a reduce-scatter: a piece of one process's shard)
+static void nccl_reduce_sum(NcclComm* n, const float* x, float* out, size_t count, int root, cudaStream_t stream) {
     if (n->world == 1) {
-        cudaCheck(cudaMemcpyAsync(shard_out, x, count * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+        cudaCheck(cudaMemcpyAsync(out, x, count * sizeof(float), cudaMemcpyDeviceToDevice, stream));
         return;
     }
-    ncclCheck(ncclReduceScatter(x, shard_out, count, ncclFloat, ncclSum, n->comm, stream));
+    ncclCheck(ncclReduce(x, out, count, ncclFloat, ncclSum, root, n->comm, stream));
 }
+
+// the collectives between these two calls are launched as one (NCCL's group)
+static void nccl_group_start(NcclComm* n) { if (n->world > 1) { ncclCheck(ncclGroupStart()); } }
+static void nccl_group_end(NcclComm* n) { if (n->world > 1) { ncclCheck(ncclGroupEnd()); } }
 
 // ZeRO-1: every process's count floats (mine at shard, inside x) to all of x (world*count floats)
 static void nccl_allgather(NcclComm* n, const float* shard, float* x, size_t count, cudaStream_t stream) {

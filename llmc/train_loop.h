@@ -57,6 +57,10 @@ typedef struct {
     // Sums the gradients over processes (all of them, or with zero1 this process's shard, see
     // comm_shard) and returns the sum of squares of this process's shard of the sums.
     double (*reduce_gradients)(void* self, Comm* comm, int zero1);
+    // Optional (several processes): the next backward is the step's last, so the model may start
+    // summing each layer's gradients as soon as the backward has finished them; reduce_gradients
+    // then waits for those sums instead of starting them.
+    void (*reduce_in_backward)(void* self, int zero1);
     // One AdamW step on the parameters this process holds moments for (grad_scale multiplies
     // the gradients; t counts updates from 1), then with zero1 the parameters are gathered.
     void (*update)(void* self, Comm* comm, int zero1, float lr, float beta1, float beta2, float eps,
@@ -823,6 +827,14 @@ static void train_run_describe(TrainRun* r, const ModelOps* ops, const TrainConf
     }
 }
 
+// One micro-batch's backward; the step's last may sum gradients over processes as it goes
+static void train_backward(TrainRun* r, ModelOps* ops, Comm* comm, int micro, float dloss) {
+    if (micro == r->grad_accum_steps - 1 && comm->world > 1 && ops->reduce_in_backward != NULL) {
+        ops->reduce_in_backward(ops->self, r->zero1);
+    }
+    ops->backward(ops->self, dloss);
+}
+
 // The gradient of one language-modelling step over grad_accum_steps micro-batches. Returns the
 // step's loss; *grad_scale rescales the gradients (below); *learn is 0 when no target of the
 // step has a nonzero weight.
@@ -846,7 +858,7 @@ static float train_accumulate_lm(TrainRun* r, ModelOps* ops, const TrainConfig* 
         }
         ops->forward(ops->self, r->train_loader.inputs, r->train_loader.targets,
                      r->train_loader.has_mask ? r->train_loader.weights : NULL, B, T);
-        ops->backward(ops->self, dloss);
+        train_backward(r, ops, comm, micro, dloss);
         comm_heartbeat(comm, "in a training step");
     }
     if (ops->set_distill != NULL) { ops->set_distill(ops->self, 0); }
@@ -876,7 +888,7 @@ static float train_accumulate_dpo(TrainRun* r, ModelOps* ops, Comm* comm, int st
         ops->losses_all(ops->self, r->dpo_losses);
         dpo_weights(&r->dpo_cfg, r->dpo_losses, r->dpo_train.mask, r->dpo_train.ref, B, T, r->dpo_w, st);
         ops->set_weights(ops->self, r->dpo_w);
-        ops->backward(ops->self, dloss);
+        train_backward(r, ops, comm, micro, dloss);
         comm_heartbeat(comm, "in a training step");
     }
     ops->take_loss_sum(ops->self, &ws);

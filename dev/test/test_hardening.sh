@@ -189,6 +189,8 @@ expect_refusal "-h without a value points to --help" "for help use --help" -h
 expect_refusal "-pn/-pr are printed in their order" "-pn 3 -pr 5" -pn 3 -pr 5
 expect_refusal "GPU-only flags are refused by the CPU trainer" "GPU option" $ARGS -r 1
 expect_refusal "--gelu-fusion refused by the CPU trainer" "GPU option" $ARGS --gelu-fusion 1
+expect_refusal "--gelu-fusion 0 refused by the CPU trainer too" "GPU option" $ARGS --gelu-fusion 0
+expect_refusal "--overlap-reduce refused by the CPU trainer" "GPU option" $ARGS --overlap-reduce 1
 mkdir -p "$work/cwd"; cp "$TD" "$work/cwd/d1"
 out=$(cd "$work/cwd" && timeout 20 "$OLDPWD/$TRAIN_BIN" -e d1 -x 1 -v 0 -s 0 -i "$OLDPWD/$TD" 2>&1); rc=$?
 if [ $rc -ne 0 ] && echo "$out" | grep -q "both a model preset and a file"; then pass "a preset name shadowed by a file is refused"

@@ -3,7 +3,8 @@
 
 Three rewrites, nothing else:
   - kernel<<<grid, block[, smem[, stream]]>>>(args);
-        -> emu_launch(dim3(grid), dim3(block), (size_t)(smem), [&]() { kernel(args); }, "kernel");
+        -> emu_launch(dim3(grid), dim3(block), (size_t)(smem), [=]() { kernel(args); }, "kernel", stream);
+     (the arguments copied: the kernel runs in its stream's order, maybe after the caller returns)
   - extern __shared__ ... T name[];  ->  T* name = (T*)emu_dynamic_smem();
   - __CUDACC__ -> LLMC_EMU_CUDACC (the CUDA sections compile, without g++'s system headers
     taking it for nvcc)
@@ -83,8 +84,9 @@ def rewrite_launches(text, path):
         args = text[j + 1:a]
         smem = cfg[2] if len(cfg) > 2 else "0"
         out.append(text[pos:start])
-        out.append("emu_launch(dim3(%s), dim3(%s), (size_t)(%s), [&]() { %s(%s); }, \"%s\")"
-                   % (cfg[0], cfg[1], smem, name, args, name.replace('"', "'")))
+        stream = cfg[3] if len(cfg) > 3 else "0"
+        out.append("emu_launch(dim3(%s), dim3(%s), (size_t)(%s), [=]() { %s(%s); }, \"%s\", %s)"
+                   % (cfg[0], cfg[1], smem, name, args, name.replace('"', "'"), stream))
         pos = a + 1
 
 

@@ -3,11 +3,15 @@
 #   1. the emulation's self-test: correct kernels give the right answer, and a race, a lane that
 #      returns before a shuffle and a half-warp at __syncthreads are each caught
 #   2. the stubs of cuBLASLt, WMMA and NCCL against naive loops; the memory profiler
-#      (include/emu_profile.h) on small kernels whose counts are known
+#      (include/emu_profile.h) on small kernels whose counts are known; NCCL across processes
+#      (test_nccl.cpp: 1, 2, 3 and 5 ranks forked, bitwise against the rank-order reduction, and
+#      a dead, hung or mismatched peer stopping the others with a clear error)
 #   3. every kernel harness of dev/cuda (checks only, bf16 and fp32) against the C reference
 #   4. test_gpt_cu (bf16 with our CUDA-core and tensor-core attention, and fp32) against the
 #      PyTorch references in build/cuda_refs and the CPU model, including masked fine-tuning and
 #      the four PEFT methods (JOBS runs at a time)
+#   5. train_gpt_cu under mpirun, 2 and 3 emulated GPUs (test_gpus.sh): the gradient sums
+#      overlapped with the backward against the same sums after it, bitwise
 # Everything is built with AddressSanitizer (EMU_ASAN=0 to leave it out): device memory is host
 # memory here, so a kernel reading or writing past a buffer is caught, as compute-sanitizer would.
 # Prints PASS:/FAIL: lines (dev/test/run_tests.sh). This is not a GPU result: it checks what the
@@ -29,15 +33,22 @@ FLAGS="-std=c++17 -O2 -g -fopenmp -Drestrict=__restrict__ -DLLMC_EMU_CUDACC -Ide
 if [ "${EMU_ASAN:-1}" = 1 ]; then FLAGS="$FLAGS -fsanitize=address -fno-omit-frame-pointer"; fi
 HARNESSES="adamw attention crossentropy distill encoder gelu infer kv_cache layernorm matmul mma quant"
 jobs="$OUT/jobs"
+MPI_COMPILE="" MPI_LINK=""
 : > "$jobs"
 echo "test_emu|$OUT/src/dev/cuda/emu/test_emu.cpp|" >> "$jobs"
 echo "test_stubs|$OUT/src/dev/cuda/emu/test_stubs.cpp|" >> "$jobs"
 echo "test_profile|$OUT/src/dev/cuda/emu/test_profile.cpp|-DEMU_PROFILE" >> "$jobs"
+echo "test_nccl|$OUT/src/dev/cuda/emu/test_nccl.cpp|" >> "$jobs"
 for h in $HARNESSES; do
     echo "${h}_check|$OUT/src/dev/cuda/${h}_check.cu|" >> "$jobs"
     echo "${h}_check_fp32|$OUT/src/dev/cuda/${h}_check.cu|-DENABLE_FP32" >> "$jobs"
 done
 echo "test_gpt_cu|$OUT/src/test_gpt.cu|" >> "$jobs"
+# the trainer itself, for several emulated GPUs under mpirun (5. below)
+if command -v mpicxx > /dev/null; then
+    MPI_COMPILE=$(mpicxx --showme:compile); MPI_LINK=$(mpicxx --showme:link)
+    echo "train_gpt_cu|$OUT/src/train_gpt.cu|-DUSE_MPI" >> "$jobs"
+fi
 echo "test_gpt_cu_fp32|$OUT/src/test_gpt.cu|-DENABLE_FP32" >> "$jobs"
 # The profiler's builds (include/emu_profile.h): ThreadSanitizer's instrumentation without its
 # runtime (compiled with -fsanitize=thread, linked without it), no AddressSanitizer, no
@@ -49,6 +60,8 @@ build_one() {
     IFS='|' read -r name src extra <<< "$1"
     local ok=0
     case "$extra" in
+        *USE_MPI*)
+            $CXX $FLAGS $extra $MPI_COMPILE -x c++ "$src" -o "$OUT/bin/$name" -lm $MPI_LINK > "$OUT/bin/$name.log" 2>&1 && ok=1 ;;
         *EMU_PROFILE*)
             $CXX $PROFILE_FLAGS $extra -x c++ -c "$src" -o "$OUT/bin/$name.o" > "$OUT/bin/$name.log" 2>&1 &&
                 $CXX -fopenmp "$OUT/bin/$name.o" -o "$OUT/bin/$name" -lm >> "$OUT/bin/$name.log" 2>&1 && ok=1 ;;
@@ -64,7 +77,7 @@ build_one() {
     fi
 }
 export -f build_one
-export CXX FLAGS PROFILE_FLAGS OUT
+export CXX FLAGS PROFILE_FLAGS OUT MPI_COMPILE MPI_LINK
 start=$(date +%s)
 tr '\n' '\0' < "$jobs" | xargs -0 -P "${JOBS:-2}" -I{} bash -c 'build_one "$@"' _ {} | tee "$OUT/build.out"
 fails=$((fails + $(grep -c '^FAIL' "$OUT/build.out")))
@@ -84,7 +97,7 @@ run() {
 # 1. the emulation itself, including the bugs it must catch
 run test_emu "$OUT/bin/test_emu"
 if [ -x "$OUT/bin/test_emu" ]; then
-    for bug in race early-return divergent; do
+    for bug in race early-return divergent stream-wait stream-reuse; do
         msg=$("$OUT/bin/test_emu" $bug 2>&1); rc=$?
         if [ $rc -ne 0 ]; then pass "emulation catches the '$bug' bug ($(echo "$msg" | tail -1 | head -c 160))"
         else fail "emulation catches the '$bug' bug" "the buggy kernel ran to the right answer"; fi
@@ -93,6 +106,7 @@ fi
 # 2. the library stubs, and the memory profiler on kernels whose counts are known
 run test_stubs "$OUT/bin/test_stubs"
 run test_profile "$OUT/bin/test_profile"
+run test_nccl "$OUT/bin/test_nccl"
 # 3. the kernel harnesses: checks only (timings mean nothing here)
 for h in $HARNESSES; do
     run "${h}_check" env HARNESS_CHECK_ONLY=1 "$OUT/bin/${h}_check"
@@ -145,5 +159,15 @@ for spec in $gpt_specs; do
     if [ "$rc" -ne 0 ] && ! grep -q '^FAIL' "$log"; then fail "test_gpt_cu $ref $kind under emulation" "exit $rc: $(grep -m1 error "$log")"; fi
     fails=$((fails + $(grep -c '^FAIL' "$log")))
 done
+# 5. several emulated GPUs: train_gpt_cu under mpirun over the emulated NCCL
+if [ -x "$OUT/bin/train_gpt_cu" ]; then
+    echo "=== train_gpt_cu on several emulated GPUs (dev/cuda/emu/test_gpus.sh)"
+    bash dev/cuda/emu/test_gpus.sh "$OUT/bin/train_gpt_cu" > "$OUT/test_gpus.out" 2>&1; rc=$?
+    cat "$OUT/test_gpus.out"
+    if [ $rc -ne 0 ] && ! grep -q '^FAIL' "$OUT/test_gpus.out"; then fail "test_gpus.sh" "exit $rc"; fi
+    fails=$((fails + $(grep -c '^FAIL' "$OUT/test_gpus.out")))
+elif ! command -v mpicxx > /dev/null; then
+    fail "several emulated GPUs" "no mpicxx (scripts/setup.sh installs libopenmpi-dev)"
+fi
 echo "emulation tests done in $(( $(date +%s) - start ))s"
 [ $fails -eq 0 ]

@@ -1,7 +1,8 @@
 // Self-test of the CPU emulation of CUDA (dev/cuda/emu/include/cuda_runtime.h): it must run
 // correct kernels to the right answer, and it must catch the bugs it claims to catch.
 //   test_emu            the correct kernels; PASS/FAIL lines
-//   test_emu BUG        one buggy kernel (race, early-return, divergent, partial-warp): the
+//   test_emu BUG        one buggy kernel (race, early-return, divergent, partial-warp) or a
+//                       missing wait between two streams (stream-wait, stream-reuse): the
 //                       caller (run_emu_tests.sh) expects a wrong answer or an emulation error
 #include "../../../llmc/cuda_common.h"
 #include "../../test/testing.h"
@@ -42,6 +43,59 @@ __global__ static void index_kernel(int* out, int W, int H) {
     if (x < W && y < H) { out[y * W + x] += y * W + x + 1; }
 }
 
+__global__ static void fill_kernel(float* x, int n, float v) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) { x[i] = v; }
+}
+__global__ static void copy_kernel(float* y, const float* x, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) { y[i] = x[i]; }
+}
+
+// Two streams hand a buffer over: the producer fills x with 1, the consumer copies it to y, the
+// producer then refills x with 2. The consumer must wait for the first fill (bug 1 drops that
+// wait) and the refill for the copy (bug 2 drops that one). lazy: which of the two streams the
+// emulation defers (0 none, 1 producer, 2 consumer). Returns 1 when y holds 1 and x 2.
+static int run_streams(int lazy, int bug) {
+    int n = 300;
+    char env[16];
+    snprintf(env, sizeof(env), "%d", lazy == 0 ? 0 : emu_streams.created + lazy);
+    setenv("EMU_LAZY_STREAM", env, 1);
+    cudaStream_t producer, consumer;
+    cudaEvent_t filled, copied;
+    cudaCheck(cudaStreamCreate(&producer));
+    cudaCheck(cudaStreamCreate(&consumer));
+    cudaCheck(cudaEventCreate(&filled));
+    cudaCheck(cudaEventCreate(&copied));
+    float *x, *y;
+    cudaCheck(cudaMalloc(&x, n * sizeof(float)));
+    cudaCheck(cudaMalloc(&y, n * sizeof(float)));
+    fill_kernel<<<CEIL_DIV(n, 128), 128, 0, producer>>>(x, n, 1.0f);
+    cudaCheck(cudaEventRecord(filled, producer));
+    if (bug != 1) { cudaCheck(cudaStreamWaitEvent(consumer, filled, 0)); }
+    copy_kernel<<<CEIL_DIV(n, 128), 128, 0, consumer>>>(y, x, n);
+    cudaCheck(cudaEventRecord(copied, consumer));
+    if (bug != 2) { cudaCheck(cudaStreamWaitEvent(producer, copied, 0)); }
+    fill_kernel<<<CEIL_DIV(n, 128), 128, 0, producer>>>(x, n, 2.0f);
+    cudaCheck(cudaGetLastError());
+    cudaCheck(cudaStreamSynchronize(producer));
+    cudaCheck(cudaStreamSynchronize(consumer));
+    float* hy = (float*)malloc(2 * n * sizeof(float));
+    cudaCheck(cudaMemcpy(hy, y, n * sizeof(float), cudaMemcpyDeviceToHost));
+    cudaCheck(cudaMemcpy(hy + n, x, n * sizeof(float), cudaMemcpyDeviceToHost));
+    int ok = 1;
+    for (int i = 0; i < n; i++) { ok = ok && hy[i] == 1.0f && hy[n + i] == 2.0f; }
+    free(hy);
+    cudaCheck(cudaFree(x));
+    cudaCheck(cudaFree(y));
+    cudaCheck(cudaEventDestroy(filled));
+    cudaCheck(cudaEventDestroy(copied));
+    cudaCheck(cudaStreamDestroy(producer));
+    cudaCheck(cudaStreamDestroy(consumer));
+    unsetenv("EMU_LAZY_STREAM");
+    return ok;
+}
+
 static float run_sum(const float* h, int n, int bug) {
     float *d_in, *d_out;
     cudaCheck(cudaMalloc(&d_in, n * sizeof(float)));
@@ -61,10 +115,20 @@ int main(int argc, char** argv) {
     float* h = (float*)malloc(n * sizeof(float));
     double want = 0.0;
     for (int i = 0; i < n; i++) { h[i] = (float)((i * 37) % 101) - 50.0f; want += h[i]; }
+    if (argc > 1 && strncmp(argv[1], "stream-", 7) == 0) {
+        free(h);
+        // the missing wait shows when the stream it should have waited for lags behind
+        int reuse = strcmp(argv[1], "stream-reuse") == 0;
+        int ok = run_streams(reuse ? 2 : 1, reuse ? 2 : 1);
+        printf("two streams without the %s wait: %s\n", reuse ? "refill-after-copy" : "copy-after-fill",
+               ok ? "right answer" : "wrong answer");
+        return ok ? 0 : 1;
+    }
     if (argc > 1) {
         int bug = strcmp(argv[1], "race") == 0 ? 1 : strcmp(argv[1], "early-return") == 0 ? 2 : 3;
         float got = run_sum(h, n, bug);
         printf("buggy kernel '%s' returned %.1f (right answer %.1f)\n", argv[1], got, want);
+        free(h);
         return got == (float)want ? 0 : 1;
     }
     float got = run_sum(h, n, 0);
@@ -98,6 +162,11 @@ int main(int argc, char** argv) {
     for (int i = 0; i < W * H; i++) { if (hg[i] != i + 1) { bad++; } }
     check(bad == 0, "emulation: 2D grid of 2D blocks, each element written once", "%d of %d elements wrong", bad, W * H);
     cudaCheck(cudaFree(g));
+
+    for (int lazy = 0; lazy <= 2; lazy++) {
+        check(run_streams(lazy, 0), "emulation: two streams ordered by events give the right answer",
+              "with stream %d deferred", lazy);
+    }
 
     index_kernel<<<dim3(1), dim3(64, 32)>>>(g, W, H);
     cudaError_t e = cudaGetLastError();

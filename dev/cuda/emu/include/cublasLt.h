@@ -31,7 +31,7 @@
 // default 256); a less aligned pointer at cublasLtMatmul is a misaligned-address fault on a GPU,
 // so it stops the emulation (emu_fail).
 // Not emulated: bias/aux pointer alignment rules (undocumented), workspace use (the algorithm
-// needs none), streams (the call is synchronous), batches, every other attribute.
+// needs none), batches, every other attribute.
 #ifndef EMU_CUBLASLT_H
 #define EMU_CUBLASLT_H
 
@@ -367,13 +367,17 @@ static inline void emu_lt_check_alignment(const void* ptr, uint64_t assumed, con
     }
 }
 
+static inline void emu_lt_product(const EmuLtMatmulDesc* desc, const EmuLtLayout* adesc, const EmuLtLayout* bdesc,
+                                  const EmuLtLayout* cdesc, const EmuLtLayout* ddesc, EmuLtProblem p, float al, float be,
+                                  const void* A, const void* B, const void* C, void* D);
+
 static inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t desc, const void* alpha,
                                             const void* A, cublasLtMatrixLayout_t adesc, const void* B,
                                             cublasLtMatrixLayout_t bdesc, const void* beta, const void* C,
                                             cublasLtMatrixLayout_t cdesc, void* D, cublasLtMatrixLayout_t ddesc,
                                             const cublasLtMatmulAlgo_t* algo, void* workspace, size_t workspace_bytes,
                                             cudaStream_t stream) {
-    (void)workspace; (void)workspace_bytes; (void)stream;
+    (void)workspace; (void)workspace_bytes;
     if (h == NULL) { return CUBLAS_STATUS_NOT_INITIALIZED; }
     EmuLtProblem p;
     cublasStatus_t s = emu_lt_check(desc, adesc, bdesc, cdesc, ddesc, &p);
@@ -394,14 +398,26 @@ static inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDe
         if (be != 0.0f) { emu_lt_check_alignment(C, algo->data[3], "C"); }
         emu_lt_check_alignment(D, algo->data[4], "D");
     }
+    if (p.m == 0 || p.n == 0) { return CUBLAS_STATUS_SUCCESS; }
+    // the product runs in the stream's order, from copies of the descriptors as they are now
+    EmuLtMatmulDesc dc = *desc;
+    EmuLtLayout ac = *adesc, bc = *bdesc, cc = *cdesc, dlc = *ddesc;
+    emu_stream_run(stream, [=]() { emu_lt_product(&dc, &ac, &bc, &cc, &dlc, p, al, be, A, B, C, D); });
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+// D = al op(A) op(B) + be C, then the epilogue (checked by cublasLtMatmul)
+static inline void emu_lt_product(const EmuLtMatmulDesc* desc, const EmuLtLayout* adesc, const EmuLtLayout* bdesc,
+                                  const EmuLtLayout* cdesc, const EmuLtLayout* ddesc, EmuLtProblem p, float al, float be,
+                                  const void* A, const void* B, const void* C, void* D) {
     size_t m = p.m, n = p.n, k = p.k;
-    if (m == 0 || n == 0) { return CUBLAS_STATUS_SUCCESS; }
+    uint32_t ep = desc->epilogue;
 
     // op(A) as m rows of k floats and op(B) as n columns of k floats, so each element of D is
     // a dot product of two contiguous vectors whatever the transposes
     float* ar = (float*)malloc((m * k > 0 ? m * k : 1) * sizeof(float));
     float* bc = (float*)malloc((n * k > 0 ? n * k : 1) * sizeof(float));
-    if (ar == NULL || bc == NULL) { free(ar); free(bc); return CUBLAS_STATUS_ALLOC_FAILED; }
+    if (ar == NULL || bc == NULL) { emu_fail("cublasLtMatmul: out of host memory for the emulated product"); }
     size_t lda = (size_t)adesc->ld, ldb = (size_t)bdesc->ld;
     for (size_t i = 0; i < m; i++) {
         for (size_t q = 0; q < k; q++) {
@@ -447,7 +463,6 @@ static inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDe
     }
     free(ar);
     free(bc);
-    return CUBLAS_STATUS_SUCCESS;
 }
 
 #endif // EMU_CUBLASLT_H

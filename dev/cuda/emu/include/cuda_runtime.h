@@ -10,7 +10,9 @@
 //     undefined behaviour, the classic early-return-before-a-shuffle bug
 //   - between two barriers, threads run in a random order (EMU_SEED), so a read of shared
 //     memory that another thread writes without a barrier in between tends to see the wrong value
-// Device memory is host memory, launches are synchronous, streams and events are no-ops.
+// Device memory is host memory. Work on a stream runs when it is issued (program order), unless
+// EMU_LAZY_STREAM=k defers the k-th stream the program creates (below): then only the waits the
+// program asks for (events, synchronizations) order it against the other streams.
 // What it cannot show: speed, the hardware's memory model, register or shared memory limits.
 // Only what llmc/ and dev/cuda/ use is here.
 #ifndef EMU_CUDA_RUNTIME_H
@@ -22,6 +24,8 @@
 #include <string.h>
 #include <math.h>
 #include <functional>
+#include <deque>
+#include <memory>
 
 // ----------------------------------------------------------------------------
 // language
@@ -89,8 +93,48 @@ typedef enum { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 } cudaFuncAttribu
 typedef enum { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97, cudaDevAttrMultiProcessorCount = 16 } cudaDeviceAttr;
 typedef enum { CUDA_R_16F = 2, CUDA_R_32F = 0, CUDA_R_64F = 1, CUDA_R_16BF = 14 } cudaDataType_t;
 typedef cudaDataType_t cudaDataType;
-typedef struct EmuStream* cudaStream_t;
-typedef struct EmuEvent* cudaEvent_t;
+// Streams. On a GPU, work on two streams runs in any interleaving the program's events allow.
+// Here a stream is eager (its work runs when issued, the default) or lazy: its work queues up
+// and runs only when something waits for it (cudaStreamWaitEvent from another stream, an event
+// or stream synchronization, a synchronous copy, the legacy stream 0). EMU_LAZY_STREAM=k makes
+// the k-th stream created lazy (1 = the first), so a test can run one schedule where that
+// stream lags behind and another where the others do: a missing wait between streams then
+// gives a wrong answer instead of the right one by luck. Events and waits record positions in
+// a stream's queue of operations.
+struct EmuStream {
+    int lazy;
+    std::deque<std::function<void()>> queue;  // issued, not yet run
+    unsigned long long issued, done;          // operations issued and run so far
+};
+struct EmuEvent { EmuStream* stream; unsigned long long at; };  // recorded after the at-th operation
+typedef EmuStream* cudaStream_t;
+typedef EmuEvent* cudaEvent_t;
+#define EMU_MAX_STREAMS 64
+struct EmuStreams { EmuStream* live[EMU_MAX_STREAMS]; int created; };
+static EmuStreams emu_streams;
+
+// runs s's queued operations up to the at-th (all of them: at = issued)
+static inline void emu_stream_drain_to(EmuStream* s, unsigned long long at) {
+    while (s != NULL && s->done < at && !s->queue.empty()) {
+        std::function<void()> op = std::move(s->queue.front());
+        s->queue.pop_front();
+        s->done++;
+        op();  // may drain other streams (a queued wait)
+    }
+}
+static inline void emu_stream_drain(EmuStream* s) { if (s != NULL) { emu_stream_drain_to(s, s->issued); } }
+static inline void emu_streams_drain_all(void) {
+    for (int i = 0; i < EMU_MAX_STREAMS; i++) { emu_stream_drain(emu_streams.live[i]); }
+}
+// Issues op on stream s: stream 0 (the legacy default stream) first waits for every other
+// stream, as it does on a GPU; an eager stream runs op now, a lazy one queues it.
+static inline void emu_stream_run(cudaStream_t s, std::function<void()> op) {
+    if (s == NULL) { emu_streams_drain_all(); op(); return; }
+    s->issued++;
+    if (s->lazy) { s->queue.push_back(std::move(op)); return; }
+    s->done++;
+    op();
+}
 
 typedef struct {
     char name[256];
@@ -141,6 +185,7 @@ static inline cudaError_t cudaMalloc(void** p, size_t bytes) {
 }
 template <class T> static inline cudaError_t cudaMalloc(T** p, size_t bytes) { return cudaMalloc((void**)p, bytes); }
 static inline cudaError_t cudaFree(void* p) {
+    emu_streams_drain_all();  // cudaFree waits for the device, so queued work may still use p
 #ifdef EMU_PROFILE
     emu_prof_unregister(p);
 #endif
@@ -149,14 +194,56 @@ static inline cudaError_t cudaFree(void* p) {
 }
 static inline cudaError_t cudaMallocHost(void** p, size_t bytes) { return cudaMalloc(p, bytes); }
 static inline cudaError_t cudaFreeHost(void* p) { return cudaFree(p); }
-static inline cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) { memmove(d, s, n); return cudaSuccess; }
-static inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t = 0) { memmove(d, s, n); return cudaSuccess; }
-static inline cudaError_t cudaMemset(void* d, int v, size_t n) { memset(d, v, n); return cudaSuccess; }
-static inline cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t = 0) { memset(d, v, n); return cudaSuccess; }
-static inline cudaError_t cudaStreamCreate(cudaStream_t* s) { *s = NULL; return cudaSuccess; }
-static inline cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
-static inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-static inline cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+// the synchronous calls wait for every stream, as they do on a GPU
+static inline cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) {
+    emu_streams_drain_all();
+    memmove(d, s, n);
+    return cudaSuccess;
+}
+// A copy from the host reads its source when issued, as a copy from pageable host memory does
+// on a GPU (the caller may reuse the buffer at once); other copies read it when they run.
+static inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind kind, cudaStream_t st = 0) {
+    if (kind == cudaMemcpyHostToDevice && st != NULL && st->lazy) {
+        std::shared_ptr<unsigned char> copy((unsigned char*)malloc(n > 0 ? n : 1), free);
+        if (!copy) { return cudaErrorMemoryAllocation; }
+        memcpy(copy.get(), s, n);
+        emu_stream_run(st, [=]() { memcpy(d, copy.get(), n); });
+        return cudaSuccess;
+    }
+    emu_stream_run(st, [=]() { memmove(d, s, n); });
+    return cudaSuccess;
+}
+static inline cudaError_t cudaMemset(void* d, int v, size_t n) { emu_streams_drain_all(); memset(d, v, n); return cudaSuccess; }
+static inline cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t st = 0) {
+    emu_stream_run(st, [=]() { memset(d, v, n); });
+    return cudaSuccess;
+}
+static inline cudaError_t cudaStreamCreate(cudaStream_t* s) {
+    int k = emu_streams.created + 1;  // 1-based, as EMU_LAZY_STREAM counts
+    int slot = -1;
+    for (int i = 0; i < EMU_MAX_STREAMS && slot < 0; i++) { if (emu_streams.live[i] == NULL) { slot = i; } }
+    if (slot < 0) { return cudaErrorMemoryAllocation; }
+    EmuStream* st = new EmuStream();
+    const char* lazy = getenv("EMU_LAZY_STREAM");
+    st->lazy = lazy != NULL && atoi(lazy) == k;
+    st->issued = st->done = 0;
+    emu_streams.live[slot] = st;
+    emu_streams.created = k;
+    *s = st;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    if (s == NULL) { return cudaErrorInvalidValue; }
+    emu_stream_drain(s);  // a GPU finishes the stream's work first
+    for (int i = 0; i < EMU_MAX_STREAMS; i++) { if (emu_streams.live[i] == s) { emu_streams.live[i] = NULL; } }
+    delete s;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    if (s == NULL) { emu_streams_drain_all(); } else { emu_stream_drain(s); }
+    return cudaSuccess;
+}
+static inline cudaError_t cudaDeviceSynchronize(void) { emu_streams_drain_all(); return cudaSuccess; }
 static inline cudaError_t cudaSetDevice(int) { return cudaSuccess; }
 static inline cudaError_t cudaGetDevice(int* d) { *d = 0; return cudaSuccess; }
 static inline cudaError_t cudaGetDeviceCount(int* n) { *n = 1; return cudaSuccess; }
@@ -184,10 +271,38 @@ template <class F> static inline cudaError_t cudaFuncGetAttributes(cudaFuncAttri
     a->sharedSizeBytes = 0;
     return cudaSuccess;
 }
-static inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = NULL; return cudaSuccess; }
-static inline cudaError_t cudaEventDestroy(cudaEvent_t) { return cudaSuccess; }
-static inline cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t = 0) { return cudaSuccess; }
-static inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+enum { cudaEventDefault = 0, cudaEventDisableTiming = 2 };
+static inline cudaError_t cudaEventCreate(cudaEvent_t* e) {
+    *e = new EmuEvent();
+    (*e)->stream = NULL;
+    (*e)->at = 0;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) { return cudaEventCreate(e); }
+static inline cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
+// the event marks the stream's work issued so far (stream 0: everything, which has run)
+static inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = 0) {
+    if (e == NULL) { return cudaErrorInvalidValue; }
+    if (s == NULL) { emu_streams_drain_all(); }
+    e->stream = s;
+    e->at = s != NULL ? s->issued : 0;
+    return cudaSuccess;
+}
+static inline cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    if (e == NULL) { return cudaErrorInvalidValue; }
+    emu_stream_drain_to(e->stream, e->at);
+    return cudaSuccess;
+}
+// s's later work waits for the event's position as it is now (a later record does not move it)
+static inline cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags = 0) {
+    (void)flags;
+    if (e == NULL) { return cudaErrorInvalidValue; }
+    EmuStream* from = e->stream;
+    unsigned long long at = e->at;
+    if (from == s) { return cudaSuccess; }  // a stream is in order with itself
+    emu_stream_run(s, [=]() { emu_stream_drain_to(from, at); });
+    return cudaSuccess;
+}
 static inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t, cudaEvent_t) { *ms = 0.0f; return cudaSuccess; }
 
 // ----------------------------------------------------------------------------
@@ -242,6 +357,7 @@ struct EmuEngine {
     size_t dyn_smem_bytes;
     uint64_t rng;
     unsigned long long launches;
+    int in_kernel;  // a launch is running (emu_fail names the block and thread only then)
 };
 static EmuEngine emu;
 
@@ -250,6 +366,10 @@ static EmuEngine emu;
 #endif
 
 static inline void emu_fail(const char* what) {
+    if (!emu.in_kernel) {
+        fprintf(stderr, "error: CUDA emulation: %s\n", what);
+        exit(EXIT_FAILURE);
+    }
     fprintf(stderr, "error: CUDA emulation: %s (kernel launch %llu, block (%u,%u,%u), thread (%u,%u,%u))\n", what,
             emu.launches, blockIdx.x, blockIdx.y, blockIdx.z, threadIdx.x, threadIdx.y, threadIdx.z);
     exit(EXIT_FAILURE);
@@ -367,10 +487,14 @@ static inline void emu_run_block(void) {
     }
 }
 
-// name: the kernel as the launch spells it (emu_transform.py passes it), for the profiler
-static inline void emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()>& body,
-                              const char* name = "kernel") {
-    emu.launches++;
+static inline void emu_launch_now(dim3 grid, dim3 block, size_t smem, const std::function<void()>& body, const char* name);
+
+// name: the kernel as the launch spells it (emu_transform.py passes it), for the profiler.
+// The launch's configuration is checked when it is issued (cudaGetLastError reports it then);
+// the kernel runs in its stream's order (emu_stream_run), so body holds copies of its
+// arguments (emu_transform.py writes [=]).
+static inline void emu_launch(dim3 grid, dim3 block, size_t smem, std::function<void()> body,
+                              const char* name = "kernel", cudaStream_t stream = 0) {
     unsigned long long nt = (unsigned long long)block.x * block.y * block.z;
     if (nt == 0 || nt > 1024 || grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535 ||
         block.z > 64) {
@@ -378,6 +502,13 @@ static inline void emu_launch(dim3 grid, dim3 block, size_t smem, const std::fun
         return;
     }
     if (smem > (227u << 10)) { emu_pending_error = cudaErrorInvalidValue; return; }
+    if (stream == NULL || !stream->lazy) { emu_stream_run(stream, [&]() { emu_launch_now(grid, block, smem, body, name); }); return; }
+    emu_stream_run(stream, [=]() { emu_launch_now(grid, block, smem, body, name); });
+}
+
+static inline void emu_launch_now(dim3 grid, dim3 block, size_t smem, const std::function<void()>& body, const char* name) {
+    emu.launches++;
+    unsigned long long nt = (unsigned long long)block.x * block.y * block.z;
     if (emu.stacks == NULL) {
         emu.stacks = (char*)malloc((size_t)EMU_MAX_THREADS * EMU_STACK_BYTES);
         if (emu.stacks == NULL) { emu_fail("cannot allocate fiber stacks"); }
@@ -401,6 +532,7 @@ static inline void emu_launch(dim3 grid, dim3 block, size_t smem, const std::fun
 #ifdef EMU_PROFILE
     if (emu_prof.enabled) { emu_prof_launch_begin(); }
 #endif
+    emu.in_kernel = 1;
     for (unsigned bz = 0; bz < grid.z; bz++)
         for (unsigned by = 0; by < grid.y; by++)
             for (unsigned bx = 0; bx < grid.x; bx++) {
@@ -408,6 +540,7 @@ static inline void emu_launch(dim3 grid, dim3 block, size_t smem, const std::fun
                 if (smem > 0) { memset(emu.dyn_smem, 0xff, smem); }  // uninitialized shared memory: NaN
                 emu_run_block();
             }
+    emu.in_kernel = 0;
 #ifdef EMU_PROFILE
     if (emu_prof.enabled) { emu_prof_launch_end(name, grid, block, smem); }
 #else
