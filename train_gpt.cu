@@ -195,6 +195,11 @@ typedef struct {
     double* d_loss_sum;   // [0] sum of weight x loss, [1] sum of weights, of the forwards since gpt2cu_loss_reset
     float* d_weights;     // (B, T) loss weights of the last forward (has_weights)
     int has_weights;
+    // The last forward (with targets, not distilled) left its losses to whoever needs them
+    // first: the backward's classifier, which computes them anyway along with dlogits, or
+    // gpt2cu_losses_ready before they are read or the logits replaced. A training step so
+    // reads each row of logits once, not twice.
+    int losses_pending;
     // host
     float* h_params;      // fp32 base weights: checkpoints (full training), the initial upload
     float* h_trainable;   // PEFT: the fp32 PEFT tensors in layout order (params_host); else NULL
@@ -271,6 +276,7 @@ static void gpt2cu_init_common(GPT2CU* model) {
     model->h_pinputs = NULL;
     model->h_ptargets = NULL;
     model->h_pweights = NULL;
+    model->losses_pending = 0;
     model->overlap_reduce = 1;
     model->reducing = model->in_flight = 0;
     model->bucket_ready = NULL;
@@ -593,12 +599,16 @@ static void gpt2cu_allocate(GPT2CU* model, int B, int T) {
     model->T = T;
 }
 
+static void gpt2cu_losses_ready(GPT2CU* model);
+
 static void gpt2cu_loss_reset(GPT2CU* model) {
+    gpt2cu_losses_ready(model);  // a pending forward's losses belong to the sums being dropped
     cudaCheck(cudaMemsetAsync(model->d_loss_sum, 0, 2 * sizeof(double), model->stream));
 }
 
 // the sum of the mean losses of the forwards with targets since the last reset (synchronizes)
 static double gpt2cu_loss_read(GPT2CU* model, double* weight_sum) {
+    gpt2cu_losses_ready(model);
     double s[2];
     cudaCheck(cudaMemcpyAsync(s, model->d_loss_sum, 2 * sizeof(double), cudaMemcpyDeviceToHost, model->stream));
     cudaCheck(cudaStreamSynchronize(model->stream));
@@ -619,6 +629,24 @@ __global__ static void loss_weighted_accumulate_kernel(double* sum, const float*
     s = block_reduce_sum(s, shared);
     w = block_reduce_sum(w, shared);
     if (threadIdx.x == 0) { sum[0] += (double)s; sum[1] += (double)w; }
+}
+
+// the last forward's weighted losses into the loss sums
+static void gpt2cu_loss_accumulate(GPT2CU* model) {
+    loss_weighted_accumulate_kernel<<<1, 1024, 0, model->stream>>>(model->d_loss_sum, model->acts.losses,
+                                                                   model->has_weights ? model->d_weights : NULL,
+                                                                   model->batch_B * model->batch_T);
+    cudaCheckLaunch();
+}
+
+// the losses the last forward left pending (losses only: the logits stay)
+static void gpt2cu_losses_ready(GPT2CU* model) {
+    if (!model->losses_pending) { return; }
+    model->losses_pending = 0;
+    const GPT2Config* cfg = &model->config;
+    fused_classifier_cuda(model->acts.logits, model->acts.losses, model->d_targets, NULL, 0.0f,
+                          model->batch_B * model->batch_T, cfg->vocab_size, cfg->padded_vocab_size, model->stream);
+    gpt2cu_loss_accumulate(model);
 }
 
 // soft prompt: position i < k of every row holds prompt[i] + wpe[i] in place of a token's embedding
@@ -645,6 +673,7 @@ __global__ static void prompt_backward_kernel(float* dprompt, const floatX* dres
 // With a soft prompt the model runs k + T positions per row, as train_gpt.c's gpt2_forward.
 static void gpt2cu_forward(GPT2CU* model, const int* inputs, const int* targets, const float* weights, int B, int T) {
     if (model->acts_memory == NULL) { die("gpt2cu_forward before gpt2cu_allocate"); }
+    gpt2cu_losses_ready(model);  // the previous forward's, before its targets and logits are replaced
     int k = model->prompt_len;
     if (B > model->B || T + k > model->T) { die("batch %dx%d exceeds the allocated %dx%d", B, T, model->B, model->T - k); }
     GPT2Config* cfg = &model->config;
@@ -787,13 +816,9 @@ static void gpt2cu_forward(GPT2CU* model, const int* inputs, const int* targets,
         cudaCheck(cudaStreamSynchronize(teacher->stream));
         fused_distill_classifier_cuda(a->logits, a->losses, model->d_kl, teacher->acts.logits, model->d_targets, NULL, 0.0f,
                                       model->distill_alpha, model->distill_tau, model->distill_reverse, BT, V, Vp, st);
+        gpt2cu_loss_accumulate(model);
     } else if (targets != NULL) {
-        fused_classifier_cuda(a->logits, a->losses, model->d_targets, NULL, 0.0f, BT, V, Vp, st);  // losses only
-    }
-    if (targets != NULL) {
-        loss_weighted_accumulate_kernel<<<1, 1024, 0, st>>>(model->d_loss_sum, a->losses,
-                                                            model->has_weights ? model->d_weights : NULL, BT);
-        cudaCheckLaunch();
+        model->losses_pending = 1;  // the backward's classifier, or gpt2cu_losses_ready
     }
 }
 
@@ -904,6 +929,10 @@ static void gpt2cu_backward(GPT2CU* model, float dloss) {
     } else {
         fused_classifier_cuda(a->logits, a->losses, model->d_targets, model->has_weights ? model->d_weights : NULL, dloss,
                               BT, V, Vp, st);
+        if (model->losses_pending) {  // the forward left its losses to this pass: the same values
+            model->losses_pending = 0;
+            gpt2cu_loss_accumulate(model);
+        }
     }
     matmul_backward_cuda(s->dln, g->wte, NULL, a->logits, a->lnf, p->wte, BT, C, Vp, NULL, s->reduce, st);
     cudaCheck(cudaMemsetAsync(s->dresidual, 0, (size_t)BT * C * sizeof(floatX), st));
@@ -1212,6 +1241,7 @@ static void gpu_set_distill(void* self, int on) { ((GPT2CU*)self)->distill_on = 
 // every row's losses at the given positions (B, T), into out
 static void gpu_losses_all(void* self, float* out) {
     GPT2CU* model = (GPT2CU*)self;
+    gpt2cu_losses_ready(model);
     int k = model->prompt_len, Tx = model->batch_T, T = Tx - k;
     size_t n = (size_t)model->batch_B * Tx;
     cudaCheck(cudaMemcpyAsync(model->h_losses, model->acts.losses, n * sizeof(float), cudaMemcpyDeviceToHost, model->stream));
@@ -1224,6 +1254,7 @@ static void gpu_losses_all(void* self, float* out) {
 // the loss weights of the last forward's given positions (the prompt's stay 0), to the device
 static void gpu_set_weights(void* self, const float* weights) {
     GPT2CU* model = (GPT2CU*)self;
+    gpt2cu_losses_ready(model);  // with the weights of its forward
     int k = model->prompt_len, Tx = model->batch_T, T = Tx - k;
     for (int b = 0; b < model->batch_B; b++) {
         for (int t = 0; t < Tx; t++) {

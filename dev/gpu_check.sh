@@ -14,15 +14,16 @@
 # 3. the card's ceilings (dev/cuda/CEILINGS.md), then every kernel harness (bf16 checks and
 #    timings, fp32 checks)
 # 4. d12 (GPT-2 124M) at T=1024 with the largest B of 64, 32, 16 that fits in memory: each
-#    attention, GELU fusion, recompute; one run also evaluates and samples (other shapes)
+#    attention, GELU fusion, recompute; one run also evaluates and samples (other shapes); with
+#    several GPUs, data-parallel with the gradient sums after and overlapped with the backward
 # 5. the PyTorch baseline (dev/cuda/bench_torch.py: bf16 autocast, torch.compile, SDPA, fused
 #    AdamW) at the same B and T and the same peak for MFU; then, with ncu and $OUT, each kernel's
 #    duration in two d12 steps ($OUT/ncu_kernels.csv) and the attention kernels' detailed
-#    sections ($OUT/ncu_attention.csv)
+#    sections and memory tables, bank conflicts included ($OUT/ncu_attention.csv)
 # 6. a compact table; the exit status is 1 when anything failed
 # A follow-up run (device time is short) can narrow it: GPU_CHECK_VARIANTS (names of phase 2's
 # variants: bf16 bf16_tc fp32 bf16_cudnn), GPU_CHECK_HARNESSES (binaries of phase 3), and
-# GPU_CHECK_SKIP, any of: resume ceilings scalar cudnn_eval recompute torch ncu ncu_attention
+# GPU_CHECK_SKIP, any of: resume ceilings scalar cudnn_eval recompute multi torch ncu ncu_attention
 # (skipping scalar, the d12 runs take GPU_CHECK_B, default 64; skipping ceilings, the harnesses
 # read the CEILINGS.md there is); GPU_CHECK_KEEP_TESTS and GPU_CHECK_KEEP_HARNESSES, the seconds
 # of the budget the tests and the harnesses leave to what follows them.
@@ -337,6 +338,40 @@ if [ -n "$TRAIN_B" ]; then
 fi
 echo "training benchmark done at $(elapsed)s"
 
+# ---------------------------------------------------------------- 4b. several GPUs
+# With two or more GPUs: d12 data-parallel, one process a GPU (-pm fs, no MPI needed), the
+# gradient sums after the backward (--overlap-reduce 0) and overlapped with it (1): the step
+# times, and the two final models, which must be the same bits (the same NCCL calls).
+NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+MULTI_LINE="not run ($NGPU GPU)"
+declare -A MULTI
+if skipped multi; then
+    MULTI_LINE="skipped (GPU_CHECK_SKIP)"
+elif [ "$NGPU" -ge 2 ] && [ -n "$TRAIN_B" ] && [ -x "$BIN/train_gpt_cu" ]; then
+    for ov in 0 1; do
+        if [ "$(left)" -lt 60 ]; then echo "SKIPPED: several GPUs, --overlap-reduce $ov (out of time)"; break; fi
+        d="$BIN/multi_ov$ov"; rm -rf "$d"; mkdir -p "$d/rendezvous"
+        echo "=== train_gpt_cu on $NGPU GPUs, --overlap-reduce $ov"
+        pids=()
+        for r in $(seq 0 $((NGPU - 1))); do
+            LOCAL_RANK=$r timeout -k 5 "$(tmo 120)" "$BIN/train_gpt_cu" $COMMON -b $TRAIN_B -x 10 -v 0 -s 0 -pn $NGPU -pr $r \
+                -pm fs -pp "$d/rendezvous" --overlap-reduce $ov -o "$d/run" > "$d/rank$r.out" 2>&1 & pids+=($!)
+        done
+        rc=0; for p in "${pids[@]}"; do wait "$p" || rc=1; done
+        grep -v "^step" "$d/rank0.out" | grep -v "^ *$" | tail -6
+        MULTI[$ov]=$(grep "^average step" "$d/rank0.out" | sed 's/^average step: //')
+        if [ $rc -ne 0 ] || [ -z "${MULTI[$ov]}" ]; then
+            echo "FAIL: train_gpt_cu on $NGPU GPUs, --overlap-reduce $ov: $(grep -m1 -i error "$d"/rank*.out)"; FAILS=$((FAILS + 1))
+        fi
+    done
+    same="not compared"
+    if [ -f "$BIN/multi_ov0/run/model_00000010.bin" ] && [ -f "$BIN/multi_ov1/run/model_00000010.bin" ]; then
+        if cmp -s "$BIN/multi_ov0/run/model_00000010.bin" "$BIN/multi_ov1/run/model_00000010.bin"; then same="bitwise equal"
+        else same="DIFFERENT"; echo "FAIL: overlapped and after-backward gradient sums gave different models"; FAILS=$((FAILS + 1)); fi
+    fi
+    MULTI_LINE="after backward: ${MULTI[0]:-n/a}; overlapped: ${MULTI[1]:-n/a}; models $same"
+fi
+
 # ---------------------------------------------------------------- 5. PyTorch baseline
 TORCH_LINE="skipped (no python with torch + CUDA)"
 PEAK=$(echo "${TRAIN[scalar B=$TRAIN_B]:-}" | sed -n 's/.* of \([0-9]*\) TFLOP\/s.*/\1/p')
@@ -390,7 +425,8 @@ elif [ -n "$NCU" ] && [ -n "${OUT:-}" ] && [ -x "$att_exe" ]; then
         NCU_ATT_LINE="SKIPPED (out of time)"
     else
         echo "=== ncu: attention kernels, detailed set ($att_exe, B=8 T=1024 NH=12 hs=64)"
-        ATTENTION_PROFILE=1 timeout -k 5 "$(tmo 90)" "$NCU" --clock-control none --set detailed --csv --page details \
+        ATTENTION_PROFILE=1 timeout -k 5 "$(tmo 90)" "$NCU" --clock-control none --set detailed \
+            --section MemoryWorkloadAnalysis_Tables --csv --page details \
             --log-file "$OUT/ncu_attention.csv" "$att_exe" > "$OUT/ncu_attention_run.log" 2>&1; rc=$?
         n=$(grep -c '"Duration"' "$OUT/ncu_attention.csv" 2>/dev/null)
         NCU_ATT_LINE="exit $rc, $n kernels profiled ($OUT/ncu_attention.csv)"
@@ -425,6 +461,7 @@ printf "%-24s %s\n" "attention d12 shape" "${ATT:-n/a}"
 for k in "scalar B=$TRAIN_B" tc cudnn "tc + GELU fusion" "cudnn + GELU fusion" "tc + recompute" "cudnn + recompute"; do
     [ -n "${TRAIN[$k]:-}" ] && printf "%-24s %s\n" "d12 $k" "${TRAIN[$k]}"
 done
+printf "%-24s %s\n" "d12 on several GPUs" "$MULTI_LINE"
 printf "%-24s %s\n" "PyTorch d12" "$TORCH_LINE"
 printf "%-24s %s\n" "ncu per-kernel times" "$NCU_LINE"
 printf "%-24s %s\n" "ncu attention kernels" "$NCU_ATT_LINE"
