@@ -186,8 +186,9 @@ static void args_print_help(FILE* out, const char* usage, const ArgSpec* specs, 
         char names[96];
         snprintf(names, sizeof(names), "%s%s%s", s->short_name ? s->short_name : "",
                  s->short_name ? ", " : "    ", s->long_name ? s->long_name : "");
+        // a default outside the flag's range means "chosen by the program", as its help says
         char deflt[96] = "";
-        if (s->type == ARG_INT) { snprintf(deflt, sizeof(deflt), " (default %d)", *(int*)s->value); }
+        if (s->type == ARG_INT && *(int*)s->value >= s->min) { snprintf(deflt, sizeof(deflt), " (default %d)", *(int*)s->value); }
         else if (s->type == ARG_FLOAT) { snprintf(deflt, sizeof(deflt), " (default %g)", *(float*)s->value); }
         else if (s->type == ARG_LONG) { snprintf(deflt, sizeof(deflt), " (default %lld)", *(long long*)s->value); }
         else if (s->type == ARG_DOUBLE) { snprintf(deflt, sizeof(deflt), " (default %g)", *(double*)s->value); }
