@@ -365,6 +365,16 @@ def main(argv=None):
         with torch.no_grad():
             init_logp = align_reference.row_logps(model(x, y, None, peft)[0], y, w)
         ref = init_logp + torch.tensor(rng.normal(0.0, 3.0, size=B), dtype=dtype)
+        # The noise sets each pair's log-ratio difference h. The hinge, relu(1 - beta h), is flat
+        # past its kink: with every pair there the loss and the gradients are exactly 0 and the
+        # checks compare nothing (2 pairs at beta 0.3: about 5% of seeds; CI failed on one, 0/0),
+        # and a pair near the kink may fall on either side of it in fp32. For the hinge the noise
+        # is drawn again until some pair is before the kink and none is within 0.1 of it.
+        while args.dpo == "hinge":
+            z = args.dpo_beta * ((init_logp[0::2] - ref[0::2]) - (init_logp[1::2] - ref[1::2]))
+            if bool((z < 1.0).any()) and bool(((z - 1.0).abs() > 0.1).all()):
+                break
+            ref = init_logp + torch.tensor(rng.normal(0.0, 3.0, size=B), dtype=dtype)
         extra_dpo = [ref.numpy().astype(np.float32).tobytes(), init_logp.numpy().astype(np.float32).tobytes()]
         ref = torch.tensor(ref.numpy().astype(np.float32), dtype=dtype)  # what the C reads back
     if args.distill:
