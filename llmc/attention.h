@@ -358,60 +358,52 @@ attention_backward_dq_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv
 #define ATT_TC_PAD 8
 #define ATT_TC_HP(HS) ((HS) + ATT_TC_PAD)  // pitch of a [64][HS] bf16 tile
 
+// Every tensor-core kernel runs ATT_TC_THREADS threads (4 warps of 16 rows of a 64-row tile). The
+// tile loads below stride by it as a constant: their loops unroll into straight code (with
+// blockDim.x as the stride they stayed loops, about 40 instructions per 16 bytes fetched,
+// dev/cuda/sass_loops.py).
+#define ATT_TC_THREADS 128
+
 // rows [r0, r0 + 64) of one of q/k/v (which) or of dout (which = -1, row stride C) into s [64][HS]
-// (row pitch ATT_TC_HP(HS))
-template <int HS>
-__device__ static inline void att_tc_load(__nv_bfloat16* s, const floatX* src, int which, int b, int h, int r0,
-                                          int T, int C) {
+// (row pitch ATT_TC_HP(HS)), the rows past T zeroed. ASYNC 1: the rows < T by cp.async
+// (llmc/tensor_core.h), complete after the thread's next cp_async_wait that covers them and
+// visible to the block after the __syncthreads that follows; the caller commits the group. A
+// source that is not 16-byte aligned (C not a multiple of 8) is loaded at once, element by
+// element, which the same wait and barrier order just as well.
+template <int HS, int ASYNC>
+__device__ static inline void att_tc_load_tile(__nv_bfloat16* s, const floatX* src, int which, int b, int h, int r0,
+                                               int T, int C) {
+    size_t stride = which < 0 ? (size_t)C : (size_t)3 * C;
+    const floatX* base = src + ((size_t)b * T + r0) * stride + (which < 0 ? 0 : (size_t)which * C) + h * HS;
     if (C % 8 == 0 && ((uintptr_t)src % 16) == 0) {
-        // 16-byte loads: 8 bf16 at a time (rows start at multiples of 8 elements when C is)
-        for (int idx = threadIdx.x; idx < ATT_TC_TILE * HS / 8; idx += blockDim.x) {
-            int r = idx / (HS / 8), d = (idx % (HS / 8)) * 8, t = r0 + r;
-            uint4 v = make_uint4(0u, 0u, 0u, 0u);  // all-zero bits: bf16 zeros
-            if (t < T) {
-                size_t at = which < 0 ? ((size_t)b * T + t) * C + h * HS + d
-                                      : ((size_t)b * T + t) * 3 * C + which * C + h * HS + d;
-                v = *(const uint4*)(src + at);
+        // 16 bytes (8 bf16) a thread: a warp covers 4 rows of 64 or 2 of 128 dims
+        const int PER_ROW = HS / 8, ROWS = ATT_TC_THREADS / PER_ROW;
+        int r = threadIdx.x / PER_ROW, d = (threadIdx.x % PER_ROW) * 8;
+        #pragma unroll
+        for (int k = 0; k < ATT_TC_TILE / ROWS; k++, r += ROWS) {
+            __nv_bfloat16* dst = s + r * ATT_TC_HP(HS) + d;
+            if (r0 + r < T) {
+                const floatX* from = base + (size_t)r * stride + d;
+                if (ASYNC) {
+                    cp_async<16>(dst, from);
+                } else {
+                    *(uint4*)dst = *(const uint4*)from;
+                }
+            } else {
+                *(uint4*)dst = make_uint4(0u, 0u, 0u, 0u);  // all-zero bits: bf16 zeros
             }
-            *(uint4*)(s + r * ATT_TC_HP(HS) + d) = v;
         }
         return;
     }
-    for (int idx = threadIdx.x; idx < ATT_TC_TILE * HS; idx += blockDim.x) {
-        int r = idx / HS, d = idx % HS, t = r0 + r;
-        __nv_bfloat16 v = __float2bfloat16(0.0f);
-        if (t < T) {
-            size_t at = which < 0 ? ((size_t)b * T + t) * C + h * HS + d
-                                  : ((size_t)b * T + t) * 3 * C + which * C + h * HS + d;
-            v = src[at];
-        }
-        s[r * ATT_TC_HP(HS) + d] = v;
+    for (int idx = threadIdx.x; idx < ATT_TC_TILE * HS; idx += ATT_TC_THREADS) {
+        int r = idx / HS, d = idx % HS;
+        s[r * ATT_TC_HP(HS) + d] = r0 + r < T ? base[(size_t)r * stride + d] : __float2bfloat16(0.0f);
     }
 }
-
-// att_tc_load by cp.async (llmc/tensor_core.h): the rows < T are copied in the background
-// (complete after the thread's next cp_async_wait that covers them, visible to the block after
-// the __syncthreads that follows), the rows past T are zeroed at once. The caller commits the
-// group. A source that is not 16-byte aligned (C not a multiple of 8) is loaded at once by
-// att_tc_load instead, which the same wait and barrier order just as well.
 template <int HS>
 __device__ static inline void att_tc_load_async(__nv_bfloat16* s, const floatX* src, int which, int b, int h, int r0,
                                                 int T, int C) {
-    if (C % 8 != 0 || ((uintptr_t)src % 16) != 0) {
-        att_tc_load<HS>(s, src, which, b, h, r0, T, C);
-        return;
-    }
-    for (int idx = threadIdx.x; idx < ATT_TC_TILE * HS / 8; idx += blockDim.x) {
-        int r = idx / (HS / 8), d = (idx % (HS / 8)) * 8, t = r0 + r;
-        __nv_bfloat16* dst = s + r * ATT_TC_HP(HS) + d;
-        if (t < T) {
-            size_t at = which < 0 ? ((size_t)b * T + t) * C + h * HS + d
-                                  : ((size_t)b * T + t) * 3 * C + which * C + h * HS + d;
-            cp_async<16>(dst, src + at);
-        } else {
-            *(uint4*)dst = make_uint4(0u, 0u, 0u, 0u);
-        }
-    }
+    att_tc_load_tile<HS, 1>(s, src, which, b, h, r0, T, C);
 }
 
 // The key loop of the forward and dQ kernels: K, V tile it + 1 is fetched into the other of
@@ -516,7 +508,7 @@ __device__ static inline void att_mma_store(floatX* dst, size_t stride, int row0
 // Forward. Per key tile: S = Q K^T, the online softmax on the accumulators (element i of s[nt]
 // is row g + 8 (i / 2), key 8 nt + 2t + i % 2), O = O * correction + P V.
 template <int HS>
-__global__ static void __launch_bounds__(128, HS == 64 ? 4 : 2)  // HS 64: 4 blocks an SM, <= 128 registers
+__global__ static void __launch_bounds__(ATT_TC_THREADS, HS == 64 ? 4 : 2)  // HS 64: 4 blocks an SM, <= 128 registers
 attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH) {
     extern __shared__ __align__(128) unsigned char att_smem[];
     const int HP = ATT_TC_HP(HS);
@@ -527,8 +519,9 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
     int g = lane / 4, t = lane % 4;
     int q0 = (gridDim.x - 1 - blockIdx.x) * ATT_TC_TILE;  // longest rows first
     int h = blockIdx.y, b = blockIdx.z;
-    // scores in base-2 units (exp(x) = exp2(x log2 e): one MUFU.EX2 per probability); m and the
-    // running sums follow, and lse goes out in natural units
+    // the max is taken on the raw scores (scale2 > 0 keeps the order), m is kept in base-2 units
+    // of the scaled scores, and a probability is one FFMA and one MUFU.EX2: exp2(s scale2 - m)
+    // (exp(x) = exp2(x log2 e)); lse goes out in natural units
     float scale2 = rsqrtf((float)HS) * LOG2E_F;
     int w0 = 16 * warp;  // this warp's first row in the tile
     att_tc_load_async<HS>(Qs, qkv, 0, b, h, q0, T, C);
@@ -555,30 +548,27 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
             for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
                 for (int i = 0; i < 4; i++) {
                     int j = j0 + nt * 8 + 2 * t + (i & 1);
-                    float v = (j <= qi[i / 2] && j < T) ? s[nt][i] * scale2 : -INFINITY;
+                    float v = (j <= qi[i / 2] && j < T) ? s[nt][i] : -INFINITY;
                     s[nt][i] = v;
                     mx[i / 2] = fmaxf(mx[i / 2], v);
                 }
             }
         } else {  // every key of the tile is before every query of this one
             for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
-                for (int i = 0; i < 4; i++) {
-                    s[nt][i] *= scale2;
-                    mx[i / 2] = fmaxf(mx[i / 2], s[nt][i]);
-                }
+                for (int i = 0; i < 4; i++) { mx[i / 2] = fmaxf(mx[i / 2], s[nt][i]); }
             }
         }
         float corr[2], sum[2] = {0.0f, 0.0f};
         for (int r = 0; r < 2; r++) {
             mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));  // the quad shares the row
             mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-            float m_new = fmaxf(m[r], mx[r]);
-            corr[r] = exp2f(m[r] - m_new);  // 0 on the first tile (m = -inf)
+            float m_new = fmaxf(m[r], mx[r] * scale2);
+            corr[r] = exp2_approx(m[r] - m_new);  // 0 on the first tile (m = -inf)
             m[r] = m_new;
         }
         for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
             for (int i = 0; i < 4; i++) {
-                float p = exp2f(s[nt][i] - m[i / 2]);
+                float p = exp2_approx(fmaf(s[nt][i], scale2, -m[i / 2]));  // masked: exp2(-inf) = 0
                 s[nt][i] = p;
                 sum[i / 2] += p;
             }
@@ -595,10 +585,13 @@ attention_forward_tc_kernel(floatX* out, float* lse, const floatX* qkv, int B, i
         att_mma_accumulate<HS>(o, s, Vs);
         __syncthreads();  // every warp is done with this buffer: the next iteration refills it
     }
-    // rows g and g + 8 get their own 1 / l: scale the accumulators per row, then store them
+    // rows g and g + 8 get their own 1 / l: scale the accumulators per row, then store them (a
+    // reciprocal and multiplies: a division per element was 32 full-precision divides with a
+    // slow-path call each)
+    float inv_l[2] = {1.0f / l[0], 1.0f / l[1]};
     for (int dn = 0; dn < HS / 8; dn++) {
-        o[dn][0] /= l[0]; o[dn][1] /= l[0];
-        o[dn][2] /= l[1]; o[dn][3] /= l[1];
+        o[dn][0] *= inv_l[0]; o[dn][1] *= inv_l[0];
+        o[dn][2] *= inv_l[1]; o[dn][3] *= inv_l[1];
     }
     // Q's rows of this warp (read by it alone) stage the output
     att_mma_store<HS>(out + ((size_t)b * T + q0 + w0) * C + h * HS, C, q0 + w0, T, o, 1.0f, Qs + w0 * HP);
@@ -627,7 +620,7 @@ __device__ static inline void att_tc_load_rows_async(float* lse_s, float* D_s, c
 // St = K Q^T (keys x queries), so a warp's rows of St, P^T, dP^T, dS^T are its 16 keys, and
 // dV += P^T dO, dK += dS^T Q are again a warp's rows times a shared tile.
 template <int HS>
-__global__ static void __launch_bounds__(128, HS == 64 ? 3 : 1)  // HS 64: 3 blocks an SM, <= 168 registers
+__global__ static void __launch_bounds__(ATT_TC_THREADS, HS == 64 ? 3 : 1)  // HS 64: 3 blocks an SM, <= 168 registers
 attention_backward_dkdv_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
                                   const float* Dsum, int B, int T, int C, int NH) {
     extern __shared__ __align__(128) unsigned char att_smem[];
@@ -642,7 +635,7 @@ attention_backward_dkdv_tc_kernel(floatX* dqkv, const floatX* dout, const floatX
     int g = lane / 4, t = lane % 4;
     int k0 = (gridDim.x - 1 - blockIdx.x) * ATT_TC_TILE;  // the key tile with the most work first
     int h = blockIdx.y, b = blockIdx.z;
-    float scale = rsqrtf((float)HS);
+    float scale = rsqrtf((float)HS), scale2 = scale * LOG2E_F;  // P^T = exp2(St scale2 - lse log2 e)
     int w0 = 16 * warp;
     int kj[2] = {k0 + w0 + g, k0 + w0 + g + 8};  // this lane's two keys
     size_t row_base = ((size_t)b * NH + h) * T;
@@ -686,7 +679,7 @@ attention_backward_dkdv_tc_kernel(floatX* dqkv, const floatX* dout, const floatX
             for (int i = 0; i < 4; i++) {
                 int c = nt * 8 + 2 * t + (i & 1), q = i0 + c;
                 bool keep = !edge || (q >= kj[i / 2] && q < T);
-                pt[nt][i] = keep ? exp2f((pt[nt][i] * scale - lse_t[c]) * LOG2E_F) : 0.0f;
+                pt[nt][i] = keep ? exp2_approx(fmaf(pt[nt][i], scale2, -lse_t[c] * LOG2E_F)) : 0.0f;
             }
         }
         // dS^T = P^T (dP^T - D[query]), dP^T = V dO^T
@@ -707,7 +700,7 @@ attention_backward_dkdv_tc_kernel(floatX* dqkv, const floatX* dout, const floatX
 // dq for a tile of 64 queries, over the key tiles up to it: dQ += dS K, dS = P (dP - D),
 // P = exp(S * scale - lse), S = Q K^T, dP = dO V^T
 template <int HS>
-__global__ static void __launch_bounds__(128, HS == 64 ? 4 : 2)  // HS 64: 4 blocks an SM, <= 128 registers
+__global__ static void __launch_bounds__(ATT_TC_THREADS, HS == 64 ? 4 : 2)  // HS 64: 4 blocks an SM, <= 128 registers
 attention_backward_dq_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
                                 const float* Dsum, int B, int T, int C, int NH) {
     extern __shared__ __align__(128) unsigned char att_smem[];
@@ -749,12 +742,12 @@ attention_backward_dq_tc_kernel(floatX* dqkv, const floatX* dout, const floatX* 
             for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
                 for (int i = 0; i < 4; i++) {
                     int j = j0 + nt * 8 + 2 * t + (i & 1);
-                    p[nt][i] = (j <= qi[i / 2] && qi[i / 2] < T) ? exp2f(fmaf(p[nt][i], scale2, -lse_r[i / 2])) : 0.0f;
+                    p[nt][i] = (j <= qi[i / 2] && qi[i / 2] < T) ? exp2_approx(fmaf(p[nt][i], scale2, -lse_r[i / 2])) : 0.0f;
                 }
             }
         } else {  // every key of the tile is before every query of this one
             for (int nt = 0; nt < ATT_TC_TILE / 8; nt++) {
-                for (int i = 0; i < 4; i++) { p[nt][i] = exp2f(fmaf(p[nt][i], scale2, -lse_r[i / 2])); }
+                for (int i = 0; i < 4; i++) { p[nt][i] = exp2_approx(fmaf(p[nt][i], scale2, -lse_r[i / 2])); }
             }
         }
         att_mma_scores<HS>(ds, dOs + w0 * HP, Vs);
@@ -787,7 +780,7 @@ template <int HS>
 static void attention_forward_tc(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH, cudaStream_t stream) {
     att_tc_setup<HS>();
     dim3 grid(CEIL_DIV(T, ATT_TC_TILE), NH, B);
-    attention_forward_tc_kernel<HS><<<grid, 128, att_tc_fwd_smem<HS>(), stream>>>(out, lse, qkv, B, T, C, NH);
+    attention_forward_tc_kernel<HS><<<grid, ATT_TC_THREADS, att_tc_fwd_smem<HS>(), stream>>>(out, lse, qkv, B, T, C, NH);
     cudaCheckLaunch();
 }
 
@@ -796,9 +789,9 @@ static void attention_backward_tc(floatX* dqkv, const float* Dsum, const floatX*
                                   const float* lse, int B, int T, int C, int NH, cudaStream_t stream) {
     att_tc_setup<HS>();
     dim3 grid(CEIL_DIV(T, ATT_TC_TILE), NH, B);
-    attention_backward_dkdv_tc_kernel<HS><<<grid, 128, att_tc_dkdv_smem<HS>(), stream>>>(dqkv, dout, qkv, lse, Dsum, B, T, C, NH);
+    attention_backward_dkdv_tc_kernel<HS><<<grid, ATT_TC_THREADS, att_tc_dkdv_smem<HS>(), stream>>>(dqkv, dout, qkv, lse, Dsum, B, T, C, NH);
     cudaCheckLaunch();
-    attention_backward_dq_tc_kernel<HS><<<grid, 128, att_tc_dq_smem<HS>(), stream>>>(dqkv, dout, qkv, lse, Dsum, B, T, C, NH);
+    attention_backward_dq_tc_kernel<HS><<<grid, ATT_TC_THREADS, att_tc_dq_smem<HS>(), stream>>>(dqkv, dout, qkv, lse, Dsum, B, T, C, NH);
     cudaCheckLaunch();
 }
 #endif // !ENABLE_FP32

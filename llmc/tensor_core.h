@@ -102,6 +102,22 @@ __device__ static inline void cp_async_wait(void) {
 #endif
 }
 
+// 2^x by the special-function unit alone: ex2.approx.ftz.f32 (relative error about 2^-22, results
+// below 2^-126 flushed to 0). exp2f without --use_fast_math is the same MUFU.EX2 inside a range
+// test and two multiplies that keep subnormal results (four instructions, dev/cuda/sass_loops.py);
+// for a softmax probability a subnormal is as good as 0. The emulation computes it in float and
+// flushes the same way.
+__device__ static inline float exp2_approx(float x) {
+#ifdef LLMC_EMU_CUDACC
+    float r = exp2f(x);
+    return r < 1.17549435e-38f ? 0.0f : r;  // FLT_MIN
+#else
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+#endif
+}
+
 // two bf16 in one register, lo in the low half (the order of a[], b[] above)
 __device__ static inline uint32_t bf16x2_pack(__nv_bfloat16 lo, __nv_bfloat16 hi) {
     return (uint32_t)__bfloat16_as_ushort(lo) | ((uint32_t)__bfloat16_as_ushort(hi) << 16);
