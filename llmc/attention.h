@@ -365,14 +365,14 @@ attention_backward_dq_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv
 #define ATT_TC_THREADS 128
 
 // rows [r0, r0 + 64) of one of q/k/v (which) or of dout (which = -1, row stride C) into s [64][HS]
-// (row pitch ATT_TC_HP(HS)), the rows past T zeroed. ASYNC 1: the rows < T by cp.async
-// (llmc/tensor_core.h), complete after the thread's next cp_async_wait that covers them and
+// (row pitch ATT_TC_HP(HS)), the rows past T zeroed at once, the rows < T by cp.async
+// (llmc/tensor_core.h): complete after the thread's next cp_async_wait that covers them and
 // visible to the block after the __syncthreads that follows; the caller commits the group. A
 // source that is not 16-byte aligned (C not a multiple of 8) is loaded at once, element by
 // element, which the same wait and barrier order just as well.
-template <int HS, int ASYNC>
-__device__ static inline void att_tc_load_tile(__nv_bfloat16* s, const floatX* src, int which, int b, int h, int r0,
-                                               int T, int C) {
+template <int HS>
+__device__ static inline void att_tc_load_async(__nv_bfloat16* s, const floatX* src, int which, int b, int h, int r0,
+                                                int T, int C) {
     size_t stride = which < 0 ? (size_t)C : (size_t)3 * C;
     const floatX* base = src + ((size_t)b * T + r0) * stride + (which < 0 ? 0 : (size_t)which * C) + h * HS;
     if (C % 8 == 0 && ((uintptr_t)src % 16) == 0) {
@@ -383,12 +383,7 @@ __device__ static inline void att_tc_load_tile(__nv_bfloat16* s, const floatX* s
         for (int k = 0; k < ATT_TC_TILE / ROWS; k++, r += ROWS) {
             __nv_bfloat16* dst = s + r * ATT_TC_HP(HS) + d;
             if (r0 + r < T) {
-                const floatX* from = base + (size_t)r * stride + d;
-                if (ASYNC) {
-                    cp_async<16>(dst, from);
-                } else {
-                    *(uint4*)dst = *(const uint4*)from;
-                }
+                cp_async<16>(dst, base + (size_t)r * stride + d);
             } else {
                 *(uint4*)dst = make_uint4(0u, 0u, 0u, 0u);  // all-zero bits: bf16 zeros
             }
@@ -399,11 +394,6 @@ __device__ static inline void att_tc_load_tile(__nv_bfloat16* s, const floatX* s
         int r = idx / HS, d = idx % HS;
         s[r * ATT_TC_HP(HS) + d] = r0 + r < T ? base[(size_t)r * stride + d] : __float2bfloat16(0.0f);
     }
-}
-template <int HS>
-__device__ static inline void att_tc_load_async(__nv_bfloat16* s, const floatX* src, int which, int b, int h, int r0,
-                                                int T, int C) {
-    att_tc_load_tile<HS, 1>(s, src, which, b, h, r0, T, C);
 }
 
 // The key loop of the forward and dQ kernels: K, V tile it + 1 is fetched into the other of

@@ -13,6 +13,7 @@ instructions around one MUFU.EX2, and tile loads whose loop stride is blockDim.x
     python3 dev/cuda/sass_loops.py                          # attention_check.cu, the tc kernels
     python3 dev/cuda/sass_loops.py --source dev/cuda/attention_check.cu --kernels 'forward_tc.*<64>'
     python3 dev/cuda/sass_loops.py --cubin x.cubin --kernels '.'
+    python3 dev/cuda/sass_loops.py --self-test    (the parser and the path walk on hand-counted SASS)
 
 One pass through a loop, counted along a path (the instructions one warp issues for one
 iteration): --path START:END walks from START to END (hex addresses of one kernel's SASS, as
@@ -176,7 +177,59 @@ def report(funcs, pattern, top, path=None):
     return shown
 
 
+# A hand-written function in cuobjdump's format: an outer loop 0x10-0xa0 around an inner loop
+# 0x30-0x50 and an if (0x60 branches over 0x70-0x80). One pass 0x10 -> 0xa0 with the inner loop
+# run 3 times and the if's branch not taken: 0x10, 0x20, 3 x (0x30, 0x40, 0x50), 0x60, 0x70,
+# 0x80, 0x90, 0xa0 = 16 instructions, 6 of them HMMA; with 0x60 taken: 14 (0x70, 0x80 skipped).
+SELF_TEST_SASS = """
+\t\tFunction : _Z6kernelPf
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+        /*0010*/                   IMAD R2, R0, 0x4, RZ ;
+        /*0020*/                   LDSM.16.M88.4 R4, [R2] ;
+        /*0030*/                   HMMA.16816.F32.BF16 R8, R4, R6, R8 ;
+        /*0040*/                   HMMA.16816.F32.BF16 R12, R4, R6, R12 ;
+        /*0050*/              @!P1 BRA 0x30 ;
+        /*0060*/               @P2 BRA P3, 0x90 ;
+        /*0070*/                   FSETP.GEU.AND P4, PT, R8, -126, PT ;
+        /*0080*/                   MUFU.EX2 R8, R8 ;
+        /*0090*/                   FFMA R9, R8, R9, R10 ;
+        /*00a0*/               @P0 BRA 0x10 ;
+        /*00b0*/                   EXIT ;
+\t\tFunction : _Z5otherv
+        /*0000*/                   EXIT ;
+"""
+
+
+def self_test():
+    fails = 0
+
+    def check(name, ok, detail=""):
+        nonlocal fails
+        print(f"{'PASS' if ok else 'FAIL'}: sass_loops {name}{': ' + detail if detail else ''}")
+        fails += not ok
+
+    funcs = parse_functions(SELF_TEST_SASS)
+    check("parses both functions", sorted(funcs) == ["_Z5otherv", "_Z6kernelPf"], str(sorted(funcs)))
+    ins = funcs.get("_Z6kernelPf", [])
+    check("reads every instruction of the kernel", len(ins) == 12, f"{len(ins)} of 12")
+    check("opcode under a predicate", opcode("@!P1 BRA 0x30") == "BRA" and opcode("HMMA.16816.F32.BF16 R8") == "HMMA")
+    check("finds the two loops by their backward branches", sorted(loops(ins)) == [(0x10, 0xa0), (0x30, 0x50)],
+          str(loops(ins)))
+    n, classes, _ = mix(ins, 0x10, 0xa0)
+    check("the outer loop's mix", n == 10 and classes["tensor"] == 2 and classes["sfu"] == 1 and classes["control"] == 3,
+          f"{n} {dict(classes)}")
+    check("a path through the inner loop 3 times", walk(ins, 0x10, 0xa0, set(), {0x50: 3}) == (16, 6),
+          str(walk(ins, 0x10, 0xa0, set(), {0x50: 3})))
+    check("a taken branch (BRA with a predicate operand) skips its block",
+          walk(ins, 0x10, 0xa0, {0x60}, {0x50: 3}) == (14, 6), str(walk(ins, 0x10, 0xa0, {0x60}, {0x50: 3})))
+    check("an inner loop without --trips runs once", walk(ins, 0x10, 0xa0, set(), {}) == (10, 2),
+          str(walk(ins, 0x10, 0xa0, set(), {})))
+    return 1 if fails else 0
+
+
 def main():
+    if "--self-test" in sys.argv[1:]:
+        sys.exit(self_test())
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--source", default="dev/cuda/attention_check.cu", help="a .cu file to build for sm_90")
     ap.add_argument("--cubin", help="an sm_90 cubin already built (instead of --source)")
