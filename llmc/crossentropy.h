@@ -143,6 +143,42 @@ __device__ static inline unsigned x128_bits(float f, int k) {
 #endif
 }
 
+// The one-pass kernel's work on one vector of X128 logits starting at column i0. FULL: the whole
+// vector lies before V (and, for the gradient, the target is not in it), which is every vector
+// but the last one or two of a row: no test per element, so the loop is the arithmetic alone (the
+// tests and their branches were more than half of each logit's instructions, dev/cuda/sass_loops.py).
+// Otherwise, elements at or past V are left out (their gradient is 0).
+template <bool FULL>
+__device__ static inline float x128_max(int4 raw, int i0, int V, float m) {
+    #pragma unroll
+    for (int k = 0; k < X128; k++) {
+        if (FULL || i0 + k < V) { m = fmaxf(m, x128_get(raw, k)); }
+    }
+    return m;
+}
+// the sum of exp(logit - M), with M2 = M log2 e: exp(x - M) = exp2(x log2 e - M2), one FFMA and one MUFU
+template <bool FULL>
+__device__ static inline float x128_sum_exp(int4 raw, int i0, int V, float M2) {
+    float s = 0.0f;
+    #pragma unroll
+    for (int k = 0; k < X128; k++) {
+        if (FULL || i0 + k < V) { s += exp2_approx(fmaf(x128_get(raw, k), LOG2E_F, -M2)); }
+    }
+    return s;
+}
+// dlogits = (softmax - onehot(target)) * dloss, softmax = exp2(x log2 e - lse2), packed as floatX
+template <bool FULL>
+__device__ static inline int4 x128_dlogits(int4 raw, int i0, int V, int target, float lse2, float dloss) {
+    unsigned wd[4] = {0u, 0u, 0u, 0u};
+    #pragma unroll
+    for (int k = 0; k < X128; k++) {
+        float g = exp2_approx(fmaf(x128_get(raw, k), LOG2E_F, -lse2));
+        if (!FULL) { g = i0 + k >= V ? 0.0f : g - (i0 + k == target ? 1.0f : 0.0f); }
+        wd[k * (int)sizeof(floatX) / 4] |= x128_bits(g * dloss, k);
+    }
+    return make_int4((int)wd[0], (int)wd[1], (int)wd[2], (int)wd[3]);
+}
+
 __global__ static void __launch_bounds__(CLASSIFIER_THREADS)
 fused_classifier_row_kernel(floatX* logits, float* losses, const int* targets, const float* weights, float dloss, int V,
                             int Vp) {
@@ -153,7 +189,7 @@ fused_classifier_row_kernel(floatX* logits, float* losses, const int* targets, c
     const int4* xs = (const int4*)classifier_smem;
     int row = blockIdx.x;
     floatX* x = logits + (size_t)row * Vp;
-    int nvec = Vp / X128;
+    int nvec = Vp / X128, nfull = V / X128;  // vectors [0, nfull) lie wholly before V
     float* shared = (float*)(classifier_smem + (size_t)nvec * 16);
     for (int v = threadIdx.x; v < nvec; v += blockDim.x) { cp_async<16>(classifier_smem + (size_t)v * 16, x + (size_t)v * X128); }
     cp_async_commit();
@@ -161,20 +197,12 @@ fused_classifier_row_kernel(floatX* logits, float* losses, const int* targets, c
     __syncthreads();
     float m = -FLT_MAX;
     for (int v = threadIdx.x; v < nvec; v += blockDim.x) {
-        int4 raw = xs[v];
-        #pragma unroll
-        for (int k = 0; k < X128; k++) {
-            if (v * X128 + k < V) { m = fmaxf(m, x128_get(raw, k)); }
-        }
+        m = v < nfull ? x128_max<true>(xs[v], v * X128, V, m) : x128_max<false>(xs[v], v * X128, V, m);
     }
     float M = block_reduce_max(m, shared);
-    float s = 0.0f;
+    float s = 0.0f, M2 = M * LOG2E_F;
     for (int v = threadIdx.x; v < nvec; v += blockDim.x) {
-        int4 raw = xs[v];
-        #pragma unroll
-        for (int k = 0; k < X128; k++) {
-            if (v * X128 + k < V) { s += exp2f((x128_get(raw, k) - M) * LOG2E_F); }
-        }
+        s += v < nfull ? x128_sum_exp<true>(xs[v], v * X128, V, M2) : x128_sum_exp<false>(xs[v], v * X128, V, M2);
     }
     float S = block_reduce_sum(s, shared);
     float lse = M + logf(S);
@@ -182,17 +210,12 @@ fused_classifier_row_kernel(floatX* logits, float* losses, const int* targets, c
     if (threadIdx.x == 0) { losses[row] = lse - fx2f(((const floatX*)classifier_smem)[target]); }
     if (dloss == 0.0f) { return; }
     if (weights != NULL) { dloss *= weights[row]; }
+    float lse2 = lse * LOG2E_F;
+    int target_vec = target / X128;
     for (int v = threadIdx.x; v < nvec; v += blockDim.x) {
-        int4 raw = xs[v];
-        unsigned wd[4] = {0u, 0u, 0u, 0u};
-        #pragma unroll
-        for (int k = 0; k < X128; k++) {
-            int i = v * X128 + k;
-            float g = 0.0f;
-            if (i < V) { g = (exp2f((x128_get(raw, k) - lse) * LOG2E_F) - (i == target ? 1.0f : 0.0f)) * dloss; }
-            wd[k * (int)sizeof(floatX) / 4] |= x128_bits(g, k);
-        }
-        *reinterpret_cast<int4*>(x + (size_t)v * X128) = make_int4((int)wd[0], (int)wd[1], (int)wd[2], (int)wd[3]);
+        int4 d = v < nfull && v != target_vec ? x128_dlogits<true>(xs[v], v * X128, V, target, lse2, dloss)
+                                              : x128_dlogits<false>(xs[v], v * X128, V, target, lse2, dloss);
+        *reinterpret_cast<int4*>(x + (size_t)v * X128) = d;
     }
 }
 

@@ -16,6 +16,10 @@ static void run_case(int BT, int V, int Vp, int check, int time_it, const Ceilin
     for (int bt = 0; bt < BT; bt++) { for (int i = V; i < Vp; i++) { logits[(size_t)bt * Vp + i] = 0.0f; } }
     int* targets = (int*)malloc(sizeof(int) * BT);
     for (int i = 0; i < BT; i++) { targets[i] = (int)((harness_uniform() * 0.5f + 0.5f) * (V - 1)); }
+    // the ends of the row: the last column (in the vector that straddles V when V is not a multiple
+    // of the 128-bit vector) and the first
+    targets[0] = V - 1;
+    if (BT > 1) { targets[1] = 0; }
     CeCtx c;
     c.BT = BT; c.V = V; c.Vp = Vp; c.dloss = 1.0f / BT;
     c.logits = harness_upload_fx(logits, n);
