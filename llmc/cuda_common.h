@@ -213,6 +213,40 @@ __global__ static void colsum_partial_kernel(float* partial, const floatX* in, i
     }
 }
 
+// The same partial sums, 16 bytes a load, for cols % X128 == 0 and 16-byte aligned rows: a
+// thread sums X128 adjacent columns over every 8th row of the chunk, so a warp's request covers
+// 32 X128 columns (512 bytes, where the kernel above moves 64 in bf16) and each thread keeps X128
+// times the bytes in flight. Measured on an H200, the kernel above took 4.19 ms of d12's step
+// (48 launches) against 2.8 ms to read the gradients once. Block (32, 8): threadIdx.x = a
+// vector of columns, threadIdx.y = row lane; the 8 row lanes' sums meet in shared memory (a
+// thread's X128 sums X128 + 1 floats apart, so a warp's writes of one k fall in 32 banks) and are
+// added in row-lane order (the same order every run).
+#define COLSUM_ROW_LANES 8
+__global__ static void colsum_partial_vec_kernel(float* partial, const floatX* in, int rows, int cols) {
+    __shared__ float tile[COLSUM_ROW_LANES][32 * (X128 + 1)];
+    int c0 = (blockIdx.x * 32 + threadIdx.x) * X128;
+    int r0 = blockIdx.y * COLSUM_ROW_CHUNK;
+    int r1 = min(r0 + COLSUM_ROW_CHUNK, rows);
+    float s[X128];
+    for (int k = 0; k < X128; k++) { s[k] = 0.0f; }
+    if (c0 < cols) {
+        #pragma unroll 4
+        for (int r = r0 + threadIdx.y; r < r1; r += COLSUM_ROW_LANES) {
+            Packed128<floatX> v = load128(in + (size_t)r * cols + c0);
+            for (int k = 0; k < X128; k++) { s[k] += fx2f(v.v[k]); }
+        }
+    }
+    for (int k = 0; k < X128; k++) { tile[threadIdx.y][threadIdx.x * (X128 + 1) + k] = s[k]; }
+    __syncthreads();
+    int i = threadIdx.y * 32 + threadIdx.x;  // one column of the block's 32 X128 per thread
+    int c = blockIdx.x * 32 * X128 + i;
+    if (i < 32 * X128 && c < cols) {
+        float t = 0.0f;
+        for (int y = 0; y < COLSUM_ROW_LANES; y++) { t += tile[y][(i / X128) * (X128 + 1) + i % X128]; }
+        partial[(size_t)blockIdx.y * cols + c] = t;
+    }
+}
+
 __global__ static void colsum_finish_kernel(float* out, const float* partial, int nchunks, int cols) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= cols) { return; }
@@ -224,8 +258,13 @@ __global__ static void colsum_finish_kernel(float* out, const float* partial, in
 static void colsum_accumulate_cuda(float* out, const floatX* in, int rows, int cols, float* scratch,
                                    cudaStream_t stream) {
     int nchunks = CEIL_DIV(rows, COLSUM_ROW_CHUNK);
-    dim3 grid(CEIL_DIV(cols, 32), nchunks);
-    colsum_partial_kernel<<<grid, dim3(32, 32), 0, stream>>>(scratch, in, rows, cols);
+    if (cols % X128 == 0 && aligned16(in)) {
+        dim3 grid(CEIL_DIV(cols, 32 * X128), nchunks);
+        colsum_partial_vec_kernel<<<grid, dim3(32, COLSUM_ROW_LANES), 0, stream>>>(scratch, in, rows, cols);
+    } else {
+        dim3 grid(CEIL_DIV(cols, 32), nchunks);
+        colsum_partial_kernel<<<grid, dim3(32, 32), 0, stream>>>(scratch, in, rows, cols);
+    }
     cudaCheckLaunch();
     colsum_finish_kernel<<<CEIL_DIV(cols, 256), 256, 0, stream>>>(out, scratch, nchunks, cols);
     cudaCheckLaunch();
