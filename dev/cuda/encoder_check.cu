@@ -92,6 +92,7 @@ int main(void) {
     printf("encoder_check (%s) on %s\n", PRECISION_NAME, ceil.name);
     run_case(3, 37, 77, 997, 1, 0, &ceil);
     run_case(2, 13, 200, 61, 1, 0, &ceil);
+    run_case(4, 300, 96, 40, 1, 0, &ceil);  // 1200 tokens of 5 values: buckets of hundreds of rows
     run_case(8, 1024, 768, 50257, 0, 1, &ceil);
     return harness_finish("encoder_check");
 }
