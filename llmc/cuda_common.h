@@ -213,17 +213,31 @@ __global__ static void colsum_partial_kernel(float* partial, const floatX* in, i
     }
 }
 
+// Column totals over row lanes, for the (32, VEC_ROW_LANES) blocks that add X128 adjacent
+// columns a thread over every VEC_ROW_LANES-th row (the bias column sums below, the LayerNorm
+// weight gradients, the wte gradient): each thread's X128 sums meet in tile, X128 + 1 floats
+// apart so that a warp's writes of one k fall in 32 banks, and thread i = 32 threadIdx.y +
+// threadIdx.x < 32 X128 gets the block's column i, the lanes added in order (the same order
+// every run). A barrier inside: every thread of the block calls it.
+#define VEC_ROW_LANES 8
+__device__ static inline float vec_row_lanes_total(float (*tile)[32 * (X128 + 1)], const float* s) {
+    for (int k = 0; k < X128; k++) { tile[threadIdx.y][threadIdx.x * (X128 + 1) + k] = s[k]; }
+    __syncthreads();
+    int i = threadIdx.y * 32 + threadIdx.x;
+    float t = 0.0f;
+    if (i < 32 * X128) {
+        for (int y = 0; y < VEC_ROW_LANES; y++) { t += tile[y][(i / X128) * (X128 + 1) + i % X128]; }
+    }
+    return t;
+}
+
 // The same partial sums, 16 bytes a load, for cols % X128 == 0 and 16-byte aligned rows: a
 // thread sums X128 adjacent columns over every 8th row of the chunk, so a warp's request covers
 // 32 X128 columns (512 bytes, where the kernel above moves 64 in bf16) and each thread keeps X128
 // times the bytes in flight. Measured on an H200, the kernel above took 4.19 ms of d12's step
-// (48 launches) against 2.8 ms to read the gradients once. Block (32, 8): threadIdx.x = a
-// vector of columns, threadIdx.y = row lane; the 8 row lanes' sums meet in shared memory (a
-// thread's X128 sums X128 + 1 floats apart, so a warp's writes of one k fall in 32 banks) and are
-// added in row-lane order (the same order every run).
-#define COLSUM_ROW_LANES 8
+// (48 launches) against 2.8 ms to read the gradients once. Block (32, VEC_ROW_LANES).
 __global__ static void colsum_partial_vec_kernel(float* partial, const floatX* in, int rows, int cols) {
-    __shared__ float tile[COLSUM_ROW_LANES][32 * (X128 + 1)];
+    __shared__ float tile[VEC_ROW_LANES][32 * (X128 + 1)];
     int c0 = (blockIdx.x * 32 + threadIdx.x) * X128;
     int r0 = blockIdx.y * COLSUM_ROW_CHUNK;
     int r1 = min(r0 + COLSUM_ROW_CHUNK, rows);
@@ -231,20 +245,14 @@ __global__ static void colsum_partial_vec_kernel(float* partial, const floatX* i
     for (int k = 0; k < X128; k++) { s[k] = 0.0f; }
     if (c0 < cols) {
         #pragma unroll 4
-        for (int r = r0 + threadIdx.y; r < r1; r += COLSUM_ROW_LANES) {
+        for (int r = r0 + threadIdx.y; r < r1; r += VEC_ROW_LANES) {
             Packed128<floatX> v = load128(in + (size_t)r * cols + c0);
             for (int k = 0; k < X128; k++) { s[k] += fx2f(v.v[k]); }
         }
     }
-    for (int k = 0; k < X128; k++) { tile[threadIdx.y][threadIdx.x * (X128 + 1) + k] = s[k]; }
-    __syncthreads();
-    int i = threadIdx.y * 32 + threadIdx.x;  // one column of the block's 32 X128 per thread
-    int c = blockIdx.x * 32 * X128 + i;
-    if (i < 32 * X128 && c < cols) {
-        float t = 0.0f;
-        for (int y = 0; y < COLSUM_ROW_LANES; y++) { t += tile[y][(i / X128) * (X128 + 1) + i % X128]; }
-        partial[(size_t)blockIdx.y * cols + c] = t;
-    }
+    float t = vec_row_lanes_total(tile, s);
+    int c = blockIdx.x * 32 * X128 + threadIdx.y * 32 + threadIdx.x;
+    if (threadIdx.y * 32 + threadIdx.x < 32 * X128 && c < cols) { partial[(size_t)blockIdx.y * cols + c] = t; }
 }
 
 __global__ static void colsum_finish_kernel(float* out, const float* partial, int nchunks, int cols) {
@@ -260,7 +268,7 @@ static void colsum_accumulate_cuda(float* out, const floatX* in, int rows, int c
     int nchunks = CEIL_DIV(rows, COLSUM_ROW_CHUNK);
     if (cols % X128 == 0 && aligned16(in)) {
         dim3 grid(CEIL_DIV(cols, 32 * X128), nchunks);
-        colsum_partial_vec_kernel<<<grid, dim3(32, COLSUM_ROW_LANES), 0, stream>>>(scratch, in, rows, cols);
+        colsum_partial_vec_kernel<<<grid, dim3(32, VEC_ROW_LANES), 0, stream>>>(scratch, in, rows, cols);
     } else {
         dim3 grid(CEIL_DIV(cols, 32), nchunks);
         colsum_partial_kernel<<<grid, dim3(32, 32), 0, stream>>>(scratch, in, rows, cols);

@@ -146,32 +146,25 @@ __global__ static void encoder_backward_wte_kernel(float* dwte, const floatX* do
 // thread adds X128 columns of every 8th row of its bucket. Above, one thread walked a whole
 // bucket alone, one dependent load after another: a frequent token's bucket (a newline, a
 // comma: thousands of rows in a d12 batch) set the kernel's time, 0.71 ms of the H200's step
-// where reading dout once takes 26 us. The row lanes meet in shared memory (a thread's X128 sums
-// X128 + 1 floats apart) and are added in lane order, the same order every run. Block (32, 8),
-// grid (num_buckets, column groups of 32 X128).
-#define ENCODER_ROW_LANES 8
+// where reading dout once takes 26 us. The lanes are added in a fixed order
+// (vec_row_lanes_total, cuda_common.h). Block (32, VEC_ROW_LANES), grid (num_buckets, column
+// groups of 32 X128).
 __global__ static void encoder_backward_wte_vec_kernel(float* dwte, const floatX* dout, const int* order,
                                                        const int* bucket_start, const int* bucket_token, int C) {
-    __shared__ float tile[ENCODER_ROW_LANES][32 * (X128 + 1)];
+    __shared__ float tile[VEC_ROW_LANES][32 * (X128 + 1)];
     int b = blockIdx.x;
     int c0 = (blockIdx.y * 32 + threadIdx.x) * X128;
     float s[X128];
     for (int k = 0; k < X128; k++) { s[k] = 0.0f; }
     if (c0 < C) {
-        for (int i = bucket_start[b] + threadIdx.y; i < bucket_start[b + 1]; i += ENCODER_ROW_LANES) {
+        for (int i = bucket_start[b] + threadIdx.y; i < bucket_start[b + 1]; i += VEC_ROW_LANES) {
             Packed128<floatX> v = load128(dout + (size_t)order[i] * C + c0);
             for (int k = 0; k < X128; k++) { s[k] += fx2f(v.v[k]); }
         }
     }
-    for (int k = 0; k < X128; k++) { tile[threadIdx.y][threadIdx.x * (X128 + 1) + k] = s[k]; }
-    __syncthreads();
-    int i = threadIdx.y * 32 + threadIdx.x;  // one column of the block's 32 X128 per thread
-    int c = blockIdx.y * 32 * X128 + i;
-    if (i < 32 * X128 && c < C) {
-        float t = 0.0f;
-        for (int y = 0; y < ENCODER_ROW_LANES; y++) { t += tile[y][(i / X128) * (X128 + 1) + i % X128]; }
-        dwte[(size_t)bucket_token[b] * C + c] += t;
-    }
+    float t = vec_row_lanes_total(tile, s);
+    int i = threadIdx.y * 32 + threadIdx.x, c = blockIdx.y * 32 * X128 + i;
+    if (i < 32 * X128 && c < C) { dwte[(size_t)bucket_token[b] * C + c] += t; }
 }
 
 __global__ static void encoder_backward_wpe_kernel(float* dwpe, const floatX* dout, int B, int T, int C) {
@@ -187,7 +180,7 @@ static void encoder_backward_cuda(float* dwte, float* dwpe, const floatX* dout, 
                                   int B, int T, int C, cudaStream_t stream) {
     if (num_buckets > 0 && C % X128 == 0 && aligned16(dout)) {
         dim3 grid(num_buckets, CEIL_DIV(C, 32 * X128));
-        encoder_backward_wte_vec_kernel<<<grid, dim3(32, ENCODER_ROW_LANES), 0, stream>>>(dwte, dout, order, bucket_start,
+        encoder_backward_wte_vec_kernel<<<grid, dim3(32, VEC_ROW_LANES), 0, stream>>>(dwte, dout, order, bucket_start,
                                                                                            bucket_token, C);
         cudaCheckLaunch();
     } else if (num_buckets > 0) {

@@ -275,14 +275,11 @@ __global__ static void layernorm_backward_partial_kernel(float* partial, const f
 // columns of every 8th row of the chunk, so a warp's request covers 512 bytes of dout and of inp
 // where the kernel above moves 64 (bf16) and each thread keeps X128 times the bytes in flight
 // (the same change as colsum_partial_vec_kernel in cuda_common.h; the kernel above took 2.14 ms
-// of the H200's d12 step against 1.28 ms to read the two tensors). Block (32, 8); a thread's X128
-// sums sit X128 + 1 floats apart in shared memory (a warp's writes of one k in 32 banks) and the
-// row lanes are added in order.
-#define LAYERNORM_BWD_ROW_LANES 8
+// of the H200's d12 step against 1.28 ms to read the two tensors). Block (32, VEC_ROW_LANES).
 __global__ static void layernorm_backward_partial_vec_kernel(float* partial, const floatX* dout, const floatX* inp,
                                                              const float* mean, const float* rstd, int N, int C) {
-    __shared__ float sdw[LAYERNORM_BWD_ROW_LANES][32 * (X128 + 1)];
-    __shared__ float sdb[LAYERNORM_BWD_ROW_LANES][32 * (X128 + 1)];
+    __shared__ float sdw[VEC_ROW_LANES][32 * (X128 + 1)];
+    __shared__ float sdb[VEC_ROW_LANES][32 * (X128 + 1)];
     int c0 = (blockIdx.x * 32 + threadIdx.x) * X128;
     int r0 = blockIdx.y * LAYERNORM_BWD_CHUNK;
     int r1 = min(r0 + LAYERNORM_BWD_CHUNK, N);
@@ -290,7 +287,7 @@ __global__ static void layernorm_backward_partial_vec_kernel(float* partial, con
     for (int k = 0; k < X128; k++) { dw[k] = 0.0f; db[k] = 0.0f; }
     if (c0 < C) {
         #pragma unroll 2
-        for (int r = r0 + threadIdx.y; r < r1; r += LAYERNORM_BWD_ROW_LANES) {
+        for (int r = r0 + threadIdx.y; r < r1; r += VEC_ROW_LANES) {
             Packed128<floatX> dy = load128(dout + (size_t)r * C + c0), x = load128(inp + (size_t)r * C + c0);
             float m = mean[r], s = rstd[r];
             for (int k = 0; k < X128; k++) {
@@ -300,17 +297,9 @@ __global__ static void layernorm_backward_partial_vec_kernel(float* partial, con
             }
         }
     }
-    for (int k = 0; k < X128; k++) {
-        sdw[threadIdx.y][threadIdx.x * (X128 + 1) + k] = dw[k];
-        sdb[threadIdx.y][threadIdx.x * (X128 + 1) + k] = db[k];
-    }
-    __syncthreads();
-    int i = threadIdx.y * 32 + threadIdx.x;  // one column of the block's 32 X128 per thread
-    int c = blockIdx.x * 32 * X128 + i;
+    float tw = vec_row_lanes_total(sdw, dw), tb = vec_row_lanes_total(sdb, db);
+    int i = threadIdx.y * 32 + threadIdx.x, c = blockIdx.x * 32 * X128 + i;
     if (i < 32 * X128 && c < C) {
-        float tw = 0.0f, tb = 0.0f;
-        int at = (i / X128) * (X128 + 1) + i % X128;
-        for (int y = 0; y < LAYERNORM_BWD_ROW_LANES; y++) { tw += sdw[y][at]; tb += sdb[y][at]; }
         size_t nchunks = gridDim.y;
         partial[(size_t)blockIdx.y * C + c] = tw;
         partial[nchunks * C + (size_t)blockIdx.y * C + c] = tb;
@@ -340,7 +329,7 @@ static void layernorm_backward_cuda(floatX* dinp, float* dweight, float* dbias, 
     if (dweight == NULL && dbias == NULL) { return; }
     int nchunks = CEIL_DIV(N, LAYERNORM_BWD_CHUNK);
     if (layernorm_vec_ok(C, dout, inp, NULL, NULL, NULL)) {
-        layernorm_backward_partial_vec_kernel<<<dim3(CEIL_DIV(C, 32 * X128), nchunks), dim3(32, LAYERNORM_BWD_ROW_LANES), 0,
+        layernorm_backward_partial_vec_kernel<<<dim3(CEIL_DIV(C, 32 * X128), nchunks), dim3(32, VEC_ROW_LANES), 0,
                                                 stream>>>(scratch, dout, inp, mean, rstd, N, C);
     } else {
         layernorm_backward_partial_kernel<<<dim3(CEIL_DIV(C, 32), nchunks), dim3(32, 32), 0, stream>>>(
