@@ -214,7 +214,7 @@ __global__ static void attention_backward_dsum_kernel(float* Dsum, const floatX*
             for (int d = lane; d < hs; d += 32) { s += fx2f(dout[base + d]) * fx2f(out[base + d]); }
         }
     }
-    for (int offset = width / 2; offset > 0; offset >>= 1) { s += __shfl_xor_sync(0xffffffffu, s, offset); }
+    s = warp_reduce_sum(s, width);
     if (t < T && (lane & (width - 1)) == 0) { Dsum[((size_t)b * NH + h) * T + t] = s; }
 }
 

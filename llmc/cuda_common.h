@@ -148,8 +148,9 @@ static inline int aligned16(const void* p) { return ((uintptr_t)p & 15) == 0; }
 // ----------------------------------------------------------------------------
 // Reductions (fixed order, see the top of the file)
 
-__device__ static inline float warp_reduce_sum(float v) {
-    for (int offset = 16; offset > 0; offset >>= 1) { v += __shfl_xor_sync(0xffffffffu, v, offset); }
+// width < 32 (a power of 2): the sum within each aligned group of width lanes
+__device__ static inline float warp_reduce_sum(float v, int width = 32) {
+    for (int offset = width / 2; offset > 0; offset >>= 1) { v += __shfl_xor_sync(0xffffffffu, v, offset); }
     return v;
 }
 
@@ -251,8 +252,8 @@ __global__ static void colsum_partial_vec_kernel(float* partial, const floatX* i
         }
     }
     float t = vec_row_lanes_total(tile, s);
-    int c = blockIdx.x * 32 * X128 + threadIdx.y * 32 + threadIdx.x;
-    if (threadIdx.y * 32 + threadIdx.x < 32 * X128 && c < cols) { partial[(size_t)blockIdx.y * cols + c] = t; }
+    int i = threadIdx.y * 32 + threadIdx.x, c = blockIdx.x * 32 * X128 + i;
+    if (i < 32 * X128 && c < cols) { partial[(size_t)blockIdx.y * cols + c] = t; }
 }
 
 __global__ static void colsum_finish_kernel(float* out, const float* partial, int nchunks, int cols) {

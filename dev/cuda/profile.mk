@@ -3,8 +3,8 @@
 #   make cuda-profile     the emulated memory profile of one step (dev/cuda/profile.sh, about 40
 #                         minutes on 2 cores), the static kernel report and the predicted step
 #                         time of GPT-2 124M on an H100 and an H200, into build/profile/
-# Tests (make test): the report's, the SASS walk's and the prediction's rules on known cases; with nvcc, the
-# static report on the real sm_90 build. The profiler itself is checked by test_profile in
+# Tests (make test): the report's, the SASS walk's and the prediction's rules on known cases;
+# with nvcc, the static report on the real sm_90 build. The profiler itself is checked by test_profile in
 # dev/cuda/emu/run_emu_tests.sh.
 cuda-profile:
 	bash dev/cuda/profile.sh
@@ -13,7 +13,7 @@ cuda-profile:
 	python3 dev/cuda/predict_step.py --profiles build/profile --out build/profile/PREDICTION.md
 
 TESTS += "python3 dev/cuda/sass_loops.py --self-test" "python3 dev/cuda/kernel_report.py --self-test" "python3 dev/cuda/predict_step.py --self-test" "python3 dev/cuda/compare_profiles.py --self-test" "python3 dev/cuda/ncu_step.py --self-test"
-QUICK_TESTS += "python3 dev/cuda/sass_loops.py --self-test" "python3 dev/cuda/kernel_report.py --self-test" "python3 dev/cuda/predict_step.py --self-test" "python3 dev/cuda/compare_profiles.py --self-test" "python3 dev/cuda/ncu_step.py --self-test" "python3 dev/cuda/ncu_step.py --self-test"
+QUICK_TESTS += "python3 dev/cuda/sass_loops.py --self-test" "python3 dev/cuda/kernel_report.py --self-test" "python3 dev/cuda/predict_step.py --self-test" "python3 dev/cuda/compare_profiles.py --self-test" "python3 dev/cuda/ncu_step.py --self-test"
 ifneq ($(wildcard $(NVCC)),)
 TESTS += dev/cuda/test_kernel_report.sh
 endif
